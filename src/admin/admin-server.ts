@@ -1,0 +1,87 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Registry } from 'prom-client';
+import { logger } from '../log';
+
+/** A read-only admin route: returns JSON-able data, or a string for text/plain. */
+export type AdminRoute = (query: URLSearchParams) => unknown | Promise<unknown>;
+
+export interface AdminServerOptions {
+  registry: Registry;
+  routes: Record<string, AdminRoute>;
+  /** TCP port on the node (15020), or undefined for none. */
+  port?: number;
+  host?: string;
+  /** A unix socket path, for `nodemesh status` and tests that are not in the node's
+   * network namespace. */
+  socketPath?: string;
+}
+
+/**
+ * The agent's admin API: /metrics (Prometheus text) plus JSON debug routes. Served on the
+ * node's 15020 and on a unix socket beside the agent's run state.
+ */
+export class AdminServer {
+  private readonly servers: Server[] = [];
+  private readonly log = logger('admin');
+
+  constructor(private readonly options: AdminServerOptions) {}
+
+  async start(): Promise<void> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    if (this.options.port !== undefined) {
+      const server = createServer(handler);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => resolve());
+      });
+      this.servers.push(server);
+    }
+    if (this.options.socketPath) {
+      mkdirSync(dirname(this.options.socketPath), { recursive: true });
+      rmSync(this.options.socketPath, { force: true });
+      const server = createServer(handler);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.options.socketPath, () => resolve());
+      });
+      this.servers.push(server);
+    }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    try {
+      if (url.pathname === '/metrics') {
+        const body = await this.options.registry.metrics();
+        res.writeHead(200, { 'content-type': this.options.registry.contentType });
+        res.end(body);
+        return;
+      }
+      const route = this.options.routes[url.pathname];
+      if (!route) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: `no admin route ${url.pathname}`, routes: ['/metrics', ...Object.keys(this.options.routes)] }));
+        return;
+      }
+      const data = await route(url.searchParams);
+      if (typeof data === 'string') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(data);
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(data, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+      }
+    } catch (err) {
+      this.log.error({ err, path: url.pathname }, 'admin route failed');
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: String(err) }));
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    if (this.options.socketPath) rmSync(this.options.socketPath, { force: true });
+  }
+}

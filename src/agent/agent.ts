@@ -1,0 +1,301 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CaptureBackend, CaptureTarget } from '../capture/backend';
+import { AdminServer } from '../admin/admin-server';
+import { HealthServer } from '../admin/health-server';
+import { DirectorySource, type SourceResult } from '../config/directory-source';
+import { MeshSnapshot } from '../config/snapshot';
+import { NodemeshError, describeError, hasCode } from '../errors';
+import { logger } from '../log';
+import { podKey, type PodInfo } from '../mesh/model';
+import { NodeProxy } from '../proxy/node-proxy';
+import { probeCapture } from './capture-probe';
+import type { PodLocator } from './pod-locator';
+import type { PodSandbox, PodSandboxFactory } from './pod-sandbox';
+
+export interface AgentOptions {
+  /** The node this agent serves: only pods with this spec.nodeName are enrolled. */
+  nodeName: string;
+  /** The YAML directory (or file) source. */
+  sourcePath: string;
+  /** TCP port for the admin API (15020); undefined: none. */
+  adminPort?: number;
+  /** Unix socket for the admin API (used by `nodemesh status` and tests). */
+  adminSocket?: string;
+  /** Health port (15021); undefined: none. */
+  healthPort?: number;
+  /** namespace/name of the agent's own pod, never captured. */
+  agentPodKey?: string;
+  /** Grace period for open connections on shutdown. */
+  drainMs?: number;
+}
+
+export interface AgentDeps {
+  backend: CaptureBackend;
+  locator: PodLocator;
+  openSandbox: PodSandboxFactory;
+}
+
+export type PodStatus = 'enrolled' | 'failed';
+
+export interface PodRecord {
+  key: string;
+  status: PodStatus;
+  /** Why it failed, with what to check. */
+  reason?: string;
+  code?: string;
+  netnsPath?: string;
+  netnsCookie?: string;
+  ips: string[];
+  since: string;
+}
+
+interface Enrolled {
+  pod: PodInfo;
+  sandbox: PodSandbox;
+  target: CaptureTarget;
+}
+
+/**
+ * The node agent: keeps the set of captured pods equal to the set that the configuration
+ * says should be (ambient mode, on this node), one pod at a time and without letting one
+ * pod's failure touch another. A pod that cannot be captured safely keeps working
+ * uncaptured and is reported as failed with the reason.
+ */
+export class Agent {
+  readonly registry = new Registry();
+  readonly proxy: NodeProxy;
+  private snapshot = MeshSnapshot.empty();
+  private version = 0;
+  private readonly enrolled = new Map<string, Enrolled>();
+  private readonly failed = new Map<string, PodRecord>();
+  private readonly log = logger('agent');
+  private source: DirectorySource | undefined;
+  private admin: AdminServer | undefined;
+  private health: HealthServer | undefined;
+  private reconciling: Promise<void> = Promise.resolve();
+  private synced = false;
+  private lastRejected: SourceResult['rejected'] = [];
+  private readonly podGauge: Gauge<'status'>;
+  private readonly enrollments: Counter<'result'>;
+
+  constructor(
+    private readonly options: AgentOptions,
+    private readonly deps: AgentDeps,
+  ) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'nodemesh_agent_' });
+    this.proxy = new NodeProxy(this.registry, deps.backend.settings, () => this.snapshot);
+    this.podGauge = new Gauge({
+      name: 'nodemesh_pods',
+      help: 'Pods on this node that should be captured, by status (enrolled, failed).',
+      labelNames: ['status'],
+      registers: [this.registry],
+      collect: () => {
+        this.podGauge.set({ status: 'enrolled' }, this.enrolled.size);
+        this.podGauge.set({ status: 'failed' }, this.failed.size);
+      },
+    });
+    this.enrollments = new Counter({
+      name: 'nodemesh_enrollments_total',
+      help: 'Pod enrolment attempts by result (ok, failed).',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    const backend = deps.backend;
+    const seen = new Map<string, number>();
+    const captureEvents: Counter<'event' | 'backend'> = new Counter({
+      name: 'nodemesh_capture_events_total',
+      help: 'Events counted by the capture back-end (eBPF program counters).',
+      labelNames: ['event', 'backend'],
+      registers: [this.registry],
+      collect: () => {
+        for (const [event, value] of Object.entries(backend.counters())) {
+          const delta = value - (seen.get(event) ?? 0);
+          if (delta > 0) captureEvents.inc({ event, backend: backend.kind }, delta);
+          seen.set(event, value);
+        }
+      },
+    });
+  }
+
+  /** Installs (or adopts) capture, loads the configuration, enrolls pods, serves admin. */
+  async start(): Promise<void> {
+    const { options, deps } = this;
+    this.health = new HealthServer(() => this.readiness());
+    if (options.healthPort !== undefined) await this.health.start(options.healthPort);
+    await deps.backend.install();
+    this.log.info({ backend: deps.backend.kind, node: options.nodeName }, 'capture back-end installed');
+    this.admin = new AdminServer({
+      registry: this.registry,
+      ...(options.adminPort !== undefined ? { port: options.adminPort } : {}),
+      ...(options.adminSocket ? { socketPath: options.adminSocket } : {}),
+      routes: {
+        '/debug/pods': () => this.podRecords(),
+        '/debug/connections': (q) => this.proxy.log.list({ pod: q.get('pod') ?? undefined, direction: q.get('direction') ?? undefined }),
+        '/debug/capture': async () => ({
+          backend: this.deps.backend.kind,
+          settings: this.deps.backend.settings,
+          counters: this.deps.backend.counters(),
+          namespaces: await this.deps.backend.enrolled(),
+        }),
+        '/debug/config': () => ({ version: this.snapshot.version, pods: this.snapshot.pods.size, services: this.snapshot.services.size, rejected: this.lastRejected }),
+      },
+    });
+    await this.admin.start();
+
+    this.source = new DirectorySource(options.sourcePath);
+    const first = await this.source.load();
+    await this.apply(first);
+    await this.releaseStale();
+    this.synced = true;
+    this.source.watch((result) => void this.apply(result));
+  }
+
+  private readiness(): { ready: boolean; reason: string } {
+    if (!this.synced) return { ready: false, reason: 'configuration not synced yet' };
+    return { ready: true, reason: `ready: ${this.enrolled.size} pods captured, ${this.failed.size} failed` };
+  }
+
+  /** A new configuration: swap the snapshot, then reconcile pods (serialised). */
+  apply(result: SourceResult): Promise<void> {
+    this.version += 1;
+    this.snapshot = MeshSnapshot.from(result, this.version);
+    this.lastRejected = result.rejected;
+    for (const r of result.rejected) this.log.warn({ rejected: r }, 'configuration object rejected');
+    const snapshot = this.snapshot;
+    this.reconciling = this.reconciling.then(() => this.reconcile(snapshot)).catch((err) => {
+      this.log.error({ err: describeError(err) }, 'reconcile failed');
+    });
+    return this.reconciling;
+  }
+
+  /** Waits until every queued reconcile has run. */
+  settled(): Promise<void> {
+    return this.reconciling;
+  }
+
+  private desired(snapshot: MeshSnapshot): Map<string, PodInfo> {
+    const out = new Map<string, PodInfo>();
+    for (const pod of snapshot.pods.values()) {
+      if (pod.nodeName !== this.options.nodeName) continue;
+      const mode = snapshot.effectiveMode(pod, this.options.agentPodKey ? { agentPodKey: this.options.agentPodKey } : {});
+      if (mode === 'ambient') out.set(podKey(pod), pod);
+    }
+    return out;
+  }
+
+  private async reconcile(snapshot: MeshSnapshot): Promise<void> {
+    const desired = this.desired(snapshot);
+    for (const key of [...this.enrolled.keys()]) {
+      const want = desired.get(key);
+      const have = this.enrolled.get(key)!;
+      if (!want || want.uid !== have.pod.uid || want.ips.join() !== have.pod.ips.join()) await this.release(key);
+    }
+    for (const key of [...this.failed.keys()]) if (!desired.has(key)) this.failed.delete(key);
+    for (const [key, pod] of desired) {
+      if (this.enrolled.has(key)) continue;
+      const previous = this.failed.get(key);
+      // A pod that failed is tried again only when its object changed.
+      if (previous && previous.since === this.podFingerprint(pod)) continue;
+      await this.enroll(pod);
+    }
+  }
+
+  private podFingerprint(pod: PodInfo): string {
+    return `${pod.uid}|${pod.ips.join(',')}`;
+  }
+
+  private async enroll(pod: PodInfo): Promise<void> {
+    const key = podKey(pod);
+    const { backend, locator, openSandbox } = this.deps;
+    let sandbox: PodSandbox | undefined;
+    let target: CaptureTarget | undefined;
+    let listening = false;
+    try {
+      const { netnsPath } = await locator.locate(pod);
+      sandbox = await openSandbox(netnsPath).catch((err: unknown) => {
+        if (hasCode(err, 'ENOENT')) {
+          throw new NodemeshError('ERR_NM_POD_NETNS_GONE', `the network namespace of pod ${key} (${netnsPath}) does not exist`, {
+            hint: 'the pod was probably deleted or restarted while it was being enrolled; it is skipped',
+            cause: err,
+          });
+        }
+        throw err;
+      });
+      target = { key, netnsPath, netnsCookie: sandbox.netnsCookie, ips: pod.ips };
+      const fds = await this.proxy.addPod({ namespace: pod.namespace, name: pod.name, ips: pod.ips }, sandbox);
+      listening = true;
+      await backend.enroll(target, fds);
+      await probeCapture(sandbox, pod.ips, backend.settings.probePort);
+      this.enrolled.set(key, { pod, sandbox, target });
+      this.failed.delete(key);
+      this.enrollments.inc({ result: 'ok' });
+      this.log.info({ pod: key, netns: netnsPath, backend: backend.kind }, 'pod captured');
+    } catch (err) {
+      // Undo whatever was done, so the pod keeps working exactly as before, uncaptured.
+      if (target) await backend.release(target).catch((e: unknown) => this.log.warn({ pod: key, err: describeError(e) }, 'rollback of capture failed'));
+      if (listening) await this.proxy.removePod(key, true);
+      sandbox?.close();
+      const code = (err as { code?: string }).code;
+      this.failed.set(key, {
+        key,
+        status: 'failed',
+        reason: describeError(err),
+        ...(code ? { code } : {}),
+        ips: pod.ips,
+        since: this.podFingerprint(pod),
+      });
+      this.enrollments.inc({ result: 'failed' });
+      this.log.warn({ pod: key, code, err: describeError(err) }, 'pod left uncaptured');
+    }
+  }
+
+  private async release(key: string): Promise<void> {
+    const entry = this.enrolled.get(key);
+    if (!entry) return;
+    this.enrolled.delete(key);
+    try {
+      await this.deps.backend.release(entry.target);
+    } catch (err) {
+      this.log.warn({ pod: key, err: describeError(err) }, 'releasing capture failed');
+    }
+    await this.proxy.removePod(key);
+    entry.sandbox.close();
+    this.log.info({ pod: key }, 'pod released');
+  }
+
+  /** After a restart: namespaces the pinned state captures but no current pod owns. */
+  private async releaseStale(): Promise<void> {
+    const live = new Set([...this.enrolled.values()].map((e) => e.target.netnsCookie));
+    for (const ns of await this.deps.backend.enrolled()) {
+      if (live.has(ns.netnsCookie)) continue;
+      this.log.info({ netnsCookie: ns.netnsCookie.toString() }, 'releasing a namespace no current pod owns');
+      await this.deps.backend.release({ key: `(stale netns ${ns.netnsCookie})`, netnsPath: '', netnsCookie: ns.netnsCookie, ips: [] });
+    }
+  }
+
+  podRecords(): PodRecord[] {
+    const out: PodRecord[] = [];
+    for (const [key, e] of this.enrolled) {
+      out.push({ key, status: 'enrolled', netnsPath: e.target.netnsPath, netnsCookie: e.target.netnsCookie.toString(), ips: e.pod.ips, since: this.podFingerprint(e.pod) });
+    }
+    out.push(...this.failed.values());
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  /**
+   * Stops serving. Capture stays installed for the next agent (which adopts it) unless
+   * `releaseAll`, which releases every pod first (uninstall, `sim down`).
+   */
+  async stop(releaseAll = false): Promise<void> {
+    this.source?.close();
+    await this.reconciling;
+    if (releaseAll) for (const key of [...this.enrolled.keys()]) await this.release(key);
+    await this.proxy.close(this.options.drainMs ?? 0);
+    for (const e of this.enrolled.values()) e.sandbox.close();
+    this.enrolled.clear();
+    await this.admin?.close();
+    await this.health?.close();
+    if (releaseAll) await this.deps.backend.uninstall();
+    else this.deps.backend.close();
+  }
+}

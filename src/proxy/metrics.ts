@@ -1,0 +1,36 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** The proxy's own health and traffic counters (nodemesh_*), next to the code they count. */
+export class ProxyMetrics {
+  readonly connections: Counter<'direction' | 'namespace' | 'pod' | 'result'>;
+  readonly bytes: Counter<'direction' | 'namespace' | 'pod' | 'flow'>;
+  readonly active: Gauge<'direction'>;
+  readonly listeners: Gauge<'kind'>;
+
+  constructor(registry: Registry) {
+    this.connections = new Counter({
+      name: 'nodemesh_proxy_connections_total',
+      help: 'Connections the node proxy handled, by direction (outbound, inbound, probe), pod and result (ok, error).',
+      labelNames: ['direction', 'namespace', 'pod', 'result'],
+      registers: [registry],
+    });
+    this.bytes = new Counter({
+      name: 'nodemesh_proxy_bytes_total',
+      help: 'Bytes the node proxy relayed; flow=sent is from the pod, flow=received is to the pod.',
+      labelNames: ['direction', 'namespace', 'pod', 'flow'],
+      registers: [registry],
+    });
+    this.active = new Gauge({
+      name: 'nodemesh_proxy_active_connections',
+      help: 'Connections open through the node proxy now.',
+      labelNames: ['direction'],
+      registers: [registry],
+    });
+    this.listeners = new Gauge({
+      name: 'nodemesh_proxy_listeners',
+      help: 'Listening sockets the proxy holds inside pod namespaces.',
+      labelNames: ['kind'],
+      registers: [registry],
+    });
+  }
+}
