@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { NodemeshError } from '../errors';
 
 /**
- * Every name and address the simulator uses, in one place (see ARCHITECTURE notes in
+ * Every name and address the simulator uses, in one place (the table in
  * src/sim/README.md). Network namespace names may be long; interface names may not
  * (IFNAMSIZ: 15 characters), so interfaces are named by node index or by a hash.
  */
@@ -128,4 +128,10 @@ export function nodeAddresses(index: number): NodeAddresses {
     gateway: `10.244.${index}.1`,
     gatewayV6: `fd00:244:${hex}::1`,
   };
+}
+
+/** Node N's bridge MAC: locally administered, fixed (02:6e:6d:00:HH:LL). */
+export function bridgeMac(index: number): string {
+  const hex = (n: number): string => n.toString(16).padStart(2, '0');
+  return `02:6e:6d:00:${hex(index >> 8)}:${hex(index & 0xff)}`;
 }
