@@ -27,6 +27,8 @@ export interface AgentOptions {
   agentPodKey?: string;
   /** Grace period for open connections on shutdown. */
   drainMs?: number;
+  /** Why this capture back-end was chosen (from `nodemesh doctor`'s probes). */
+  captureReason?: string;
 }
 
 export interface AgentDeps {
@@ -133,6 +135,7 @@ export class Agent {
         '/debug/connections': (q) => this.proxy.log.list({ pod: q.get('pod') ?? undefined, direction: q.get('direction') ?? undefined }),
         '/debug/capture': async () => ({
           backend: this.deps.backend.kind,
+          reason: this.options.captureReason ?? '',
           settings: this.deps.backend.settings,
           counters: this.deps.backend.counters(),
           namespaces: await this.deps.backend.enrolled(),

@@ -1,9 +1,10 @@
+import { isIPv6 } from 'node:net';
 import type { Endpoint, PodInfo, ServiceInfo, ServicePort } from '../mesh/model';
 
 /** The parts of a mesh snapshot that destination resolution reads. */
 export interface DestinationView {
   serviceByClusterIP(ip: string, port: number): { service: ServiceInfo; port: ServicePort | undefined } | undefined;
-  endpointsFor(service: ServiceInfo, port: ServicePort): Endpoint[];
+  endpointsFor(service: ServiceInfo, port: ServicePort, options?: { family?: 4 | 6 }): Endpoint[];
   podByIP(ip: string): PodInfo | undefined;
 }
 
@@ -25,7 +26,9 @@ export class DestinationResolver {
     const svc = view.serviceByClusterIP(address, port);
     if (svc?.port) {
       const key = `${svc.service.namespace}/${svc.service.name}:${svc.port.port}`;
-      const ready = view.endpointsFor(svc.service, svc.port).filter((e) => e.ready && !e.terminating);
+      // A Service reached over one family is served by endpoints of that family.
+      const family = isIPv6(address) ? 6 : 4;
+      const ready = view.endpointsFor(svc.service, svc.port, { family }).filter((e) => e.ready && !e.terminating);
       if (ready.length === 0) return { kind: 'no-endpoints', service: key };
       const cursor = this.cursors.get(key) ?? 0;
       this.cursors.set(key, (cursor + 1) % ready.length);

@@ -1,4 +1,4 @@
-import type { Server, Socket } from 'node:net';
+import { isIPv6, type Server, type Socket } from 'node:net';
 import type { CaptureSettings } from '../capture/settings';
 import { INBOUND_PASSTHROUGH_SOURCE } from '../capture/settings';
 import type { PodListenerFds } from '../capture/backend';
@@ -121,7 +121,8 @@ export class PodProxy {
       this.fail(client, 'outbound', fmt(source), fmt(original), `${describeResolution(resolution)}: check the Service's selector and that its pods are ready`);
       return;
     }
-    this.forward(client, 'outbound', fmt(source), original, { family: original.family, address: resolution.address, port: resolution.port }, describeResolution(resolution));
+    const family = isIPv6(resolution.address) ? 6 : 4;
+    this.forward(client, 'outbound', fmt(source), original, { family, address: resolution.address, port: resolution.port }, describeResolution(resolution));
   }
 
   private onInbound(client: Socket): void {

@@ -361,24 +361,49 @@ export class EbpfCapture implements CaptureBackend {
   }
 
   async uninstall(): Promise<void> {
-    if (existsSync(this.linksDir)) for (const name of readdirSync(this.linksDir)) this.detachPinnedLink(join(this.linksDir, name));
-    const msgPin = join(this.progsDir, SK_MSG_PROGRAM.program);
-    const pairsPin = join(this.mapsDir, 'nm_sock_pairs_v1');
-    if (existsSync(msgPin) && existsSync(pairsPin)) {
-      const prog = this.bpf.objGet(msgPin);
-      const map = this.bpf.objGet(pairsPin);
-      try {
-        this.bpf.progDetach(prog, map, 'sk_msg_verdict');
-      } catch (err) {
-        this.log.debug({ err: describeError(err) }, 'sk_msg was not attached');
-      } finally {
-        this.bpf.close(prog);
-        this.bpf.close(map);
-      }
-    }
     this.close();
-    rmSync(this.options.pinDir, { recursive: true, force: true });
+    removePinnedCapture(this.bpf, this.options.pinDir);
     rmSync(this.recordPath, { force: true });
     this.log.info({ pinDir: this.options.pinDir }, 'eBPF capture removed from the node');
   }
+}
+
+/**
+ * Detaches every pinned link and the sk_msg program of one agent instance and removes its
+ * pin directory. Needs no running agent: `sim down` and uninstall use it.
+ */
+export function removePinnedCapture(bpf: NativeBinding, pinDir: string): void {
+  const linksDir = join(pinDir, 'links');
+  if (existsSync(linksDir)) {
+    for (const name of readdirSync(linksDir)) {
+      const pin = join(linksDir, name);
+      try {
+        const fd = bpf.objGet(pin);
+        try {
+          bpf.linkDetach(fd);
+        } catch {
+          // Already detached (its cgroup or namespace is gone).
+        } finally {
+          bpf.close(fd);
+        }
+      } finally {
+        rmSync(pin, { force: true });
+      }
+    }
+  }
+  const msgPin = join(pinDir, 'progs', SK_MSG_PROGRAM.program);
+  const pairsPin = join(pinDir, 'maps', 'nm_sock_pairs_v1');
+  if (existsSync(msgPin) && existsSync(pairsPin)) {
+    const prog = bpf.objGet(msgPin);
+    const map = bpf.objGet(pairsPin);
+    try {
+      bpf.progDetach(prog, map, 'sk_msg_verdict');
+    } catch {
+      // Not attached.
+    } finally {
+      bpf.close(prog);
+      bpf.close(map);
+    }
+  }
+  rmSync(pinDir, { recursive: true, force: true });
 }

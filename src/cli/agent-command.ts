@@ -1,0 +1,128 @@
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { buildAgent, runDirFor, writePidFile, type AgentConfig } from '../agent/build-agent';
+import { SimPodLocator } from '../agent/sim-pod-locator';
+import { findCgroup2Mount } from '../capture/doctor';
+import { DEFAULT_CAPTURE_SETTINGS } from '../capture/settings';
+import { loadNative } from '../datapath/native';
+import { NodemeshError } from '../errors';
+import { logger } from '../log';
+import { loadSimState } from '../sim/state';
+import { parseFlags, parseList, parsePort, parsePorts } from './args';
+
+const HELP = `usage: nodemesh agent --source DIR --node NAME [flags]
+       nodemesh agent --sim SIM --node NAME --source DIR [flags]
+
+Runs the node agent: captures the traffic of this node's ambient pods into the node proxy.
+  --source DIR             Kubernetes YAML (directory or file), watched for changes
+  --node NAME              the node this agent serves (pods with this spec.nodeName)
+  --sim SIM                run against a node of the local simulator: the agent joins the
+                           node's agent cgroup and finds pods from the simulator's state
+  --capture MODE           auto (default), ebpf or iptables
+  --sk-msg                 eBPF: move app<->proxy bytes with sk_msg (measured, not assumed)
+  --no-inbound             do not capture inbound plaintext (15006)
+  --exclude-outbound-ports LIST, --exclude-inbound-ports LIST, --exclude-cidrs LIST
+  --cgroup PATH            cgroup v2 directory the eBPF programs attach to
+  --bpffs PATH             BPF filesystem root (default /sys/fs/bpf)
+  --instance NAME          names the pinned state (default: node name, or sim-SIM-NODE)
+  --admin-port N           admin API port (default 15020; none in --sim mode)
+  --health-port N          health port (default 15021; none in --sim mode)
+  --admin-socket PATH      admin API on a unix socket (default /run/nodemesh/INSTANCE/admin.sock)
+  --drain-ms N             grace for open connections on SIGTERM (default 5000)`;
+
+export async function agentCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags('agent', argv, {
+    source: { type: 'string' },
+    node: { type: 'string' },
+    sim: { type: 'string' },
+    capture: { type: 'string', default: 'auto' },
+    'sk-msg': { type: 'boolean', default: false },
+    'no-inbound': { type: 'boolean', default: false },
+    'exclude-outbound-ports': { type: 'string' },
+    'exclude-inbound-ports': { type: 'string' },
+    'exclude-cidrs': { type: 'string' },
+    cgroup: { type: 'string' },
+    bpffs: { type: 'string', default: '/sys/fs/bpf' },
+    instance: { type: 'string' },
+    'admin-port': { type: 'string' },
+    'health-port': { type: 'string' },
+    'admin-socket': { type: 'string' },
+    'drain-ms': { type: 'string', default: '5000' },
+    help: { type: 'boolean', default: false },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (!values.source || !values.node) throw new NodemeshError('ERR_NM_USAGE', 'nodemesh agent needs --source and --node', { hint: 'run `nodemesh agent --help`' });
+  const capture = values.capture;
+  if (capture !== 'auto' && capture !== 'ebpf' && capture !== 'iptables') {
+    throw new NodemeshError('ERR_NM_USAGE', `--capture must be auto, ebpf or iptables, not '${capture}'`);
+  }
+  const log = logger('agent', { node: values.node });
+  let cgroupPath = values.cgroup;
+  let instance = values.instance ?? values.node;
+  let locator;
+  if (values.sim) {
+    const state = loadSimState(values.sim);
+    const node = state.nodes.find((n) => n.name === values.node);
+    if (!node) {
+      throw new NodemeshError('ERR_NM_USAGE', `simulation '${values.sim}' has no node '${values.node}'`, { hint: `its nodes: ${state.nodes.map((n) => n.name).join(', ')}` });
+    }
+    // Join the node's agent cgroup before any socket exists: the getsockopt and sockops
+    // programs see the proxy's sockets by the cgroup they were created in.
+    writeFileSync(join(node.agentCgroup, 'cgroup.procs'), `${process.pid}\n`);
+    cgroupPath ??= node.cgroup;
+    instance = values.instance ?? `sim-${values.sim}-${values.node}`;
+    locator = new SimPodLocator(values.sim);
+  } else {
+    throw new NodemeshError('ERR_NM_USAGE', 'outside the simulator the agent needs a pod locator for the container runtime, which is not built yet', {
+      hint: 'use --sim SIM to run against the local node simulator',
+    });
+  }
+  const config: AgentConfig = {
+    nodeName: values.node,
+    sourcePath: resolve(values.source),
+    capture,
+    settings: {
+      ...DEFAULT_CAPTURE_SETTINGS,
+      skMsg: values['sk-msg']!,
+      captureInbound: !values['no-inbound'],
+      excludeOutboundPorts: parsePorts('--exclude-outbound-ports', values['exclude-outbound-ports']),
+      excludeInboundPorts: parsePorts('--exclude-inbound-ports', values['exclude-inbound-ports']),
+      excludeOutboundCIDRs: parseList(values['exclude-cidrs']),
+    },
+    instance,
+    bpffsRoot: values.bpffs!,
+    cgroupPath: cgroupPath ?? findCgroup2Mount() ?? '/sys/fs/cgroup',
+    objectDir: resolve(__dirname, '..', '..', 'bpf'),
+    locator,
+    adminSocket: values['admin-socket'] ?? join(runDirFor(instance), 'admin.sock'),
+    drainMs: Number(values['drain-ms']),
+  };
+  const adminPort = parsePort('--admin-port', values['admin-port']) ?? (values.sim ? undefined : 15020);
+  const healthPort = parsePort('--health-port', values['health-port']) ?? (values.sim ? undefined : 15021);
+  if (adminPort !== undefined) config.adminPort = adminPort;
+  if (healthPort !== undefined) config.healthPort = healthPort;
+
+  const { agent, report } = await buildAgent(loadNative(), config);
+  const removePid = writePidFile(instance);
+  await agent.start();
+  log.info({ backend: report.choice, reason: report.reason, adminSocket: config.adminSocket, pods: agent.podRecords().length }, 'agent ready');
+
+  return new Promise<number>((done) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping: capture stays installed for the next agent');
+      const started = Date.now();
+      agent.stop(false).then(
+        () => { removePid(); log.info({ ms: Date.now() - started }, 'stopped'); done(0); },
+        (err: unknown) => { log.error({ err: String(err) }, 'stop failed'); removePid(); done(1); },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

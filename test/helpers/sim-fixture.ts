@@ -1,0 +1,201 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { adminGet } from '../../src/admin/admin-client';
+import type { PodRecord } from '../../src/agent/agent';
+import { runDirFor } from '../../src/agent/build-agent';
+import { removeSimAgentState } from '../../src/cli/sim-command';
+import type { ConnectionRecord } from '../../src/proxy/connection-log';
+import { execInPod, simDown, simUp, type SimState } from '../../src/sim';
+
+/** The repository root (tests run from dist/test/…). */
+export const ROOT = resolve(__dirname, '..', '..', '..');
+export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+export const ECHO_APP = join(ROOT, 'dist', 'test', 'apps', 'tcp-echo.js');
+export const EXAMPLE_TOPOLOGY = join(ROOT, 'deploy', 'examples', 'sim', 'topology.yaml');
+
+export function uniqueSimName(prefix: string): string {
+  return `${prefix}${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 2).toString(36)}`.slice(0, 12);
+}
+
+/** Waits until `check` returns a truthy value, polling; throws with `what` on timeout. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface ClientResult {
+  reply?: string;
+  error?: string;
+  local?: string;
+}
+
+/** A simulation with processes in its pods; `close()` removes everything it made. */
+export class SimFixture {
+  private readonly children: ChildProcess[] = [];
+  state!: SimState;
+
+  constructor(readonly name: string, readonly source: string) {}
+
+  async up(): Promise<this> {
+    this.state = await simUp({ name: this.name, source: this.source });
+    return this;
+  }
+
+  pod(key: string) {
+    const pod = this.state.pods.find((p) => p.key === key);
+    if (!pod) throw new Error(`no pod ${key} in simulation ${this.name}`);
+    return pod;
+  }
+
+  /** Starts the echo server inside a pod on the given ports. */
+  async startEchoServer(pod: string, ports: number[] = [8080]): Promise<void> {
+    const child = execInPod(this.state, pod, ['node', ECHO_APP, 'server', ...ports.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.children.push(child);
+    await new Promise<void>((resolveReady, reject) => {
+      child.stdout!.setEncoding('utf8');
+      child.stdout!.on('data', (d: string) => { if (d.includes('listening')) resolveReady(); });
+      child.once('exit', (code) => reject(new Error(`echo server in ${pod} exited with ${code}`)));
+    });
+  }
+
+  /** Runs the echo client inside a pod and returns what it printed. */
+  async client(pod: string, host: string, port: number, message = 'hello'): Promise<ClientResult> {
+    return JSON.parse(await this.runInPod(pod, ['node', ECHO_APP, 'client', host, String(port), message])) as ClientResult;
+  }
+
+  async runInPod(pod: string, argv: string[]): Promise<string> {
+    const child = execInPod(this.state, pod, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => { out += d; });
+    await once(child, 'exit');
+    return out.trim();
+  }
+
+  /** A long-lived connection from a pod (the echo app's `hold` mode). */
+  hold(pod: string, host: string, port: number): HeldConnection {
+    const child = execInPod(this.state, pod, ['node', ECHO_APP, 'hold', host, String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.children.push(child);
+    return new HeldConnection(child);
+  }
+
+  /** Starts `nodemesh agent` for a node; resolves once its admin socket answers. */
+  async startAgent(node: string, args: string[] = [], source = this.source): Promise<AgentHandle> {
+    const instance = `sim-${this.name}-${node}`;
+    const child = spawn(process.execPath, [CLI, 'agent', '--sim', this.name, '--node', node, '--source', source, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' },
+    });
+    this.children.push(child);
+    const agent = new AgentHandle(child, instance);
+    await waitFor(`agent for ${node} to serve its admin socket (log: ${agent.log.slice(-2000)})`, async () => {
+      if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${agent.log.slice(-2000)}`);
+      return (await adminGet<PodRecord[]>(agent.socket, '/debug/pods')) !== undefined;
+    }, 20_000);
+    return agent;
+  }
+
+  /** Stops every process this fixture started and removes the simulation and capture state. */
+  async close(): Promise<void> {
+    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    await Promise.all(this.children.map((c) => (c.exitCode === null && c.signalCode === null ? Promise.race([once(c, 'exit'), new Promise((r) => setTimeout(r, 5000))]) : undefined)));
+    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    removeSimAgentState(this.name);
+    await simDown(this.name);
+    removeSimAgentState(this.name);
+  }
+}
+
+export class AgentHandle {
+  log = '';
+  readonly socket: string;
+
+  constructor(readonly child: ChildProcess, readonly instance: string) {
+    this.socket = join(runDirFor(instance), 'admin.sock');
+    child.stdout!.setEncoding('utf8');
+    child.stderr!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => { this.log += d; });
+    child.stderr!.on('data', (d: string) => { this.log += d; });
+  }
+
+  pods(): Promise<PodRecord[]> {
+    return adminGet<PodRecord[]>(this.socket, '/debug/pods');
+  }
+
+  connections(pod?: string): Promise<ConnectionRecord[]> {
+    return adminGet<ConnectionRecord[]>(this.socket, `/debug/connections${pod ? `?pod=${encodeURIComponent(pod)}` : ''}`);
+  }
+
+  capture(): Promise<{ backend: string; reason: string; counters: Record<string, number> }> {
+    return adminGet(this.socket, '/debug/capture');
+  }
+
+  metrics(): Promise<string> {
+    return adminGet<string>(this.socket, '/metrics');
+  }
+
+  async waitPod(key: string, status: 'enrolled' | 'failed' | 'absent', timeoutMs = 10_000): Promise<PodRecord | undefined> {
+    return waitFor(`pod ${key} to be ${status} (log: ${this.log.slice(-1500)})`, async () => {
+      const record = (await this.pods()).find((p) => p.key === key);
+      if (status === 'absent') return record ? undefined : { key, status: 'enrolled', ips: [], since: '' } as PodRecord;
+      return record?.status === status ? record : undefined;
+    }, timeoutMs);
+  }
+
+  /** SIGTERM and wait for the exit (capture stays installed for the next agent). */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    this.child.kill('SIGTERM');
+    const [code] = (await once(this.child, 'exit')) as [number | null];
+    return code;
+  }
+
+  pidFileExists(): boolean {
+    return existsSync(join(runDirFor(this.instance), 'agent.pid'));
+  }
+}
+
+export class HeldConnection {
+  private out = '';
+  readonly ready: Promise<void>;
+
+  constructor(private readonly child: ChildProcess) {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => { this.out += d; });
+    this.ready = waitFor<boolean>('the held connection to connect', () => {
+      if (this.out.startsWith('error')) throw new Error(this.out);
+      return this.out.includes('connected');
+    }).then(() => undefined);
+  }
+
+  /** Sends a line and resolves with everything received once it has come back. */
+  async roundTrip(line: string): Promise<string> {
+    const mark = this.out.length;
+    this.child.stdin!.write(`${line}\n`);
+    return waitFor(`'${line}' to come back`, () => {
+      const got = this.out.slice(mark);
+      if (got.includes('error')) throw new Error(got);
+      return got.includes(line) ? got : undefined;
+    }, 5000);
+  }
+
+  close(): void {
+    this.child.stdin!.end();
+  }
+}
+
+export function readJson<T>(path: string): T {
+  return JSON.parse(readFileSync(path, 'utf8')) as T;
+}
