@@ -2,10 +2,12 @@
 # One build: BPF objects (clang -target bpf), the native addon (node-gyp), TypeScript (tsc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
 make -s -C ebpf
+# node-gyp builds against the local Node headers: nothing may be downloaded.
+gyp_args=(rebuild)
+[ -f /usr/include/node/node_api.h ] && gyp_args+=(--nodedir=/usr)
 # node-gyp rebuild empties build/, so its log goes elsewhere; it is shown only on failure.
 gyplog=$(mktemp)
-npx --no-install node-gyp rebuild >"$gyplog" 2>&1 || { cat "$gyplog" >&2; rm -f "$gyplog"; exit 1; }
+npx --no-install node-gyp "${gyp_args[@]}" >"$gyplog" 2>&1 || { cat "$gyplog" >&2; rm -f "$gyplog"; exit 1; }
 rm -f "$gyplog"
 npx --no-install tsc -p .

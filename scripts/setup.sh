@@ -22,9 +22,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# node-gyp must build against the local Node headers: nothing may be downloaded.
-if [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
-
 # npm packages (exactly the locked versions).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund

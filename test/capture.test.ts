@@ -9,7 +9,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireRoot } from './helpers/privileges';
-import { EXAMPLE_TOPOLOGY, SimFixture, uniqueSimName, waitFor, type AgentHandle, type ClientResult } from './helpers/sim-fixture';
+import { EXAMPLE_TOPOLOGY, SimFixture, uniqueSimName, waitFor, type AgentHandle, type ClientResult } from '../src/sim/harness';
 import { netnsNames, pinnedPaths, iptablesNatRules, linkIdsOf } from './helpers/leftovers';
 
 const A1 = '10.244.1.11';
@@ -36,7 +36,7 @@ const MODES: Array<{ name: string; args: string[]; backend: 'ebpf' | 'iptables' 
   { name: 'iptables', args: ['--capture', 'iptables'], backend: 'iptables' },
 ];
 
-describe('capture on the simulator', { concurrency: false }, () => {
+describe('capture on the simulator', { concurrency: false, timeout: 600_000 }, () => {
   let sim: SimFixture | undefined;
   let dir: string;
 
@@ -55,7 +55,7 @@ describe('capture on the simulator', { concurrency: false }, () => {
   });
 
   for (const mode of MODES) {
-    test(`${mode.name}: enrolled a1 is captured, a2 is not, inbound goes through 15006, release restores direct`, async (t: TestContext) => {
+    test(`${mode.name}: enrolled a1 is captured, a2 is not, inbound goes through 15006, release restores direct`, { timeout: 120_000 }, async (t: TestContext) => {
       if (!requireRoot(t)) return;
       writeTopology(dir, 'ambient');
       const agent = await sim!.startAgent('node1', mode.args);
@@ -133,7 +133,7 @@ describe('capture on the simulator', { concurrency: false }, () => {
     });
   }
 
-  test('eBPF: a restarted agent adopts the pinned state; while it is down pods work uncaptured; open connections survive', async (t) => {
+  test('eBPF: a restarted agent adopts the pinned state; while it is down pods work uncaptured; open connections survive', { timeout: 120_000 }, async (t) => {
     if (!requireRoot(t)) return;
     writeTopology(dir, 'ambient');
     let agent: AgentHandle = await sim!.startAgent('node1', ['--capture', 'ebpf']);
@@ -173,7 +173,7 @@ describe('capture on the simulator', { concurrency: false }, () => {
     }
   });
 
-  test('a pod whose namespace vanished is reported failed with a clear error; the others are captured', async (t) => {
+  test('a pod whose namespace vanished is reported failed with a clear error; the others are captured', { timeout: 120_000 }, async (t) => {
     if (!requireRoot(t)) return;
     writeTopology(dir, 'ambient');
     // a2 opts in too, but its namespace disappears before the agent gets to it.
@@ -201,7 +201,7 @@ describe('capture on the simulator', { concurrency: false }, () => {
     }
   });
 
-  test('a missing kernel feature falls back to iptables and says why', async (t) => {
+  test('a missing kernel feature falls back to iptables and says why', { timeout: 120_000 }, async (t) => {
     if (!requireRoot(t)) return;
     writeTopology(dir, 'ambient');
     // A capture cgroup that is not on cgroup v2 fails the eBPF probe for real.
@@ -223,7 +223,7 @@ describe('capture on the simulator', { concurrency: false }, () => {
     }
   });
 
-  test('asking for eBPF where it cannot work is a clear error, not a silent fallback', async (t) => {
+  test('asking for eBPF where it cannot work is a clear error, not a silent fallback', { timeout: 120_000 }, async (t) => {
     if (!requireRoot(t)) return;
     const notCgroup = mkdtempSync(join(tmpdir(), 'nm-not-cgroup-'));
     try {
@@ -233,7 +233,7 @@ describe('capture on the simulator', { concurrency: false }, () => {
     }
   });
 
-  test('sim down leaves no namespace, cgroup, pin, attached program or rule behind', async (t) => {
+  test('sim down leaves no namespace, cgroup, pin, attached program or rule behind', { timeout: 120_000 }, async (t) => {
     if (!requireRoot(t)) return;
     writeTopology(dir, 'ambient');
     const agent = await sim!.startAgent('node1', ['--capture', 'ebpf', '--sk-msg']);

@@ -24,7 +24,11 @@ export async function probeCapture(sandbox: PodSandbox, podIPs: string[], probeP
     }, timeoutMs);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => { data += chunk; });
-    socket.on('end', () => { clearTimeout(timer); resolve(data); });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(data);
+    });
     socket.on('error', (err) => { clearTimeout(timer); reject(err); });
   }).catch((err: unknown) => {
     throw new NodemeshError('ERR_NM_CAPTURE_UNVERIFIED', `capture self-test to ${address}:${probePort} failed: ${describeError(err)}`, {

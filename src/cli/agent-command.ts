@@ -113,7 +113,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
   return new Promise<number>((done) => {
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
       stopping = true;
       log.info({ signal }, 'stopping: capture stays installed for the next agent');
       const started = Date.now();
@@ -122,7 +125,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         (err: unknown) => { log.error({ err: String(err) }, 'stop failed'); removePid(); done(1); },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
 }

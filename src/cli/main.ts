@@ -10,6 +10,7 @@ commands:
   agent     run the node agent (capture + node proxy) against a YAML source
   status    show what a running agent captures (pods, back-end, counters)
   sim       the local node simulator: up | down | status | exec
+  demo      a walk-through on the simulator: capture, direct, inbound, release
 
 Run \`nodemesh <command> --help\` for a command's flags.`;
 
@@ -20,6 +21,7 @@ const commands: Record<string, () => Promise<Command>> = {
   agent: async () => (await import('./agent-command')).agentCommand,
   status: async () => (await import('./status-command')).statusCommand,
   sim: async () => (await import('./sim-command')).simCommand,
+  demo: async () => (await import('./demo-command')).demoCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -89,7 +89,9 @@ export class PodProxy {
     this.deps.metrics.listeners.dec({ kind: 'inbound' }, this.inbound.length);
     this.outbound.length = 0;
     this.inbound.length = 0;
-    await Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    // Stop listening now; open connections are tracked in `active` and are not waited
+    // for here (server.close's callback would wait for every one of them).
+    for (const { server } of servers) server.close();
     if (abort) for (const s of this.active) s.destroy();
   }
 
@@ -142,8 +144,11 @@ export class PodProxy {
 
   private answerProbe(client: Socket, source: string, original: string): void {
     const { metrics, pod } = this.deps;
-    client.end(`${PROBE_REPLY_PREFIX} ${this.key}\n`);
     client.on('error', () => client.destroy());
+    client.on('end', () => client.destroy());
+    // The prober closes once it has read the reply; never let a silent one linger.
+    client.setTimeout(5000, () => client.destroy());
+    client.end(`${PROBE_REPLY_PREFIX} ${this.key}\n`);
     metrics.connections.inc({ direction: 'probe', namespace: pod.namespace, pod: pod.name, result: 'ok' });
     this.deps.log.add({ direction: 'probe', pod: this.key, source, originalDestination: original, bytesUp: 0, bytesDown: 0, durationMs: 0, result: 'ok' });
   }

@@ -2,17 +2,27 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { adminGet } from '../../src/admin/admin-client';
-import type { PodRecord } from '../../src/agent/agent';
-import { runDirFor } from '../../src/agent/build-agent';
-import { removeSimAgentState } from '../../src/cli/sim-command';
-import type { ConnectionRecord } from '../../src/proxy/connection-log';
-import { execInPod, simDown, simUp, type SimState } from '../../src/sim';
+import { adminGet } from '../admin/admin-client';
+import type { PodRecord } from '../agent/agent';
+import { runDirFor } from '../agent/build-agent';
+import { removeSimAgentState } from '../agent/agent-state';
+import type { ConnectionRecord } from '../proxy/connection-log';
+import { execInPod } from './exec';
+import { simDown } from './down';
+import { simUp } from './up';
+import type { SimState } from './state';
 
-/** The repository root (tests run from dist/test/…). */
+/**
+ * A running simulation with processes in it: apps in pods and agents on nodes, started
+ * and ended by pid. The integration tests, the demo and the benchmarks all drive the
+ * simulator through this one module.
+ */
+
+/** The repository root (this file runs from dist/src/sim/). */
 export const ROOT = resolve(__dirname, '..', '..', '..');
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-export const ECHO_APP = join(ROOT, 'dist', 'test', 'apps', 'tcp-echo.js');
+/** The stand-in application run inside pods (src/sim/apps/tcp-echo.ts). */
+export const ECHO_APP = join(ROOT, 'dist', 'src', 'sim', 'apps', 'tcp-echo.js');
 export const EXAMPLE_TOPOLOGY = join(ROOT, 'deploy', 'examples', 'sim', 'topology.yaml');
 
 export function uniqueSimName(prefix: string): string {
@@ -100,10 +110,17 @@ export class SimFixture {
     });
     this.children.push(child);
     const agent = new AgentHandle(child, instance);
-    await waitFor(`agent for ${node} to serve its admin socket (log: ${agent.log.slice(-2000)})`, async () => {
-      if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${agent.log.slice(-2000)}`);
-      return (await adminGet<PodRecord[]>(agent.socket, '/debug/pods')) !== undefined;
-    }, 20_000);
+    // An agent that exits during start-up fails at once, with its log.
+    const exited = new Promise<never>((_, reject) => {
+      child.once('exit', (code, signal) => reject(new Error(`agent exited with ${code ?? signal}: ${agent.log.slice(-2000)}`)));
+    });
+    exited.catch(() => undefined);
+    await Promise.race([
+      exited,
+      waitFor(`agent for ${node} to serve its admin socket`, async () => (await adminGet<PodRecord[]>(agent.socket, '/debug/pods')) !== undefined, 20_000),
+    ]).catch((err: unknown) => {
+      throw new Error(`${String(err instanceof Error ? err.message : err)}\nagent log:\n${agent.log.slice(-2000)}`);
+    });
     return agent;
   }
 
