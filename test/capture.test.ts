@@ -133,6 +133,31 @@ describe('capture on the simulator', { concurrency: false, timeout: 600_000 }, (
     });
   }
 
+  test('eBPF: excluded ports and CIDRs go direct, the rest stays captured', { timeout: 120_000 }, async (t) => {
+    if (!requireRoot(t)) return;
+    writeTopology(dir, 'ambient');
+    const agent = await sim!.startAgent('node1', ['--capture', 'ebpf', '--exclude-outbound-ports', '8080', '--exclude-cidrs', 'fd00:244:2::/64', '--exclude-inbound-ports', '8080']);
+    try {
+      await agent.waitPod('demo/a1', 'enrolled');
+      const byPort = await sim!.client('demo/a1', B1, 8080, 'excluded-port');
+      assert.ok(byPort.local!.startsWith(`${A1} `), `port 8080 is excluded: direct, got ${JSON.stringify(byPort)}`);
+      const byCidr = await sim!.client('demo/a1', SERVICE_B, 80, 'service');
+      assert.ok(byCidr.local!.startsWith('127.0.0.1 '), `port 80 is not excluded: captured, got ${JSON.stringify(byCidr)}`);
+      const v6 = await sim!.client('demo/a1', 'fd00:96::11', 80, 'v6-service');
+      assert.ok(v6.local!.startsWith('::1 '), `the v6 ClusterIP is outside the excluded CIDR: captured, got ${JSON.stringify(v6)}`);
+      const v6direct = await sim!.client('demo/a1', B1_V6, 8080, 'v6-direct');
+      assert.match(v6direct.local!, /^fd00:244:1::11 /, 'fd00:244:2::/64 is excluded');
+      const inbound = await sim!.client('demo/a2', A1, 8080, 'in-excluded');
+      assert.equal(peerOf(inbound), A2, 'inbound port 8080 is excluded: the app sees a2 itself');
+      const counters = (await agent.capture()).counters;
+      assert.ok(counters.connect_excluded! >= 2, JSON.stringify(counters));
+    } finally {
+      writeTopology(dir, 'off');
+      await agent.waitPod('demo/a1', 'absent');
+      await agent.stop();
+    }
+  });
+
   test('eBPF: a restarted agent adopts the pinned state; while it is down pods work uncaptured; open connections survive', { timeout: 120_000 }, async (t) => {
     if (!requireRoot(t)) return;
     writeTopology(dir, 'ambient');

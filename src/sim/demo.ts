@@ -51,7 +51,7 @@ export async function runDemo(options: { capture: string; keep: boolean }): Prom
 
     say("The agent's view: `nodemesh status --instance sim-demo-node1` and its connection log");
     for (const p of await agent.pods()) console.log(`${p.key.padEnd(12)} ${p.status.padEnd(9)} ${p.ips.join(',')}`);
-    for (const [k, v] of Object.entries(capture.counters)) if (v > 0) console.log(`  ${k} ${v}`);
+    for (const [k, v] of Object.entries((await agent.capture()).counters)) if (v > 0) console.log(`  ${k} ${v}`);
     for (const c of await agent.connections()) {
       console.log(`  ${c.direction.padEnd(8)} ${c.pod.padEnd(8)} ${c.source.padEnd(22)} original ${c.originalDestination.padEnd(22)} -> ${(c.upstream ?? '-').padEnd(22)} ${c.resolution ?? ''} ${c.result}`);
     }
