@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { NodemeshError } from '../../errors';
 import type { IpFamily } from '../../netfilter/iptables';
+import type { CaptureSettings } from '../settings';
 
 /**
  * The in-pod nat rule set of the iptables capture back-end, as pure functions: settings in,
@@ -32,26 +33,11 @@ export const INBOUND_PASSTHROUGH_IP4 = '127.0.0.6';
 /** IPv6 counterpart of 127.0.0.6 (Istio uses the same address). */
 export const INBOUND_PASSTHROUGH_IP6 = '::6';
 
-export interface IptablesCaptureSettings {
-  /** Outbound capture listener (127.0.0.1 / [::1] in the pod). */
-  outboundPort: number;
-  /** Inbound plaintext listener (0.0.0.0 / [::] in the pod). */
-  inboundPort: number;
-  /** Tunnel between node proxies; inbound connections to it are never redirected. */
-  tunnelPort: number;
-  /** Capture self-test port: outbound connections to it are redirected like any other. */
-  probePort: number;
-  /** SO_MARK of the proxy's own sockets; they are never captured. */
-  proxyMark: number;
-  /** Destination ports whose outbound connections go direct. */
-  excludeOutboundPorts: number[];
-  /** Local ports whose inbound connections are not sent to the proxy. */
-  excludeInboundPorts: number[];
-  /** Destinations that go direct: IPv4 and IPv6 mixed, each family gets its own. */
-  excludeOutboundCIDRs: string[];
-  /** When false, no PREROUTING chain is installed at all. */
-  captureInbound: boolean;
-}
+/**
+ * The capture settings this back-end reads: every field of CaptureSettings (see
+ * ../settings.ts for what each means) but the eBPF-only accelerator switch.
+ */
+export type IptablesCaptureSettings = Omit<CaptureSettings, 'skMsg'>;
 
 export const DEFAULT_IPTABLES_CAPTURE_SETTINGS: Readonly<IptablesCaptureSettings> = Object.freeze({
   outboundPort: PORT_OUTBOUND,
@@ -71,18 +57,10 @@ export function iptablesCaptureSettings(overrides: Partial<IptablesCaptureSettin
 }
 
 /** Settings after validation: ports de-duplicated, CIDRs canonical and split by family. */
-export interface ValidatedSettings {
-  outboundPort: number;
-  inboundPort: number;
-  tunnelPort: number;
-  probePort: number;
-  proxyMark: number;
-  excludeOutboundPorts: number[];
-  excludeInboundPorts: number[];
+export type ValidatedSettings = Omit<IptablesCaptureSettings, 'excludeOutboundCIDRs'> & {
   /** Canonical `address/prefix`, as iptables-save prints it. */
   excludeOutboundCIDRs: { 4: string[]; 6: string[] };
-  captureInbound: boolean;
-}
+};
 
 // ---------------------------------------------------------------------------------------
 // Validation
