@@ -17,6 +17,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isMap, parseAllDocuments, parseDocument, type YAMLMap } from 'yaml';
 import { isCI } from './helpers/privileges';
+import { parseTrafficPolicies } from '../src/policy/traffic-policy';
+import type { OtherObject } from '../src/config/objects';
+import type { K8sObject } from '../src/config/k8s-yaml';
 
 const ROOT = resolve(__dirname, '..', '..');
 const CHART = join(ROOT, 'deploy', 'helm', 'nodemesh');
@@ -712,7 +715,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     const policy = examplePolicy();
     assert.equal(policy.apiVersion, 'nodemesh.dev/v1alpha1');
     assert.deepEqual(validatePolicy(policy), []);
-    const minimal = { apiVersion: 'nodemesh.dev/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'm' }, spec: { targetRef: { name: 'reviews' }, loadBalancer: {} } };
+    const minimal = { apiVersion: 'nodemesh.dev/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'm' }, spec: { targetRef: { kind: 'Service', name: 'reviews' }, loadBalancer: {} } };
     assert.deepEqual(validatePolicy(minimal), []);
     const defaulted = structuredClone(minimal) as Obj;
     applyDefaults(crdSchema(), defaulted);
@@ -720,6 +723,25 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     const hashed = structuredClone(minimal) as Obj;
     hashed.spec.loadBalancer = { type: 'ConsistentHash', consistentHash: { header: 'x-user-id' } };
     assert.deepEqual(validatePolicy(hashed), []);
+  });
+
+  test('the example TrafficPolicy means the same to the agent parser', () => {
+    const policy = examplePolicy();
+    const toOther = (o: Obj, file: string): OtherObject => ({ file, apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, object: o as K8sObject });
+    const parsed = parseTrafficPolicies([toOther(policy, 'trafficpolicy.yaml')]);
+    assert.deepEqual(parsed.rejected, []);
+    const p = parsed.policies.get('shop/reviews');
+    assert.ok(p, 'the parser attaches the example to Service shop/reviews');
+    assert.equal(p.loadBalancer.type, policy.spec.loadBalancer.type);
+    assert.equal(p.outlierDetection?.intervalMs, 10_000);
+    assert.equal(p.faultInjection?.abort?.httpStatus, 503);
+    assert.equal(p.rateLimit?.tokenBucket.fillIntervalMs, 1000);
+    // What the API server fills in (defaults) the parser reads the same way.
+    const minimal = { apiVersion: 'nodemesh.dev/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'm', namespace: 'shop' }, spec: { targetRef: { kind: 'Service', name: 'reviews' } } } as Obj;
+    const defaulted = structuredClone(minimal);
+    applyDefaults(crdSchema(), defaulted);
+    assert.deepEqual(parseTrafficPolicies([toOther(minimal, 'm.yaml')]).policies.get('shop/reviews')?.loadBalancer, { type: 'RoundRobin' });
+    assert.deepEqual(parseTrafficPolicies([toOther(defaulted, 'm.yaml')]).policies.get('shop/reviews')?.loadBalancer, { type: 'RoundRobin' });
   });
 
   test('the CRD schema rejects bad TrafficPolicies, naming the field', () => {
@@ -731,7 +753,9 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       ['abort with both statuses', (s) => { s.faultInjection.abort.grpcStatus = 14; }, /^spec\.faultInjection\.abort: abort needs exactly one/],
       ['abort with no status', (s) => { delete s.faultInjection.abort.httpStatus; }, /^spec\.faultInjection\.abort: abort needs exactly one/],
       ['HTTP status out of range', (s) => { s.faultInjection.abort.httpStatus = 99; }, /^spec\.faultInjection\.abort\.httpStatus: must be >= 200/],
-      ['gRPC status out of range', (s) => { s.faultInjection.abort = { grpcStatus: 17 }; }, /^spec\.faultInjection\.abort\.grpcStatus: must be <= 16/],
+      ['gRPC status out of range', (s) => { s.faultInjection.abort = { percentage: 1, grpcStatus: 17 }; }, /^spec\.faultInjection\.abort\.grpcStatus: must be <= 16/],
+      ['gRPC status OK', (s) => { s.faultInjection.abort = { percentage: 1, grpcStatus: 0 }; }, /^spec\.faultInjection\.abort\.grpcStatus: must be >= 1/],
+      ['abort without percentage', (s) => { delete s.faultInjection.abort.percentage; }, /^spec\.faultInjection\.abort\.percentage: required/],
       ['percentage over 100', (s) => { s.faultInjection.delay.percentage = 101; }, /^spec\.faultInjection\.delay\.percentage: must be <= 100/],
       ['percentage as a string', (s) => { s.faultInjection.delay.percentage = '50'; }, /^spec\.faultInjection\.delay\.percentage: must be of type number/],
       ['delay without fixedDelay', (s) => { delete s.faultInjection.delay.fixedDelay; }, /^spec\.faultInjection\.delay\.fixedDelay: required/],
@@ -748,6 +772,9 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       ['target a Deployment', (s) => { s.targetRef.kind = 'Deployment'; }, /^spec\.targetRef\.kind: must be one of \["Service"\]/],
       ['target in the apps group', (s) => { s.targetRef.group = 'apps'; }, /^spec\.targetRef\.group: must be one of \[""\]/],
       ['target without a name', (s) => { delete s.targetRef.name; }, /^spec\.targetRef\.name: required/],
+      ['target without a kind', (s) => { delete s.targetRef.kind; }, /^spec\.targetRef\.kind: required/],
+      ['target name not a Service name', (s) => { s.targetRef.name = 'Reviews'; }, /^spec\.targetRef\.name: 'Reviews' does not match/],
+      ['header with a space', (s) => { s.loadBalancer = { type: 'ConsistentHash', consistentHash: { header: 'x user' } }; }, /^spec\.loadBalancer\.consistentHash\.header: 'x user' does not match/],
       ['no target', (s) => { delete s.targetRef; }, /^spec\.targetRef: required/],
       ['a misspelled field', (s) => { s.loadBalancer.algorithm = 'EWMA'; }, /^spec\.loadBalancer\.algorithm: unknown field/],
     ];
