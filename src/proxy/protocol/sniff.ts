@@ -1,0 +1,89 @@
+import type { Socket } from 'node:net';
+import { parseTlsClientHello } from './tls-client-hello';
+
+export type Protocol = 'http1' | 'h2' | 'tls' | 'tcp';
+
+export interface SniffResult {
+  protocol: Protocol;
+  /** SNI from a TLS ClientHello. */
+  sni?: string;
+  /** How the protocol was decided. */
+  by: 'appProtocol' | 'sniffed' | 'timeout' | 'eof';
+}
+
+/** The HTTP/2 connection preface (RFC 9113 §3.4). */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const HTTP1_METHODS = ['GET ', 'HEAD ', 'POST ', 'PUT ', 'DELETE ', 'CONNECT ', 'OPTIONS ', 'TRACE ', 'PATCH '];
+const MAX_METHOD = 8;
+
+/**
+ * What a Service port's appProtocol (or port name, as Istio reads `http-web`, `grpc`…)
+ * says; undefined when it says nothing and sniffing decides.
+ */
+export function protocolFromAppProtocol(appProtocol: string | undefined, portName?: string): Protocol | undefined {
+  const value = (appProtocol ?? '').toLowerCase();
+  if (value === 'http' || value === 'http1' || value === 'kubernetes.io/http') return 'http1';
+  if (value === 'http2' || value === 'h2c' || value === 'grpc' || value === 'kubernetes.io/h2c' || value === 'grpc-web') return 'h2';
+  if (value === 'https' || value === 'tls' || value === 'kubernetes.io/wss') return 'tls';
+  if (value === 'tcp' || value === 'mysql' || value === 'mongo' || value === 'redis') return 'tcp';
+  const name = (portName ?? '').toLowerCase();
+  if (/^(tcp|mysql|mongo|redis)(-|$)/.test(name)) return 'tcp';
+  return undefined;
+}
+
+/** Classifies the first bytes; undefined when more bytes are needed. */
+export function classify(buf: Buffer): { protocol: Protocol; sni?: string } | undefined {
+  if (buf.length === 0) return undefined;
+  // TLS handshake record: 0x16, version 0x03 0x0[0-4].
+  if (buf[0] === 0x16) {
+    if (buf.length < 3) return undefined;
+    if (buf[1] !== 0x03) return { protocol: 'tcp' };
+    const hello = parseTlsClientHello(buf);
+    if (hello === 'incomplete') return undefined;
+    return hello ? { protocol: 'tls', ...(hello.sni ? { sni: hello.sni } : {}) } : { protocol: 'tls' };
+  }
+  if (buf[0] === 0x50 /* P */) {
+    const n = Math.min(buf.length, H2_PREFACE.length);
+    if (buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return n === H2_PREFACE.length ? { protocol: 'h2' } : undefined;
+  }
+  const head = buf.subarray(0, Math.min(buf.length, MAX_METHOD)).toString('latin1');
+  for (const m of HTTP1_METHODS) {
+    if (head.startsWith(m)) return { protocol: 'http1' };
+    if (m.startsWith(head)) return undefined; // a prefix of a method: wait for more
+  }
+  return { protocol: 'tcp' };
+}
+
+/**
+ * Reads the first bytes of a connection without consuming them (they are put back with
+ * unshift) and decides its protocol. A client that sends nothing within `timeoutMs` is
+ * treated as a server-first protocol (MySQL, SMTP…) and gets opaque TCP.
+ */
+export function sniff(socket: Socket, timeoutMs: number): Promise<SniffResult> {
+  return new Promise((resolve) => {
+    let buf: Buffer = Buffer.alloc(0);
+    let done = false;
+    const finish = (result: SniffResult) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.pause();
+      if (buf.length > 0) socket.unshift(buf);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const r = classify(buf);
+      // 16 KiB is more than any ClientHello or request line we need to see.
+      if (r) finish({ ...r, by: 'sniffed' });
+      else if (buf.length > 16 * 1024) finish({ protocol: 'tcp', by: 'sniffed' });
+    };
+    const onEnd = () => finish({ ...(classify(buf) ?? { protocol: 'tcp' }), by: 'eof' });
+    const timer = setTimeout(() => finish({ ...(classify(buf) ?? { protocol: 'tcp' }), by: 'timeout' }), timeoutMs);
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.resume();
+  });
+}
