@@ -29,6 +29,8 @@ export interface AgentOptions {
   drainMs?: number;
   /** Why this capture back-end was chosen (from `nodemesh doctor`'s probes). */
   captureReason?: string;
+  /** Access log destination: a file path, or '-' for stdout; undefined: none. */
+  accessLog?: string;
 }
 
 export interface AgentDeps {
@@ -85,7 +87,9 @@ export class Agent {
     private readonly deps: AgentDeps,
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'nodemesh_agent_' });
-    this.proxy = new NodeProxy(this.registry, deps.backend.settings, () => this.snapshot);
+    this.proxy = new NodeProxy(this.registry, deps.backend.settings, {
+      ...(options.accessLog ? { accessLog: options.accessLog === '-' ? 'stdout' : { path: options.accessLog } } : {}),
+    });
     this.podGauge = new Gauge({
       name: 'nodemesh_pods',
       help: 'Pods on this node that should be captured, by status (enrolled, failed).',
@@ -140,7 +144,18 @@ export class Agent {
           counters: this.deps.backend.counters(),
           namespaces: await this.deps.backend.enrolled(),
         }),
-        '/debug/config': () => ({ version: this.snapshot.version, pods: this.snapshot.pods.size, services: this.snapshot.services.size, rejected: this.lastRejected }),
+        '/debug/config': () => {
+          const proxyConfig = this.proxy.config.current;
+          return {
+            version: this.snapshot.version,
+            pods: this.snapshot.pods.size,
+            services: this.snapshot.services.size,
+            routes: proxyConfig.routes.describe(),
+            policies: this.proxy.config.policies.status(),
+            rejected: [...this.lastRejected, ...proxyConfig.rejected],
+            warnings: proxyConfig.warnings,
+          };
+        },
       },
     });
     await this.admin.start();
@@ -164,6 +179,9 @@ export class Agent {
     this.snapshot = MeshSnapshot.from(result, this.version);
     this.lastRejected = result.rejected;
     for (const r of result.rejected) this.log.warn({ rejected: r }, 'configuration object rejected');
+    // The proxy compiles routes and policies; an object it rejects is reported and
+    // skipped, everything else applies.
+    this.proxy.updateSnapshot(this.snapshot);
     const snapshot = this.snapshot;
     this.reconciling = this.reconciling.then(() => this.reconcile(snapshot)).catch((err) => {
       this.log.error({ err: describeError(err) }, 'reconcile failed');
@@ -225,7 +243,7 @@ export class Agent {
         throw err;
       });
       target = { key, netnsPath, netnsCookie: sandbox.netnsCookie, ips: pod.ips };
-      const fds = await this.proxy.addPod({ namespace: pod.namespace, name: pod.name, ips: pod.ips }, sandbox);
+      const fds = await this.proxy.addPod(pod, sandbox);
       listening = true;
       await backend.enroll(target, fds);
       await probeCapture(sandbox, pod.ips, backend.settings.probePort);

@@ -28,7 +28,8 @@ Runs the node agent: captures the traffic of this node's ambient pods into the n
   --admin-port N           admin API port (default 15020; none in --sim mode)
   --health-port N          health port (default 15021; none in --sim mode)
   --admin-socket PATH      admin API on a unix socket (default /run/nodemesh/INSTANCE/admin.sock)
-  --drain-ms N             grace for open connections on SIGTERM (default 5000)`;
+  --drain-ms N             grace for open connections on SIGTERM (default 5000)
+  --access-log PATH        one JSON line per request and TCP connection ('-': stdout)`;
 
 export async function agentCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('agent', argv, {
@@ -48,6 +49,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     'health-port': { type: 'string' },
     'admin-socket': { type: 'string' },
     'drain-ms': { type: 'string', default: '5000' },
+    'access-log': { type: 'string' },
     help: { type: 'boolean', default: false },
   });
   if (values.help) {
@@ -99,6 +101,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     locator,
     adminSocket: values['admin-socket'] ?? join(runDirFor(instance), 'admin.sock'),
     drainMs: Number(values['drain-ms']),
+    ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
   };
   const adminPort = parsePort('--admin-port', values['admin-port']) ?? (values.sim ? undefined : 15020);
   const healthPort = parsePort('--health-port', values['health-port']) ?? (values.sim ? undefined : 15021);

@@ -1,76 +1,225 @@
+import type { IncomingMessage } from 'node:http';
+import { isIPv6, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { CaptureSettings } from '../capture/settings';
+import { INBOUND_PASSTHROUGH_SOURCE } from '../capture/settings';
 import type { PodListenerFds } from '../capture/backend';
+import { MeshSnapshot } from '../config/snapshot';
+import { describeError } from '../errors';
 import { logger } from '../log';
+import type { PodInfo } from '../mesh/model';
+import { endpointKey } from '../policy/load-balancer';
+import { AccessLog, type AccessLogDestination } from '../telemetry/access-log';
+import { IstioMetrics } from '../telemetry/istio-metrics';
 import { ConnectionLog } from './connection-log';
-import type { DestinationView } from './destination';
+import { HttpFrontend } from './http/frontend';
+import { HttpPipeline, type ConnectionInfo } from './http/pipeline';
 import { ProxyMetrics } from './metrics';
 import type { PodNetwork } from './pod-network';
-import { PodProxy, type PodIdentity } from './pod-proxy';
+import { PodProxy } from './pod-proxy';
+import { ProxyConfigStore } from './proxy-config';
+import { H2Sessions } from './upstream/h2-sessions';
+import { Http1Pools } from './upstream/http1-pools';
+import type { UpstreamTransport } from './upstream/transport';
+import { relay } from './tcp-relay';
+
+export interface NodeProxyOptions {
+  /** Where access logs go; undefined: no access log. */
+  accessLog?: AccessLogDestination;
+  /** How long to wait for a client's first bytes before treating it as server-first TCP. */
+  sniffTimeoutMs?: number;
+}
+
+interface PodEntry {
+  proxy: PodProxy;
+  pod: PodInfo;
+  network: PodNetwork;
+}
 
 /**
- * The one proxy of a node: a PodProxy per enrolled pod, sharing the connection log, the
- * metrics and the current mesh snapshot. Adding or removing a pod touches only that pod.
+ * The one proxy of a node: a PodProxy (listeners) per enrolled pod, and everything they
+ * share: the configuration, upstream pools, the HTTP pipeline, telemetry. Adding or
+ * removing a pod touches only that pod.
  */
 export class NodeProxy {
   readonly log = new ConnectionLog();
   readonly metrics: ProxyMetrics;
-  private readonly pods = new Map<string, PodProxy>();
+  readonly istio: IstioMetrics;
+  readonly config = new ProxyConfigStore(MeshSnapshot.empty());
+  readonly accessLog: AccessLog | undefined;
+  private readonly pods = new Map<string, PodEntry>();
+  private readonly podsByIP = new Map<string, PodEntry>();
+  private readonly pools = new Http1Pools();
+  private readonly sessions = new H2Sessions();
+  private readonly pipeline: HttpPipeline;
+  private readonly frontend: HttpFrontend;
   private readonly logger = logger('proxy');
 
   constructor(
     registry: Registry,
     private readonly settings: CaptureSettings,
-    private readonly view: () => DestinationView,
+    private readonly options: NodeProxyOptions = {},
   ) {
     this.metrics = new ProxyMetrics(registry);
+    this.istio = new IstioMetrics(registry);
+    this.accessLog = options.accessLog ? new AccessLog({ destination: options.accessLog }) : undefined;
+    this.pipeline = new HttpPipeline({
+      config: this.config,
+      pools: this.pools,
+      sessions: this.sessions,
+      metrics: this.istio,
+      accessLog: this.accessLog,
+      logger: this.logger,
+      transportFor: (conn, endpoint) => this.transportFor(conn, endpoint),
+    });
+    this.frontend = new HttpFrontend(this.pipeline, (conn, req, socket, head) => this.passThrough(conn, req, socket, head), this.logger);
+  }
+
+  /** A new configuration snapshot; requests in flight keep the one they started with. */
+  updateSnapshot(snapshot: MeshSnapshot): void {
+    this.config.update(snapshot);
   }
 
   /** Starts the pod's listeners (replacing any it had) and returns their descriptors. */
-  async addPod(pod: PodIdentity, network: PodNetwork): Promise<PodListenerFds> {
+  async addPod(pod: PodInfo, network: PodNetwork): Promise<PodListenerFds> {
     const key = `${pod.namespace}/${pod.name}`;
     await this.removePod(key);
     const proxy = new PodProxy({
       pod,
       network,
       settings: this.settings,
-      view: this.view,
+      node: this,
       log: this.log,
       metrics: this.metrics,
       logger: this.logger.child({ pod: key }),
+      sniffTimeoutMs: this.options.sniffTimeoutMs ?? 200,
     });
     const fds = await proxy.start();
-    this.pods.set(key, proxy);
+    const entry = { proxy, pod, network };
+    this.pods.set(key, entry);
+    for (const ip of pod.ips) this.podsByIP.set(ip, entry);
     return fds;
   }
 
   async removePod(key: string, abort = false): Promise<void> {
-    const proxy = this.pods.get(key);
-    if (!proxy) return;
+    const entry = this.pods.get(key);
+    if (!entry) return;
     this.pods.delete(key);
-    await proxy.stop(abort);
+    for (const ip of entry.pod.ips) if (this.podsByIP.get(ip) === entry) this.podsByIP.delete(ip);
+    await entry.proxy.stop(abort);
+    // Pooled connections made from (or into) this pod's namespace must not outlive it.
+    await Promise.all([this.pools.dropTransport(`direct:${key}`), this.pools.dropTransport(`local:${key}`), this.sessions.dropTransport(`direct:${key}`), this.sessions.dropTransport(`local:${key}`)]);
   }
 
   has(key: string): boolean {
     return this.pods.has(key);
   }
 
+  /** The HTTP servers captured connections are handed to once sniffed. */
+  get http(): HttpFrontend {
+    return this.frontend;
+  }
+
+  /**
+   * How a connection of `conn`'s pod reaches an endpoint:
+   * an enrolled pod of this node is reached by in-process hand-over (a socket made in
+   * that pod's namespace, from 127.0.0.6, as the inbound path does), anything else
+   * directly from the source pod's namespace.
+   */
+  transportFor(conn: ConnectionInfo, endpoint: { address: string; port: number }): UpstreamTransport {
+    const local = this.podsByIP.get(endpoint.address);
+    if (local) {
+      const key = `${local.pod.namespace}/${local.pod.name}`;
+      return {
+        kind: 'local',
+        key: `local:${key}`,
+        open: (target, timeoutMs) => this.connectIn(local.network, target, timeoutMs, true),
+      };
+    }
+    const source = this.pods.get(conn.podKey);
+    if (!source) {
+      return { kind: 'direct', key: `direct:${conn.podKey}`, open: () => Promise.reject(Object.assign(new Error(`pod ${conn.podKey} is no longer enrolled`), { code: 'ECONNREFUSED' })) };
+    }
+    return {
+      kind: 'direct',
+      key: `direct:${conn.podKey}`,
+      open: (target, timeoutMs) => this.connectIn(source.network, target, timeoutMs, false),
+    };
+  }
+
+  private connectIn(network: PodNetwork, target: { address: string; port: number }, timeoutMs: number, asInbound: boolean): Promise<Duplex> {
+    const family = isIPv6(target.address) ? 6 : 4;
+    // Delivering into a pod: from 127.0.0.6, which no capture hook touches (IPv6: from
+    // the pod's own address, which sk_lookup skips as a self-connection).
+    const bindAddress = asInbound && family === 4 ? INBOUND_PASSTHROUGH_SOURCE : undefined;
+    return new Promise((resolve, reject) => {
+      let socket: Socket;
+      try {
+        socket = network.connect({ family, address: target.address, port: target.port, timeoutMs, ...(bindAddress ? { bindAddress } : {}) });
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      socket.setNoDelay(true);
+      socket.once('connect', () => { socket.removeListener('error', reject); resolve(socket); });
+      socket.once('error', reject);
+    });
+  }
+
+  /** WebSocket upgrades and CONNECT: replay the request head to the target and pipe bytes. */
+  private passThrough(conn: ConnectionInfo, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const config = this.config.current;
+    const svc = config.snapshot.serviceByClusterIP(conn.original.address, conn.original.port);
+    let target = { address: conn.original.address, port: conn.original.port };
+    if (svc?.port) {
+      const family = isIPv6(conn.original.address) ? 6 : 4;
+      const eps = config.snapshot.endpointsFor(svc.service, svc.port, { family }).filter((e) => e.ready && !e.terminating);
+      const policy = this.config.policies.forService(`${svc.service.namespace}/${svc.service.name}`);
+      const ep = policy.pick(eps.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
+      if (!ep) {
+        socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        return;
+      }
+      target = { address: ep.address, port: ep.port };
+    }
+    this.transportFor(conn, target).open(target, 5000).then(
+      (upstream) => {
+        const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+        for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+        upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+        if (head.length) upstream.write(head);
+        void relay(socket as Socket, upstream as Socket);
+      },
+      (err: unknown) => {
+        this.logger.debug({ err: describeError(err) }, 'pass-through connect failed');
+        socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      },
+    );
+  }
+
   activeConnections(): number {
     let n = 0;
-    for (const p of this.pods.values()) n += p.activeConnections;
+    for (const p of this.pods.values()) n += p.proxy.activeConnections;
     return n;
   }
 
-  /** Stops every listener; open connections may finish until `graceMs`, then are cut. */
+  /**
+   * Graceful drain: stop listening, let open connections finish until `graceMs`, close
+   * idle pooled connections, then cut what is left.
+   */
   async close(graceMs = 0): Promise<void> {
-    const keys = [...this.pods.keys()];
-    const proxies = keys.map((k) => this.pods.get(k)!);
+    const entries = [...this.pods.values()];
     this.pods.clear();
-    await Promise.all(proxies.map((p) => p.stop(false)));
+    this.podsByIP.clear();
+    await Promise.all(entries.map((e) => e.proxy.stop(false)));
+    this.frontend.close();
     const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && proxies.some((p) => p.activeConnections > 0)) {
+    while (Date.now() < deadline && entries.some((e) => e.proxy.activeConnections > 0)) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    await Promise.all(proxies.map((p) => p.stop(true)));
+    await Promise.all(entries.map((e) => e.proxy.stop(true)));
+    await Promise.all([this.pools.close(), this.sessions.close()]);
+    await this.accessLog?.close();
   }
 }

@@ -1,34 +1,31 @@
 import { isIPv6, type Server, type Socket } from 'node:net';
 import type { CaptureSettings } from '../capture/settings';
-import { INBOUND_PASSTHROUGH_SOURCE } from '../capture/settings';
 import type { PodListenerFds } from '../capture/backend';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
+import { podKey, type PodInfo, type ServiceInfo } from '../mesh/model';
+import { endpointKey } from '../policy/load-balancer';
+import type { WorkloadInfo } from '../telemetry/istio-metrics';
 import type { ConnectionLog } from './connection-log';
-import { DestinationResolver, describeResolution, type DestinationView } from './destination';
+import type { ConnectionInfo } from './http/pipeline';
 import type { ProxyMetrics } from './metrics';
+import type { NodeProxy } from './node-proxy';
 import { handleFd, type PodNetwork, type SocketAddress } from './pod-network';
+import { protocolFromAppProtocol, sniff } from './protocol/sniff';
 import { relay } from './tcp-relay';
 
 /** The reply to a capture self-test connection; the agent checks for it. */
 export const PROBE_REPLY_PREFIX = 'nodemesh-capture-ok';
 
-export interface PodIdentity {
-  namespace: string;
-  name: string;
-  ips: string[];
-}
-
 export interface PodProxyDeps {
-  pod: PodIdentity;
+  pod: PodInfo;
   network: PodNetwork;
   settings: CaptureSettings;
-  /** The current mesh snapshot; read once per connection, so a connection keeps the
-   * snapshot it started with. */
-  view: () => DestinationView;
+  node: NodeProxy;
   log: ConnectionLog;
   metrics: ProxyMetrics;
   logger: Logger;
+  sniffTimeoutMs: number;
   connectTimeoutMs?: number;
 }
 
@@ -37,20 +34,28 @@ function fmt(a: SocketAddress | { address?: string; port?: number }): string {
   return addr.includes(':') ? `[${addr}]:${a.port}` : `${addr}:${a.port}`;
 }
 
+interface TcpTarget {
+  address: string;
+  port: number;
+  resolution: string;
+  service?: ServiceInfo;
+  destination?: WorkloadInfo;
+}
+
 /**
- * The proxy's presence inside one pod: the outbound (15001) and inbound (15006) listeners
- * and the handlers behind them. Listeners live in the pod's namespace, so upstream
- * connections leave from the pod with the pod's own source address.
+ * The proxy's presence inside one pod: the outbound (15001) and inbound (15006) listeners.
+ * Outbound connections are sniffed and handed to the HTTP pipeline or relayed as TCP;
+ * inbound ones are delivered to the pod's app. Listeners live in the pod's namespace, so
+ * upstream connections leave with the pod's own source address.
  */
 export class PodProxy {
   private readonly outbound: Array<{ family: 4 | 6; server: Server }> = [];
   private readonly inbound: Array<{ family: 4 | 6; server: Server }> = [];
-  private readonly resolver = new DestinationResolver();
   private readonly active = new Set<Socket>();
   readonly key: string;
 
   constructor(private readonly deps: PodProxyDeps) {
-    this.key = `${deps.pod.namespace}/${deps.pod.name}`;
+    this.key = podKey(deps.pod);
   }
 
   /** Opens the listeners; returns their descriptors for the capture back-end. */
@@ -61,7 +66,7 @@ export class PodProxy {
       for (const family of families) {
         const loopback = family === 4 ? '127.0.0.1' : '::1';
         const out = await network.listen({ family, address: loopback, port: settings.outboundPort });
-        out.on('connection', (s: Socket) => this.onOutbound(s));
+        out.on('connection', (s: Socket) => void this.onOutbound(s));
         this.outbound.push({ family, server: out });
         if (settings.captureInbound) {
           const any = family === 4 ? '0.0.0.0' : '::';
@@ -104,47 +109,95 @@ export class PodProxy {
     s.once('close', () => this.active.delete(s));
   }
 
-  private onOutbound(client: Socket): void {
+  private async onOutbound(client: Socket): Promise<void> {
     this.track(client);
     client.pause();
-    const { network, settings, pod } = this.deps;
-    const source = { address: client.remoteAddress, port: client.remotePort };
+    client.on('error', () => undefined);
+    const { network, settings, pod, node } = this.deps;
+    const source = fmt({ address: client.remoteAddress, port: client.remotePort });
     const original = network.originalDestination(client, settings.outboundPort);
     if (!original) {
-      this.fail(client, 'outbound', fmt(source), '?', 'no original destination: capture did not record one for this connection (SO_ORIGINAL_DST unanswered)');
+      this.fail(client, 'outbound', source, '?', 'no original destination: capture did not record one for this connection (SO_ORIGINAL_DST unanswered)');
       return;
     }
     if (original.port === settings.probePort && pod.ips.includes(original.address)) {
-      this.answerProbe(client, fmt(source), fmt(original));
+      this.answerProbe(client, source, fmt(original));
       return;
     }
-    const resolution = this.resolver.resolve(this.deps.view(), original.address, original.port);
-    if (resolution.kind === 'no-endpoints') {
-      this.fail(client, 'outbound', fmt(source), fmt(original), `${describeResolution(resolution)}: check the Service's selector and that its pods are ready`);
+    const config = node.config.current;
+    const svc = config.snapshot.serviceByClusterIP(original.address, original.port);
+    const dstPod = config.snapshot.podByIP(original.address);
+    const conn: ConnectionInfo = { direction: 'outbound', pod, podKey: this.key, original, sourceAddress: source, protocol: 'http1' };
+    if (svc?.port || dstPod) {
+      const forced = svc?.port ? protocolFromAppProtocol(svc.port.appProtocol, svc.port.name) : undefined;
+      const protocol = forced ?? (await sniff(client, this.deps.sniffTimeoutMs)).protocol;
+      if (client.destroyed) return;
+      if (protocol === 'http1') {
+        node.http.serveHttp1(client, conn);
+        this.logHttp(client, source, original);
+        return;
+      }
+      if (protocol === 'h2') {
+        node.http.serveH2(client, conn);
+        this.logHttp(client, source, original);
+        return;
+      }
+    }
+    const target = this.tcpTarget(original, svc?.port ? svc.service : undefined);
+    if (!target) {
+      this.fail(client, 'outbound', source, fmt(original), `service ${svc!.service.namespace}/${svc!.service.name} has no ready endpoints: check its selector and that its pods are ready`);
       return;
     }
-    const family = isIPv6(resolution.address) ? 6 : 4;
-    this.forward(client, 'outbound', fmt(source), original, { family, address: resolution.address, port: resolution.port }, describeResolution(resolution));
+    this.forwardTcp(client, conn, source, original, target);
+  }
+
+  /** The endpoint of a TCP (or TLS pass-through) connection. */
+  private tcpTarget(original: SocketAddress, service: ServiceInfo | undefined): TcpTarget | undefined {
+    const config = this.deps.node.config.current;
+    if (service) {
+      const port = service.ports.find((p) => p.port === original.port)!;
+      const family = isIPv6(original.address) ? 6 : 4;
+      const eps = config.snapshot.endpointsFor(service, port, { family }).filter((e) => e.ready && !e.terminating);
+      const policy = this.deps.node.config.policies.forService(`${service.namespace}/${service.name}`);
+      const ep = policy.pick(eps.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
+      if (!ep) return undefined;
+      const pod = ep.podKey ? config.snapshot.pods.get(ep.podKey) : config.snapshot.podByIP(ep.address);
+      return { address: ep.address, port: ep.port, resolution: `service ${service.namespace}/${service.name}:${port.port}`, service, ...(pod ? { destination: config.workload(pod) } : {}) };
+    }
+    const pod = config.snapshot.podByIP(original.address);
+    return {
+      address: original.address,
+      port: original.port,
+      resolution: pod ? `pod ${pod.namespace}/${pod.name}` : 'passthrough',
+      ...(pod ? { destination: config.workload(pod) } : {}),
+    };
   }
 
   private onInbound(client: Socket): void {
     this.track(client);
     client.pause();
-    const { network, settings } = this.deps;
-    const source = { address: client.remoteAddress, port: client.remotePort };
+    client.on('error', () => undefined);
+    const { network, settings, pod, node } = this.deps;
+    const source = fmt({ address: client.remoteAddress, port: client.remotePort });
     const original = network.originalDestination(client, settings.inboundPort);
     if (!original) {
-      this.fail(client, 'inbound', fmt(source), '?', 'no original destination for an inbound connection');
+      this.fail(client, 'inbound', source, '?', 'no original destination for an inbound connection');
       return;
     }
-    // Deliver from 127.0.0.6, which no capture hook touches, to the app's own address.
-    const bindAddress = original.family === 4 ? INBOUND_PASSTHROUGH_SOURCE : undefined;
-    this.forward(client, 'inbound', fmt(source), original, { ...original, ...(bindAddress ? { bindAddress } : {}) }, 'local app');
+    const config = node.config.current;
+    const peer = config.snapshot.podByIP(client.remoteAddress?.replace(/^::ffff:/, '') ?? '');
+    const conn: ConnectionInfo = { direction: 'inbound', pod, podKey: this.key, original, sourceAddress: source, protocol: 'http1' };
+    this.forwardTcp(client, conn, source, original, {
+      address: original.address,
+      port: original.port,
+      resolution: 'local app',
+      destination: config.workload(pod),
+      ...(peer ? { source: config.workload(peer) } : {}),
+    } as TcpTarget);
   }
 
   private answerProbe(client: Socket, source: string, original: string): void {
     const { metrics, pod } = this.deps;
-    client.on('error', () => client.destroy());
     client.on('end', () => client.destroy());
     // The prober closes once it has read the reply; never let a silent one linger.
     client.setTimeout(5000, () => client.destroy());
@@ -153,48 +206,85 @@ export class PodProxy {
     this.deps.log.add({ direction: 'probe', pod: this.key, source, originalDestination: original, bytesUp: 0, bytesDown: 0, durationMs: 0, result: 'ok' });
   }
 
-  private forward(
-    client: Socket,
-    direction: 'outbound' | 'inbound',
-    source: string,
-    original: SocketAddress,
-    target: SocketAddress & { bindAddress?: string },
-    resolution: string,
-  ): void {
-    const { network, metrics, pod, logger } = this.deps;
+  /** One connection-log record per HTTP connection, when it closes. */
+  private logHttp(client: Socket, source: string, original: SocketAddress): void {
+    const started = Date.now();
+    client.once('close', () => {
+      this.deps.log.add({
+        direction: 'outbound',
+        pod: this.key,
+        source,
+        originalDestination: fmt(original),
+        resolution: 'http (per-request routing)',
+        bytesUp: client.bytesRead,
+        bytesDown: client.bytesWritten,
+        durationMs: Date.now() - started,
+        result: 'ok',
+      });
+    });
+  }
+
+  private forwardTcp(client: Socket, conn: ConnectionInfo, source: string, original: SocketAddress, target: TcpTarget & { source?: WorkloadInfo }): void {
+    const { metrics, pod, logger, node } = this.deps;
+    const direction = conn.direction;
     const labels = { direction, namespace: pod.namespace, pod: pod.name };
-    let upstream: Socket;
-    try {
-      upstream = network.connect({ ...target, timeoutMs: this.deps.connectTimeoutMs ?? 10_000 });
-    } catch (err) {
-      this.fail(client, direction, source, fmt(original), `could not open the upstream socket in the pod: ${describeError(err)}`);
-      return;
-    }
-    this.track(upstream);
+    const config = node.config.current;
+    const sourceWorkload = direction === 'outbound' ? config.workload(pod) : target.source;
+    const tcpLabels = {
+      reporter: direction === 'outbound' ? ('source' as const) : ('destination' as const),
+      ...(sourceWorkload ? { source: sourceWorkload } : {}),
+      ...(target.destination ? { destination: target.destination } : {}),
+      ...(target.service ? { destinationService: { name: target.service.name, namespace: target.service.namespace, host: `${target.service.name}.${target.service.namespace}.svc.cluster.local` } } : {}),
+      mtls: false,
+    };
     metrics.active.inc({ direction });
-    let connected = false;
-    upstream.once('connect', () => { connected = true; });
-    relay(client, upstream).then((result) => {
+    node.istio.tcpOpened(tcpLabels);
+    const started = Date.now();
+    const finish = (up: number, down: number, error: string | undefined, flags: string) => {
       metrics.active.dec({ direction });
-      const ok = connected && !result.error;
-      metrics.connections.inc({ ...labels, result: ok ? 'ok' : 'error' });
-      metrics.bytes.inc({ ...labels, flow: 'sent' }, result.bytesUp);
-      metrics.bytes.inc({ ...labels, flow: 'received' }, result.bytesDown);
+      metrics.connections.inc({ ...labels, result: error ? 'error' : 'ok' });
+      metrics.bytes.inc({ ...labels, flow: 'sent' }, up);
+      metrics.bytes.inc({ ...labels, flow: 'received' }, down);
+      node.istio.tcpClosed({ ...tcpLabels, responseFlags: flags, sentBytes: up, receivedBytes: down });
+      node.accessLog?.tcp({
+        startTime: started,
+        durationMs: Date.now() - started,
+        reporter: tcpLabels.reporter,
+        ...(sourceWorkload ? { source: sourceWorkload } : {}),
+        sourceAddress: source,
+        ...(target.destination ? { destination: target.destination } : {}),
+        ...(tcpLabels.destinationService ? { destinationService: tcpLabels.destinationService.host } : {}),
+        upstreamHost: fmt(target),
+        responseFlags: flags,
+        bytesReceived: up,
+        bytesSent: down,
+      });
       const record = this.deps.log.add({
         direction,
         pod: this.key,
         source,
         originalDestination: fmt(original),
         upstream: fmt(target),
-        resolution,
-        bytesUp: result.bytesUp,
-        bytesDown: result.bytesDown,
-        durationMs: Math.round(result.durationMs * 1000) / 1000,
-        result: ok ? 'ok' : 'error',
-        ...(result.error ? { error: `${connected ? '' : 'upstream connect failed: '}${describeError(result.error)}` } : {}),
+        resolution: target.resolution,
+        bytesUp: up,
+        bytesDown: down,
+        durationMs: Date.now() - started,
+        result: error ? 'error' : 'ok',
+        ...(error ? { error } : {}),
       });
       logger.debug({ connection: record }, 'connection closed');
-    });
+    };
+    const transport = node.transportFor(conn, target);
+    transport.open(target, this.deps.connectTimeoutMs ?? 10_000).then(
+      (upstream) => {
+        this.track(upstream as Socket);
+        relay(client, upstream as Socket).then((r) => finish(r.bytesUp, r.bytesDown, r.error ? describeError(r.error) : undefined, r.error ? 'UC' : '-'));
+      },
+      (err: unknown) => {
+        client.resetAndDestroy();
+        finish(0, 0, `upstream connect failed: ${describeError(err)}`, 'UF');
+      },
+    );
   }
 
   private fail(client: Socket, direction: 'outbound' | 'inbound', source: string, original: string, reason: string): void {
@@ -202,7 +292,6 @@ export class PodProxy {
     metrics.connections.inc({ direction, namespace: pod.namespace, pod: pod.name, result: 'error' });
     this.deps.log.add({ direction, pod: this.key, source, originalDestination: original, bytesUp: 0, bytesDown: 0, durationMs: 0, result: 'error', error: reason });
     logger.warn({ pod: this.key, direction, source, originalDestination: original }, reason);
-    client.on('error', () => undefined);
     client.resetAndDestroy();
   }
 }

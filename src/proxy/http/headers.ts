@@ -1,0 +1,39 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** Connection-specific headers (RFC 9110 §7.6.1): never forwarded, and illegal in HTTP/2. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings', 'host']);
+
+export type HeaderRecord = Record<string, string | string[] | undefined>;
+
+/**
+ * The request's end-to-end headers as a plain map (pseudo-headers and hop-by-hop headers
+ * removed; names listed in `Connection` removed too), and its authority from Host or
+ * :authority.
+ */
+export function requestHeaders(raw: IncomingHttpHeaders): { headers: HeaderRecord; authority: string } {
+  const out: HeaderRecord = {};
+  const listed = String(raw['connection'] ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean);
+  for (const name of Object.keys(raw)) {
+    if (name.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(name) || listed.includes(name)) continue;
+    out[name] = raw[name];
+  }
+  // gRPC needs `te: trailers` end to end.
+  if (raw['te'] === 'trailers') out['te'] = 'trailers';
+  const authority = String(raw[':authority'] ?? raw['host'] ?? '');
+  return { headers: out, authority };
+}
+
+/** Response headers safe to send downstream (HTTP/1.1 or HTTP/2). */
+export function responseHeaders(raw: Record<string, string | string[] | number | undefined>): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name of Object.keys(raw)) {
+    if (name.charCodeAt(0) === 58 || HOP_BY_HOP.has(name)) continue;
+    const v = raw[name];
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
+}
+
+export function single(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}

@@ -1,0 +1,78 @@
+import type { MeshSnapshot } from '../config/snapshot';
+import type { RejectedObject } from '../config/objects';
+import { podKey, type PodInfo } from '../mesh/model';
+import { parseTrafficPolicies } from '../policy/traffic-policy';
+import { PolicyRegistry } from '../policy/policy-set';
+import { compileRoutes, RetryBudget, RouteTable } from '../routing';
+import { workloadOf, type WorkloadInfo } from '../telemetry/istio-metrics';
+import { logger } from '../log';
+
+/**
+ * What the proxy serves requests from: one immutable object per configuration snapshot
+ * (routes compiled, policies parsed, workload identities derived), swapped atomically.
+ * A request reads `current` once when it starts and keeps that object to its end, so a
+ * configuration change never changes a request half-way.
+ *
+ * The policy registry and the retry budgets are long-lived across snapshots: ejections,
+ * token buckets and budgets must survive a configuration change that does not touch them.
+ */
+export interface ProxyConfig {
+  readonly snapshot: MeshSnapshot;
+  readonly routes: RouteTable;
+  readonly rejected: readonly RejectedObject[];
+  readonly warnings: readonly RejectedObject[];
+  workload(pod: PodInfo): WorkloadInfo;
+}
+
+export class ProxyConfigStore {
+  readonly policies = new PolicyRegistry();
+  private readonly budgets = new Map<string, RetryBudget>();
+  private config: ProxyConfig;
+  private readonly log = logger('proxy-config');
+
+  constructor(snapshot: MeshSnapshot) {
+    this.config = this.build(snapshot);
+  }
+
+  get current(): ProxyConfig {
+    return this.config;
+  }
+
+  /** Compiles a new snapshot; rejected objects are reported, the rest applies. */
+  update(snapshot: MeshSnapshot): ProxyConfig {
+    this.config = this.build(snapshot);
+    return this.config;
+  }
+
+  retryBudget(serviceKey: string): RetryBudget {
+    let b = this.budgets.get(serviceKey);
+    if (!b) {
+      b = new RetryBudget();
+      this.budgets.set(serviceKey, b);
+    }
+    return b;
+  }
+
+  private build(snapshot: MeshSnapshot): ProxyConfig {
+    const { table, rejected: routeRejected, warnings } = compileRoutes(snapshot.others, snapshot.services);
+    const { policies, rejected: policyRejected } = parseTrafficPolicies(snapshot.others);
+    this.policies.update(policies, snapshot.services.keys());
+    for (const r of [...routeRejected, ...policyRejected]) this.log.warn({ rejected: r }, 'configuration object rejected');
+    const workloads = new Map<string, WorkloadInfo>();
+    return Object.freeze({
+      snapshot,
+      routes: table,
+      rejected: [...routeRejected, ...policyRejected],
+      warnings,
+      workload(pod: PodInfo): WorkloadInfo {
+        const key = podKey(pod);
+        let w = workloads.get(key);
+        if (!w) {
+          w = workloadOf(pod);
+          workloads.set(key, w);
+        }
+        return w;
+      },
+    });
+  }
+}

@@ -1,0 +1,34 @@
+import type { Duplex } from 'node:stream';
+
+/**
+ * How the proxy reaches one endpoint. Every transport yields a byte stream; HTTP pools
+ * run over it unchanged, which is what lets the tunnel (and mTLS later) slot in under
+ * the same pools.
+ *
+ * - direct: a socket from inside the source pod's namespace (the pod's own source IP).
+ * - local:  the endpoint is an enrolled pod on this node: hand the request over in-process
+ *           and connect from inside the destination pod's namespace, from 127.0.0.6 (no
+ *           second trip through the proxy, no extra network hop).
+ * - tunnel: the endpoint is an enrolled pod on another node: a CONNECT stream to that
+ *           node's proxy on 15008.
+ */
+export interface UpstreamTransport {
+  readonly kind: 'direct' | 'local' | 'tunnel';
+  /** Distinguishes pools: connections of different transports are never shared. */
+  readonly key: string;
+  /** Opens a new connection to the endpoint; it emits 'connect' (sockets) or is ready at once. */
+  open(target: { address: string; port: number }, timeoutMs: number): Promise<Duplex>;
+}
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_NM_TUNNEL_REFUSED']);
+
+/** True for errors of opening an upstream connection (Envoy's UF): nothing was sent yet. */
+export function isConnectFailure(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 4; depth++) {
+    const code = (e as { code?: string }).code;
+    if (code && CONNECT_FAILURES.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
