@@ -85,6 +85,38 @@ export class SimFixture {
     return JSON.parse(await this.runInPod(pod, ['node', ECHO_APP, 'client', host, String(port), message])) as ClientResult;
   }
 
+  /**
+   * Starts the L7 test app (src/sim/apps/l7-app.ts) inside a pod, e.g.
+   * `['--name', 'b1']` (ports default to http 8080, h2c 8081, grpc 9090, ws 8082, tls 8443,
+   * tcp 9000); resolves once it prints `listening {...ports}`.
+   */
+  async startL7App(pod: string, args: string[] = []): Promise<void> {
+    const app = join(ROOT, 'dist', 'src', 'sim', 'apps', 'l7-app.js');
+    const child = execInPod(this.state, pod, ['node', app, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.children.push(child);
+    await new Promise<void>((resolveReady, reject) => {
+      let out = '';
+      child.stdout!.setEncoding('utf8');
+      child.stdout!.on('data', (d: string) => {
+        out += d;
+        if (out.includes('listening')) resolveReady();
+      });
+      child.once('exit', (code) => reject(new Error(`l7 app in ${pod} exited with ${code}`)));
+    });
+  }
+
+  /** Runs the L7 client (src/sim/apps/l7-client.ts) inside a pod; the JSON of its last line. */
+  async l7Client(pod: string, args: string[]): Promise<any> {
+    const client = join(ROOT, 'dist', 'src', 'sim', 'apps', 'l7-client.js');
+    const out = await this.runInPod(pod, ['node', client, ...args]);
+    const last = out.split('\n').at(-1) ?? '';
+    try {
+      return JSON.parse(last);
+    } catch {
+      throw new Error(`l7-client ${args.join(' ')} in ${pod} printed no JSON: ${out.slice(-500)}`);
+    }
+  }
+
   async runInPod(pod: string, argv: string[]): Promise<string> {
     const child = execInPod(this.state, pod, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
