@@ -88,6 +88,7 @@ export class Agent {
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'nodemesh_agent_' });
     this.proxy = new NodeProxy(this.registry, deps.backend.settings, {
+      nodeName: options.nodeName,
       ...(options.accessLog ? { accessLog: options.accessLog === '-' ? 'stdout' : { path: options.accessLog } } : {}),
     });
     this.podGauge = new Gauge({

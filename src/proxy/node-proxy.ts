@@ -23,8 +23,16 @@ import { H2Sessions } from './upstream/h2-sessions';
 import { Http1Pools } from './upstream/http1-pools';
 import type { UpstreamTransport } from './upstream/transport';
 import { relay } from './tcp-relay';
+import { TunnelClient } from './tunnel/tunnel-client';
+import { TunnelServer } from './tunnel/tunnel-server';
+import { hasCode } from '../errors';
+import type { ProxyConfig } from './proxy-config';
 
 export interface NodeProxyOptions {
+  /** The node this proxy serves; pods elsewhere are reached through their node's tunnel. */
+  nodeName?: string;
+  /** Use the HTTP/2 CONNECT tunnel (15008) towards enrolled pods on other nodes (default on). */
+  tunnel?: boolean;
   /** Where access logs go; undefined: no access log. */
   accessLog?: AccessLogDestination;
   /** How long to wait for a client's first bytes before treating it as server-first TCP. */
@@ -54,6 +62,9 @@ export class NodeProxy {
   private readonly sessions = new H2Sessions();
   private readonly pipeline: HttpPipeline;
   private readonly frontend: HttpFrontend;
+  private readonly tunnelClient = new TunnelClient();
+  private readonly tunnelServer: TunnelServer;
+  private readonly tunnelAddresses = new WeakMap<ProxyConfig, Map<string, string[]>>();
   private readonly logger = logger('proxy');
 
   constructor(
@@ -74,6 +85,40 @@ export class NodeProxy {
       transportFor: (conn, endpoint) => this.transportFor(conn, endpoint),
     });
     this.frontend = new HttpFrontend(this.pipeline, (conn, req, socket, head) => this.passThrough(conn, req, socket, head), this.logger);
+    this.tunnelServer = new TunnelServer({
+      deliver: (target) => {
+        const local = this.podsByIP.get(target.address);
+        if (!local) return Promise.reject(Object.assign(new Error(`${target.address} is not an enrolled pod of this node`), { status: 404 }));
+        return this.connectIn(local.network, target, 5000, true);
+      },
+      onStream: (info) => this.logger.debug({ tunnel: info }, 'tunnel stream closed'),
+    }, this.logger.child({ component: 'tunnel' }));
+  }
+
+  get tunnelEnabled(): boolean {
+    return this.options.tunnel !== false && this.options.nodeName !== undefined;
+  }
+
+  /** A connection accepted on a pod's 15008 listener. */
+  acceptTunnel(socket: Socket): void {
+    this.tunnelServer.accept(socket);
+  }
+
+  /** The addresses of a node's enrolled pods, where its proxy listens on 15008 (sorted, so every source picks the same one). */
+  private tunnelAddressesOf(config: ProxyConfig, nodeName: string): string[] {
+    let byNode = this.tunnelAddresses.get(config);
+    if (!byNode) {
+      byNode = new Map();
+      for (const pod of config.snapshot.pods.values()) {
+        if (pod.hostNetwork || config.snapshot.effectiveMode(pod) !== 'ambient') continue;
+        const list = byNode.get(pod.nodeName) ?? [];
+        list.push(...pod.ips);
+        byNode.set(pod.nodeName, list);
+      }
+      for (const list of byNode.values()) list.sort();
+      this.tunnelAddresses.set(config, byNode);
+    }
+    return byNode.get(nodeName) ?? [];
   }
 
   /** A new configuration snapshot; requests in flight keep the one they started with. */
@@ -109,6 +154,7 @@ export class NodeProxy {
     for (const ip of entry.pod.ips) if (this.podsByIP.get(ip) === entry) this.podsByIP.delete(ip);
     await entry.proxy.stop(abort);
     // Pooled connections made from (or into) this pod's namespace must not outlive it.
+    this.tunnelClient.dropPrefix(`tunnel:${key}:`);
     await Promise.all([this.pools.dropTransport(`direct:${key}`), this.pools.dropTransport(`local:${key}`), this.sessions.dropTransport(`direct:${key}`), this.sessions.dropTransport(`local:${key}`)]);
   }
 
@@ -138,6 +184,33 @@ export class NodeProxy {
       };
     }
     const source = this.pods.get(conn.podKey);
+    const config = this.config.current;
+    const dstPod = config.snapshot.podByIP(endpoint.address);
+    if (source && dstPod && this.tunnelEnabled && dstPod.nodeName !== this.options.nodeName && !dstPod.hostNetwork && config.snapshot.effectiveMode(dstPod) === 'ambient') {
+      const family = isIPv6(endpoint.address) ? 6 : 4;
+      const tunnelIP = this.tunnelAddressesOf(config, dstPod.nodeName).find((ip) => (isIPv6(ip) ? 6 : 4) === family);
+      if (tunnelIP) {
+        const tunnel = { address: tunnelIP, port: this.settings.tunnelPort };
+        const poolKey = `tunnel:${conn.podKey}:${dstPod.nodeName}:${tunnelIP}`;
+        const sourceWorkload = `${source.pod.namespace}/${config.workload(source.pod).name}`;
+        return {
+          kind: 'tunnel',
+          key: poolKey,
+          open: (target, timeoutMs) =>
+            this.tunnelClient
+              .open(poolKey, tunnel, () => this.connectIn(source.network, tunnel, timeoutMs, false), target, { sourceWorkload, originalDestination: `${conn.original.address}:${conn.original.port}` }, timeoutMs)
+              .catch((err: unknown) => {
+                // No proxy answering on that node (not installed, restarting): go direct
+                // rather than fail the pod's traffic.
+                if (hasCode(err, 'ECONNREFUSED') || hasCode(err, 'ERR_NM_TUNNEL_REFUSED')) {
+                  this.logger.debug({ node: dstPod.nodeName, err: describeError(err) }, 'tunnel unavailable, connecting directly');
+                  return this.connectIn(source.network, target, timeoutMs, false);
+                }
+                throw err;
+              }),
+        };
+      }
+    }
     if (!source) {
       return { kind: 'direct', key: `direct:${conn.podKey}`, open: () => Promise.reject(Object.assign(new Error(`pod ${conn.podKey} is no longer enrolled`), { code: 'ECONNREFUSED' })) };
     }
@@ -214,12 +287,13 @@ export class NodeProxy {
     this.podsByIP.clear();
     await Promise.all(entries.map((e) => e.proxy.stop(false)));
     this.frontend.close();
+    this.tunnelServer.close();
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && entries.some((e) => e.proxy.activeConnections > 0)) {
       await new Promise((r) => setTimeout(r, 50));
     }
     await Promise.all(entries.map((e) => e.proxy.stop(true)));
-    await Promise.all([this.pools.close(), this.sessions.close()]);
+    await Promise.all([this.pools.close(), this.sessions.close(), this.tunnelClient.close()]);
     await this.accessLog?.close();
   }
 }

@@ -51,6 +51,7 @@ interface TcpTarget {
 export class PodProxy {
   private readonly outbound: Array<{ family: 4 | 6; server: Server }> = [];
   private readonly inbound: Array<{ family: 4 | 6; server: Server }> = [];
+  private readonly tunnel: Server[] = [];
   private readonly active = new Set<Socket>();
   readonly key: string;
 
@@ -74,6 +75,15 @@ export class PodProxy {
           inb.on('connection', (s: Socket) => this.onInbound(s));
           this.inbound.push({ family, server: inb });
         }
+        if (this.deps.node.tunnelEnabled) {
+          const any = family === 4 ? '0.0.0.0' : '::';
+          const tun = await network.listen({ family, address: any, port: settings.tunnelPort });
+          tun.on('connection', (s: Socket) => {
+            this.track(s);
+            this.deps.node.acceptTunnel(s);
+          });
+          this.tunnel.push(tun);
+        }
       }
     } catch (err) {
       await this.stop();
@@ -89,7 +99,8 @@ export class PodProxy {
 
   /** Closes the listeners. Open connections finish on their own unless `abort` is set. */
   async stop(abort = false): Promise<void> {
-    const servers = [...this.outbound, ...this.inbound];
+    const servers = [...this.outbound, ...this.inbound, ...this.tunnel.map((server) => ({ server }))];
+    this.tunnel.length = 0;
     this.deps.metrics.listeners.dec({ kind: 'outbound' }, this.outbound.length);
     this.deps.metrics.listeners.dec({ kind: 'inbound' }, this.inbound.length);
     this.outbound.length = 0;

@@ -1,0 +1,87 @@
+import { connect, constants as h2c, type ClientHttp2Session } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { NodemeshError } from '../../errors';
+import { HEADER_ORIGINAL_DESTINATION, HEADER_SOURCE_WORKLOAD, authorityOf } from './tunnel-protocol';
+
+/**
+ * Pooled tunnel sessions: one HTTP/2 connection per (source pod, destination node),
+ * carrying every stream from that pod to pods on that node. The connection is opened
+ * from inside the source pod's namespace, so the destination node sees the pod's own IP.
+ */
+export class TunnelClient {
+  private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+
+  /**
+   * Opens a stream to `target` through the node proxy listening on `tunnelAddress`.
+   * `openSocket` makes the TCP connection (in the source pod's namespace).
+   */
+  async open(
+    poolKey: string,
+    tunnelAddress: { address: string; port: number },
+    openSocket: () => Promise<Duplex>,
+    target: { address: string; port: number },
+    meta: { sourceWorkload?: string; originalDestination?: string },
+    timeoutMs: number,
+  ): Promise<Duplex> {
+    const session = await this.session(poolKey, tunnelAddress, openSocket);
+    const headers: Record<string, string> = {
+      [h2c.HTTP2_HEADER_METHOD]: 'CONNECT',
+      [h2c.HTTP2_HEADER_AUTHORITY]: authorityOf(target.address, target.port),
+    };
+    if (meta.sourceWorkload) headers[HEADER_SOURCE_WORKLOAD] = meta.sourceWorkload;
+    if (meta.originalDestination) headers[HEADER_ORIGINAL_DESTINATION] = meta.originalDestination;
+    const stream = session.request(headers, { endStream: false });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stream.close(h2c.NGHTTP2_CANCEL);
+        reject(Object.assign(new Error(`tunnel to ${authorityOf(tunnelAddress.address, tunnelAddress.port)} did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      }, timeoutMs);
+      stream.once('response', (h) => {
+        clearTimeout(timer);
+        const status = Number(h[h2c.HTTP2_HEADER_STATUS]);
+        if (status === 200) {
+          resolve(stream);
+          return;
+        }
+        stream.close();
+        reject(new NodemeshError('ERR_NM_TUNNEL_REFUSED', `the node proxy at ${authorityOf(tunnelAddress.address, tunnelAddress.port)} refused ${authorityOf(target.address, target.port)} with ${status}`, {
+          hint: 'the destination pod may not be enrolled on its node; check `nodemesh status` there',
+        }));
+      });
+      stream.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  }
+
+  private session(poolKey: string, tunnelAddress: { address: string; port: number }, openSocket: () => Promise<Duplex>): Promise<ClientHttp2Session> {
+    let pending = this.sessions.get(poolKey);
+    if (pending) return pending;
+    pending = openSocket().then((socket) => {
+      const s = connect(`http://${authorityOf(tunnelAddress.address, tunnelAddress.port)}`, { createConnection: () => socket, settings: { enablePush: false } });
+      const forget = () => { if (this.sessions.get(poolKey) === pending) this.sessions.delete(poolKey); };
+      s.once('close', forget);
+      s.once('goaway', forget);
+      s.on('error', forget);
+      return s;
+    });
+    pending.catch(() => { if (this.sessions.get(poolKey) === pending) this.sessions.delete(poolKey); });
+    this.sessions.set(poolKey, pending);
+    return pending;
+  }
+
+  dropPrefix(prefix: string): void {
+    for (const [k, p] of [...this.sessions]) {
+      if (!k.startsWith(prefix)) continue;
+      this.sessions.delete(k);
+      p.then((s) => s.destroy(), () => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(all.map((p) => p.then((s) => new Promise<void>((r) => s.close(() => r())), () => undefined)));
+  }
+}
