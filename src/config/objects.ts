@@ -1,15 +1,26 @@
 import { createHash } from 'node:crypto';
 import { NodemeshError } from '../errors';
-import { MESH_MODES, MODE_KEY, type NamespaceInfo, type PodInfo, type ServiceInfo, type ServicePort } from '../mesh/model';
+import {
+  MESH_MODES,
+  MODE_KEY,
+  type EndpointSliceEndpoint,
+  type EndpointSliceInfo,
+  type EndpointSlicePort,
+  type NamespaceInfo,
+  type PodInfo,
+  type ServiceInfo,
+  type ServicePort,
+  type WorkloadRef,
+} from '../mesh/model';
 import { canonicalIP, ipFamily } from './ip';
 import type { K8sObject, RawObject } from './k8s-yaml';
 
 /**
- * Kubernetes v1 Namespace, Pod and Service objects into the mesh model, with the checks
- * the API server would have made (the embedded source has no API server in front of it).
- * A bad object is rejected with a reason naming the file, the object and the field path;
- * the other objects of the file still apply. Kinds nodemesh reads later (HTTPRoute,
- * EndpointSlice, its own CRDs, Node) are kept as they are in `others`.
+ * Kubernetes v1 Namespace, Pod and Service objects and discovery.k8s.io/v1 EndpointSlices
+ * into the mesh model, with the checks the API server would have made (the embedded source
+ * has no API server in front of it). A bad object is rejected with a reason naming the
+ * file, the object and the field path; the other objects of the file still apply. Kinds
+ * nodemesh reads later (HTTPRoute, its own CRDs, Node) are kept as they are in `others`.
  */
 
 export const CONFIG_INVALID = 'ERR_NM_CONFIG_INVALID';
@@ -40,9 +51,15 @@ export interface ConvertedObjects {
   namespaces: NamespaceInfo[];
   pods: PodInfo[];
   services: ServiceInfo[];
+  /** discovery.k8s.io/v1 EndpointSlices (a cluster's endpoints; the YAML source may have some too). */
+  endpointSlices: EndpointSliceInfo[];
   others: OtherObject[];
   rejected: RejectedObject[];
 }
+
+export const ENDPOINT_SLICE_API_VERSION = 'discovery.k8s.io/v1';
+/** The label that ties an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 /** Thrown inside the converters; turned into a RejectedObject by convertObjects(). */
 class FieldError extends Error {
@@ -261,6 +278,128 @@ export function convertPod(object: K8sObject): PodInfo {
     serviceAccount,
     containerPorts,
     ready,
+    workload: podWorkload(object, meta),
+  };
+}
+
+/** The Job a CronJob creates is named `<cronjob>-<scheduled time in minutes>` (8 to 10 digits, as Istio reads it). */
+const CRONJOB_JOB_NAME = /^(.+)-\d{8,10}$/;
+const POD_TEMPLATE_HASH = 'pod-template-hash';
+/** Owner kinds that are workloads, with the API group they must come from. */
+const OWNER_GROUPS: Record<string, string> = { ReplicaSet: 'apps', Deployment: 'apps', StatefulSet: 'apps', DaemonSet: 'apps', Job: 'batch', CronJob: 'batch' };
+
+/**
+ * The workload of a pod from its ownerReferences: the controller reference (the one with
+ * `controller: true`; in hand-written YAML, the first one not marked `controller: false`).
+ */
+function podWorkload(object: K8sObject, meta: Meta): WorkloadRef {
+  const self: WorkloadRef = { kind: 'Pod', name: meta.name };
+  const refs = optionalArray((object.metadata as Record<string, unknown>).ownerReferences, 'metadata.ownerReferences').map((ref, i) => {
+    const path = `metadata.ownerReferences[${i}]`;
+    if (!isRecord(ref)) throw new FieldError(path, `must be a mapping {apiVersion, kind, name, uid, controller}, got ${describe(ref)}`);
+    const controller = ref.controller;
+    if (controller !== undefined && controller !== null && typeof controller !== 'boolean') {
+      throw new FieldError(`${path}.controller`, `must be true or false, got ${describe(controller)}`);
+    }
+    return {
+      apiVersion: optionalString(ref.apiVersion, `${path}.apiVersion`),
+      kind: requiredString(ref.kind, `${path}.kind`),
+      name: requiredString(ref.name, `${path}.name`),
+      controller: controller as boolean | undefined | null,
+    };
+  });
+  const owner = refs.find((r) => r.controller === true) ?? refs.find((r) => r.controller !== false);
+  if (!owner) return self;
+  const group = OWNER_GROUPS[owner.kind];
+  if (group === undefined) return self;
+  if (owner.apiVersion !== undefined && owner.apiVersion.split('/')[0] !== group) return self; // same kind name, another API
+  if (owner.kind === 'ReplicaSet') {
+    const hash = meta.labels[POD_TEMPLATE_HASH];
+    if (hash !== undefined && hash !== '' && owner.name.endsWith(`-${hash}`) && owner.name.length > hash.length + 1) {
+      return { kind: 'Deployment', name: owner.name.slice(0, -(hash.length + 1)) };
+    }
+    return { kind: 'ReplicaSet', name: owner.name };
+  }
+  if (owner.kind === 'Job') {
+    const match = CRONJOB_JOB_NAME.exec(owner.name);
+    if (match) return { kind: 'CronJob', name: match[1]! };
+    return { kind: 'Job', name: owner.name };
+  }
+  return { kind: owner.kind as WorkloadRef['kind'], name: owner.name };
+}
+
+const ADDRESS_TYPES = ['IPv4', 'IPv6', 'FQDN'] as const;
+
+function optionalBoolean(value: unknown, path: string): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') throw new FieldError(path, `must be true or false, got ${describe(value)}`);
+  return value;
+}
+
+/**
+ * A discovery.k8s.io/v1 EndpointSlice. Conditions follow the API's defaults: ready absent
+ * means true, serving absent means the same as ready, terminating absent means false.
+ */
+export function convertEndpointSlice(object: K8sObject): EndpointSliceInfo {
+  const meta = metadata(object, false);
+  name(meta.name, 'metadata.name', DNS1123_SUBDOMAIN, 253, 'EndpointSlice name');
+  const addressType = requiredString(object.addressType, 'addressType');
+  if (!(ADDRESS_TYPES as readonly string[]).includes(addressType)) {
+    throw new FieldError('addressType', `"${addressType}" is not an address type (use IPv4, IPv6 or FQDN)`);
+  }
+  const family = addressType === 'IPv4' ? 4 : addressType === 'IPv6' ? 6 : undefined;
+  const ports: EndpointSlicePort[] = optionalArray(object.ports, 'ports').map((raw, i) => {
+    const path = `ports[${i}]`;
+    if (!isRecord(raw)) throw new FieldError(path, `must be a mapping, got ${describe(raw)}`);
+    const port: EndpointSlicePort = {
+      name: optionalString(raw.name, `${path}.name`) ?? '',
+      port: raw.port === undefined || raw.port === null ? undefined : portNumber(raw.port, `${path}.port`),
+      protocol: protocol(raw.protocol, `${path}.protocol`),
+    };
+    const appProtocol = optionalString(raw.appProtocol, `${path}.appProtocol`);
+    if (appProtocol !== undefined) port.appProtocol = appProtocol;
+    return port;
+  });
+  const endpoints: EndpointSliceEndpoint[] = optionalArray(object.endpoints, 'endpoints').map((raw, i) => {
+    const path = `endpoints[${i}]`;
+    if (!isRecord(raw)) throw new FieldError(path, `must be a mapping, got ${describe(raw)}`);
+    const addresses = optionalArray(raw.addresses, `${path}.addresses`);
+    if (addresses.length === 0) throw new FieldError(`${path}.addresses`, 'required (at least one address)');
+    let address: string;
+    if (family === undefined) {
+      address = requiredString(addresses[0], `${path}.addresses[0]`);
+    } else {
+      address = ip(addresses[0], `${path}.addresses[0]`);
+      if (ipFamily(address) !== family) throw new FieldError(`${path}.addresses[0]`, `${address} is not an ${addressType} address (the slice's addressType)`);
+    }
+    const conditions = optionalRecord(raw.conditions, `${path}.conditions`) ?? {};
+    const ready = optionalBoolean(conditions.ready, `${path}.conditions.ready`) ?? true;
+    const endpoint: EndpointSliceEndpoint = {
+      address,
+      ready,
+      serving: optionalBoolean(conditions.serving, `${path}.conditions.serving`) ?? ready,
+      terminating: optionalBoolean(conditions.terminating, `${path}.conditions.terminating`) ?? false,
+    };
+    const nodeName = optionalString(raw.nodeName, `${path}.nodeName`);
+    if (nodeName !== undefined && nodeName !== '') endpoint.nodeName = nodeName;
+    const zone = optionalString(raw.zone, `${path}.zone`);
+    if (zone !== undefined && zone !== '') endpoint.zone = zone;
+    const targetRef = optionalRecord(raw.targetRef, `${path}.targetRef`);
+    if (targetRef && targetRef.kind === 'Pod') {
+      const podName = requiredString(targetRef.name, `${path}.targetRef.name`);
+      const podNamespace = optionalString(targetRef.namespace, `${path}.targetRef.namespace`) || meta.namespace!;
+      endpoint.podKey = `${podNamespace}/${podName}`;
+    }
+    return endpoint;
+  });
+  const serviceName = meta.labels[SERVICE_NAME_LABEL];
+  return {
+    name: meta.name,
+    namespace: meta.namespace!,
+    serviceName: serviceName === undefined || serviceName === '' ? undefined : serviceName,
+    addressType: addressType as EndpointSliceInfo['addressType'],
+    ports,
+    endpoints,
   };
 }
 
@@ -381,7 +520,7 @@ export function rejectionError(rejected: RejectedObject): NodemeshError {
  * duplicates (same kind, namespace and name: the first one read wins).
  */
 export function convertObjects(raws: readonly RawObject[]): ConvertedObjects {
-  const out: ConvertedObjects = { namespaces: [], pods: [], services: [], others: [], rejected: [] };
+  const out: ConvertedObjects = { namespaces: [], pods: [], services: [], endpointSlices: [], others: [], rejected: [] };
   const seen = new Map<string, string>();
   for (const raw of raws) {
     const label = describeRaw(raw);
@@ -405,6 +544,18 @@ export function convertObjects(raws: readonly RawObject[]): ConvertedObjects {
           const svc = convertService(raw.object);
           key = objectLabel('Service', svc.namespace, svc.name);
           add = () => out.services.push(svc);
+          break;
+        }
+        case 'EndpointSlice': {
+          if (raw.object.apiVersion !== ENDPOINT_SLICE_API_VERSION) {
+            const other = convertOther(raw);
+            key = `${other.apiVersion.split('/')[0]}:${objectLabel(other.kind, other.namespace, other.name)}`;
+            add = () => out.others.push(other);
+            break;
+          }
+          const slice = convertEndpointSlice(raw.object);
+          key = `discovery.k8s.io:${objectLabel('EndpointSlice', slice.namespace, slice.name)}`;
+          add = () => out.endpointSlices.push(slice);
           break;
         }
         default: {

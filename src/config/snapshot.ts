@@ -1,6 +1,18 @@
-import { MESH_MODES, MODE_KEY, podKey, serviceKey, type Endpoint, type MeshMode, type NamespaceInfo, type PodInfo, type ServiceInfo, type ServicePort } from '../mesh/model';
-import { resolveEndpoints, type ResolveOptions } from './endpoints';
-import { canonicalIP } from './ip';
+import {
+  MESH_MODES,
+  MODE_KEY,
+  podKey,
+  serviceKey,
+  type Endpoint,
+  type EndpointSliceInfo,
+  type MeshMode,
+  type NamespaceInfo,
+  type PodInfo,
+  type ServiceInfo,
+  type ServicePort,
+} from '../mesh/model';
+import { resolveEndpoints, serviceFamily, type ResolveOptions } from './endpoints';
+import { canonicalIP, type IpFamily } from './ip';
 import type { OtherObject } from './objects';
 
 /**
@@ -13,6 +25,8 @@ export interface SnapshotInput {
   namespaces: readonly NamespaceInfo[];
   pods: readonly PodInfo[];
   services: readonly ServiceInfo[];
+  /** EndpointSlices (from a cluster); a Service that has any is resolved from them alone. */
+  endpointSlices?: readonly EndpointSliceInfo[];
   others?: readonly OtherObject[];
 }
 
@@ -53,6 +67,8 @@ export class MeshSnapshot {
   /** namespace/name -> service. */
   readonly services: ReadonlyMap<string, ServiceInfo>;
   readonly others: readonly OtherObject[];
+  /** Service namespace/name -> its EndpointSlices, by slice name. */
+  readonly endpointSlices: ReadonlyMap<string, readonly EndpointSliceInfo[]>;
   private readonly byPodIP: ReadonlyMap<string, PodInfo>;
   private readonly byClusterIP: ReadonlyMap<string, ServiceInfo>;
 
@@ -66,6 +82,16 @@ export class MeshSnapshot {
     this.pods = new Map(input.pods.map((pod) => [podKey(pod), copy(pod)]));
     this.services = new Map(input.services.map((svc) => [serviceKey(svc), copy(svc)]));
     this.others = Object.freeze((input.others ?? []).map((o) => copy(o)));
+    const slices = new Map<string, EndpointSliceInfo[]>();
+    for (const slice of input.endpointSlices ?? []) {
+      if (slice.serviceName === undefined) continue;
+      const key = serviceKey({ namespace: slice.namespace, name: slice.serviceName });
+      const list = slices.get(key) ?? [];
+      list.push(copy(slice));
+      slices.set(key, list);
+    }
+    for (const list of slices.values()) Object.freeze(list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+    this.endpointSlices = slices;
     const byPodIP = new Map<string, PodInfo>();
     for (const pod of this.pods.values()) {
       // hostNetwork pods share their node's address: it does not identify them.
@@ -113,7 +139,9 @@ export class MeshSnapshot {
 
   /**
    * Ready endpoints of a Service port (given as the ServicePort, its port number or its
-   * name), resolved from the pods of this snapshot.
+   * name); with includeNotReady, every endpoint with its ready/serving/terminating
+   * conditions. From the Service's EndpointSlices when it has any (a cluster), otherwise
+   * from the pods its selector matches (the embedded source and the simulator).
    */
   endpointsFor(service: string | ServiceInfo, port: ServicePort | number | string, options: ResolveOptions = {}): Endpoint[] {
     const svc = this.service(service);
@@ -121,6 +149,8 @@ export class MeshSnapshot {
     const servicePort =
       typeof port === 'object' ? svc.ports.find((p) => p.port === port.port && p.protocol === port.protocol) : svc.ports.find((p) => (typeof port === 'number' ? p.port === port : p.name === port));
     if (!servicePort) return [];
+    const slices = this.endpointSlices.get(serviceKey(svc));
+    if (slices !== undefined && slices.length > 0) return sliceEndpoints(svc, servicePort, slices, options);
     return resolveEndpoints(svc, servicePort, this.pods.values(), options);
   }
 
@@ -139,4 +169,33 @@ export class MeshSnapshot {
   effectiveMode(pod: PodInfo, options: ModeOptions = {}): MeshMode {
     return this.modeDecision(pod, options).mode;
   }
+}
+
+/**
+ * Endpoints of one Service port from its EndpointSlices: slice ports are named after the
+ * Service port (an unnamed port is ''), the address family is the slice's addressType
+ * (default: the family of the Service's first cluster IP; IPv4 first for a headless
+ * Service), and an endpoint listed in two slices (while the controller moves it) counts
+ * once, its ready copy first. Sorted by address like the pod-selector path.
+ */
+function sliceEndpoints(service: ServiceInfo, port: ServicePort, slices: readonly EndpointSliceInfo[], options: ResolveOptions): Endpoint[] {
+  let family: IpFamily | undefined = options.family ?? serviceFamily(service);
+  if (family === undefined) family = slices.some((s) => s.addressType === 'IPv4') ? 4 : 6;
+  const addressType = family === 4 ? 'IPv4' : 'IPv6';
+  const byAddress = new Map<string, Endpoint>();
+  for (const slice of slices) {
+    if (slice.addressType !== addressType) continue;
+    const slicePort = slice.ports.find((p) => p.name === (port.name ?? '') && p.protocol === port.protocol);
+    if (slicePort === undefined || slicePort.port === undefined) continue;
+    for (const ep of slice.endpoints) {
+      if (!ep.ready && !options.includeNotReady) continue;
+      const endpoint: Endpoint = { address: ep.address, port: slicePort.port, ready: ep.ready, serving: ep.serving, terminating: ep.terminating };
+      if (ep.podKey !== undefined) endpoint.podKey = ep.podKey;
+      if (ep.nodeName !== undefined) endpoint.nodeName = ep.nodeName;
+      const key = `${ep.address}|${slicePort.port}`;
+      const seen = byAddress.get(key);
+      if (seen === undefined || (!seen.ready && endpoint.ready)) byAddress.set(key, endpoint);
+    }
+  }
+  return [...byAddress.values()].sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
 }

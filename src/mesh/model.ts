@@ -29,6 +29,20 @@ export interface PodInfo {
   containerPorts: Array<{ name?: string; port: number; protocol: string }>;
   /** True when the pod is Ready (all containers); the simulator's pods always are. */
   ready: boolean;
+  /**
+   * The workload the pod belongs to, from its controller owner reference (telemetry's
+   * `*_workload` labels): a ReplicaSet named `<deployment>-<pod-template-hash>` stands for
+   * its Deployment, a Job named `<cronjob>-<8 to 10 digits>` for its CronJob; a pod with
+   * no owner (or an owner of another kind) is its own workload.
+   */
+  workload?: WorkloadRef;
+}
+
+export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'Job' | 'CronJob' | 'ReplicaSet' | 'Pod';
+
+export interface WorkloadRef {
+  kind: WorkloadKind;
+  name: string;
 }
 
 export interface ServicePort {
@@ -48,6 +62,42 @@ export interface ServiceInfo {
   ports: ServicePort[];
   /** spec.selector; undefined when endpoints are managed elsewhere (EndpointSlices). */
   selector: Record<string, string> | undefined;
+}
+
+/** One endpoint of a discovery.k8s.io/v1 EndpointSlice. */
+export interface EndpointSliceEndpoint {
+  /** addresses[0], canonical (the API says the addresses are fungible: use the first). */
+  address: string;
+  /** conditions.ready; absent means true. */
+  ready: boolean;
+  /** conditions.serving; absent means the same as ready. */
+  serving: boolean;
+  /** conditions.terminating; absent means false. */
+  terminating: boolean;
+  nodeName?: string;
+  /** namespace/name of the pod behind it, from targetRef (kind Pod). */
+  podKey?: string;
+  zone?: string;
+}
+
+export interface EndpointSlicePort {
+  /** The Service port's name ('' for an unnamed port): how slice ports are matched. */
+  name: string;
+  /** undefined: the slice says nothing about the port number (not usable for routing). */
+  port: number | undefined;
+  protocol: string;
+  appProtocol?: string;
+}
+
+/** A discovery.k8s.io/v1 EndpointSlice: part of the endpoints of one Service. */
+export interface EndpointSliceInfo {
+  name: string;
+  namespace: string;
+  /** Label kubernetes.io/service-name; undefined when the slice belongs to no Service. */
+  serviceName: string | undefined;
+  addressType: 'IPv4' | 'IPv6' | 'FQDN';
+  ports: EndpointSlicePort[];
+  endpoints: EndpointSliceEndpoint[];
 }
 
 /** A resolved endpoint of a Service port. */

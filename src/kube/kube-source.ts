@@ -1,0 +1,332 @@
+import { KubeConfig, Watch } from '@kubernetes/client-node';
+import type { SourceResult } from '../config/directory-source';
+import type { K8sObject, RawObject } from '../config/k8s-yaml';
+import { convertObjects, type OtherObject, type RejectedObject } from '../config/objects';
+import { NodemeshError, describeError } from '../errors';
+import { logger } from '../log';
+import type { EndpointSliceInfo } from '../mesh/model';
+import { parseTrafficPolicies } from '../policy/traffic-policy';
+import type { BackoffOptions } from './backoff';
+import { Reflector, type ReflectorStats } from './reflector';
+import { MESH_RESOURCES, NODEMESH_GROUP, PODS, makeLister, objectPath, type KubeResource } from './resources';
+import type { KubeStatusWriter, ObjectVerdict } from './status-writer';
+
+/**
+ * The Kubernetes configuration source: the same contract as DirectorySource (load(),
+ * watch(onChange, onError), close()), fed by list-and-watch of Namespaces, this node's
+ * Pods, Services, EndpointSlices, Gateway API HTTPRoutes and GRPCRoutes, and nodemesh
+ * TrafficPolicies. Every result is built by passing the cached objects through
+ * convertObjects, so a cluster's objects get the same checks as a directory's.
+ *
+ * - load() resolves after the first full sync of every resource (a CRD that is not
+ *   installed counts as synced and empty).
+ * - Changes are coalesced (debounceMs after the last change, at most maxDelayMs after the
+ *   first) and reported only when the result differs.
+ * - Pods that have no IP yet (scheduled, not started) or have finished (Succeeded,
+ *   Failed: their IP may already belong to another pod) are left out, not rejected.
+ * - In `others`, objects come without status, resourceVersion and managedFields: those
+ *   change on every status write and are not configuration.
+ * - Rejections name the object's API path where the directory source names a file.
+ */
+
+export interface KubeSourceResult extends SourceResult {
+  endpointSlices: EndpointSliceInfo[];
+}
+
+export interface KubeSourceOptions {
+  kubeConfig: KubeConfig;
+  /** Only pods on this node (field selector spec.nodeName=<nodeName>); all pods when undefined. */
+  nodeName: string | undefined;
+  /** Quiet time before a change is reported (ms, default 50). */
+  debounceMs?: number;
+  /** A stream of changes is still reported at least this often (ms, default 500). */
+  maxDelayMs?: number;
+  /** Reconnect backoff (default 200 ms doubling to 30 s, with jitter). */
+  backoff?: BackoffOptions;
+  /** Periodic relist of every resource (ms, default 30 min; 0 disables). */
+  resyncMs?: number;
+  /** How often a CRD that is not installed is looked for again (ms, default 30 s). */
+  missingCrdRetryMs?: number;
+  /** Server-side watch timeout, randomised up to twice this (s, default 300). */
+  watchTimeoutSeconds?: number;
+  /** A watch open this long resets the backoff (ms, default 5000). */
+  healthyWatchMs?: number;
+  /** LIST page size (default 500). */
+  pageSize?: number;
+  /** Bound on one LIST page or a watch's response headers (ms, default 60 s). */
+  requestTimeoutMs?: number;
+  /**
+   * Checks the objects of other kinds (routes, nodemesh policies) beyond their metadata;
+   * rejected ones leave `others`, and nodemesh.dev ones get Accepted=False. Default: the
+   * policy layer's TrafficPolicy parser (every field, and one policy per Service).
+   */
+  validate?: (others: readonly OtherObject[]) => readonly RejectedObject[];
+  /** When set, nodemesh.dev objects get an Accepted condition (and Events for rejections). */
+  statusWriter?: KubeStatusWriter;
+  /** Resources to watch (tests); default MESH_RESOURCES. */
+  resources?: readonly KubeResource[];
+}
+
+export interface KubeResourceStatus {
+  resource: string;
+  synced: boolean;
+  /** A CRD that is not installed. */
+  missing: boolean;
+  resourceVersion: string | undefined;
+  objects: number;
+  stats: ReflectorStats;
+}
+
+interface Waiter {
+  resolve: (result: KubeSourceResult) => void;
+  reject: (err: unknown) => void;
+}
+
+export class KubeSource {
+  private readonly log = logger('config', { source: 'kubernetes' });
+  private readonly reflectors: Reflector[];
+  private readonly debounceMs: number;
+  private readonly maxDelayMs: number;
+  private readonly validate: (others: readonly OtherObject[]) => readonly RejectedObject[];
+  private readonly statusWriter: KubeStatusWriter | undefined;
+  private started = false;
+  private closed = false;
+  private waiters: Waiter[] = [];
+  private onChange: ((result: KubeSourceResult) => void) | undefined;
+  private onError: (err: unknown) => void;
+  private lastFingerprint: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private dirtySince: number | undefined;
+  private statusBusy = false;
+  private statusNext: ObjectVerdict[] | undefined;
+
+  constructor(options: KubeSourceOptions) {
+    this.debounceMs = options.debounceMs ?? 50;
+    this.maxDelayMs = Math.max(this.debounceMs, options.maxDelayMs ?? 500);
+    this.validate = options.validate ?? ((others) => parseTrafficPolicies(others).rejected);
+    this.statusWriter = options.statusWriter;
+    this.onError = (err) => this.log.warn({ err: describeError(err) }, 'Kubernetes API request failed; retrying');
+    const watch = new Watch(options.kubeConfig);
+    this.reflectors = (options.resources ?? MESH_RESOURCES).map(
+      (resource) =>
+        new Reflector({
+          resource,
+          lister: makeLister(options.kubeConfig, resource),
+          watch,
+          log: this.log,
+          ...(resource === PODS && options.nodeName !== undefined ? { fieldSelector: `spec.nodeName=${options.nodeName}` } : {}),
+          ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
+          ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+          ...(options.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: options.watchTimeoutSeconds }),
+          ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
+          ...(options.missingCrdRetryMs === undefined ? {} : { missingRetryMs: options.missingCrdRetryMs }),
+          ...(options.healthyWatchMs === undefined ? {} : { healthyMs: options.healthyWatchMs }),
+          ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+          onChange: () => this.changed(),
+          onSynced: () => this.resourceSynced(),
+          onError: (err) => this.onError(err),
+        }),
+    );
+  }
+
+  /** True once every resource completed its first full sync. */
+  get synced(): boolean {
+    return this.reflectors.every((r) => r.synced);
+  }
+
+  /** Where each resource stands (for /debug and tests). */
+  status(): KubeResourceStatus[] {
+    return this.reflectors.map((r) => ({
+      resource: r.resource.id,
+      synced: r.synced,
+      missing: r.missing,
+      resourceVersion: r.resourceVersion,
+      objects: r.store.size,
+      stats: { ...r.stats },
+    }));
+  }
+
+  /**
+   * The current result; the first call starts listing and watching and resolves after the
+   * first full sync. Rejects if the source is closed first.
+   */
+  load(): Promise<KubeSourceResult> {
+    if (this.closed) return Promise.reject(closedError());
+    this.start();
+    if (this.synced) return Promise.resolve(this.report(false));
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Calls onChange with a fresh result whenever the cluster's objects change (debounced).
+   * It also reports the result of the first sync, unless load() already returned that same
+   * result. onError hears about failures that are being retried (default: a warning log).
+   */
+  watch(onChange: (result: KubeSourceResult) => void, onError?: (err: unknown) => void): void {
+    if (this.closed) throw closedError();
+    if (this.onChange) throw new NodemeshError('ERR_NM_SOURCE_WATCHING', 'this KubeSource is already being watched');
+    this.onChange = onChange;
+    if (onError) this.onError = onError;
+    this.start();
+    if (this.synced) this.schedule(true);
+  }
+
+  /** Stops every list and watch. A pending load() rejects with ERR_NM_SOURCE_CLOSED. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const r of this.reflectors) void r.stop();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(closedError());
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const r of this.reflectors) r.start();
+  }
+
+  private resourceSynced(): void {
+    if (this.closed || !this.synced) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    if (waiters.length > 0) {
+      const result = this.report(false);
+      for (const w of waiters) w.resolve(result);
+    }
+    if (this.onChange) this.schedule(true);
+  }
+
+  private changed(): void {
+    if (this.closed || !this.synced) return; // the first sync reports everything at once
+    this.schedule(false);
+  }
+
+  private schedule(now: boolean): void {
+    const time = Date.now();
+    this.dirtySince ??= time;
+    if (this.timer) clearTimeout(this.timer);
+    const delay = now ? 0 : Math.max(0, Math.min(this.debounceMs, this.dirtySince + this.maxDelayMs - time));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.dirtySince = undefined;
+      if (this.closed) return;
+      this.report(true);
+    }, delay);
+  }
+
+  /** Builds the result, hands verdicts to the status writer, and reports it if it changed. */
+  private report(notify: boolean): KubeSourceResult {
+    const { result, verdicts } = this.build();
+    const fingerprint = JSON.stringify(result);
+    if (verdicts.length > 0) this.writeStatus(verdicts);
+    const changed = fingerprint !== this.lastFingerprint;
+    this.lastFingerprint = fingerprint;
+    if (notify && changed && this.onChange) {
+      try {
+        this.onChange(result);
+      } catch (err) {
+        this.log.error({ err: describeError(err) }, 'the configuration listener threw');
+      }
+    }
+    return result;
+  }
+
+  /** One status pass at a time; while one runs, only the latest verdicts wait for the next. */
+  private writeStatus(verdicts: ObjectVerdict[]): void {
+    const writer = this.statusWriter;
+    if (!writer || this.closed) return;
+    if (this.statusBusy) {
+      this.statusNext = verdicts;
+      return;
+    }
+    this.statusBusy = true;
+    writer
+      .apply(verdicts)
+      .catch((err) => this.log.warn({ err: describeError(err) }, 'writing object status failed'))
+      .finally(() => {
+        this.statusBusy = false;
+        const next = this.statusNext;
+        this.statusNext = undefined;
+        if (next) this.writeStatus(next);
+      });
+  }
+
+  private build(): { result: KubeSourceResult; verdicts: ObjectVerdict[] } {
+    const raws: RawObject[] = [];
+    const nodemesh: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
+    for (const reflector of this.reflectors) {
+      const r = reflector.resource;
+      const keys = [...reflector.store.keys()].sort();
+      for (const key of keys) {
+        const object = reflector.store.get(key)!;
+        if (r === PODS && !podIsLive(object)) continue;
+        const meta = (object.metadata ?? {}) as Record<string, unknown>;
+        const path = objectPath(r, typeof meta.namespace === 'string' ? meta.namespace : undefined, String(meta.name));
+        raws.push({ object: configurationOf(r, object), file: path, document: 0 });
+        if (r.group === NODEMESH_GROUP) nodemesh.push({ object, path, resource: r });
+      }
+    }
+    const converted = convertObjects(raws);
+    const extra = this.validate(converted.others);
+    const rejectedPaths = new Set(extra.map((x) => x.file));
+    const rejected = [...converted.rejected, ...extra];
+    const result: KubeSourceResult = {
+      namespaces: converted.namespaces,
+      pods: converted.pods,
+      services: converted.services,
+      endpointSlices: converted.endpointSlices,
+      others: converted.others.filter((o) => !rejectedPaths.has(o.file)),
+      rejected,
+      files: [],
+    };
+    const verdicts: ObjectVerdict[] = nodemesh.map(({ object, path, resource }) => {
+      const reasons = rejected.filter((x) => x.file === path).map((x) => stripPrefix(x));
+      return reasons.length === 0
+        ? { object, plural: resource.plural, namespaced: resource.namespaced, accepted: true }
+        : { object, plural: resource.plural, namespaced: resource.namespaced, accepted: false, message: reasons.join('; ') };
+    });
+    return { result, verdicts };
+  }
+}
+
+function closedError(): NodemeshError {
+  return new NodemeshError('ERR_NM_SOURCE_CLOSED', 'this KubeSource is closed');
+}
+
+/** A pod with an IP that has not finished. */
+function podIsLive(pod: K8sObject): boolean {
+  const status = (pod.status ?? {}) as Record<string, unknown>;
+  if (status.phase === 'Succeeded' || status.phase === 'Failed') return false;
+  return typeof status.podIP === 'string' && status.podIP !== '';
+}
+
+/** What convertObjects sees: for kinds kept as they are, no status or bookkeeping fields. */
+function configurationOf(r: KubeResource, object: K8sObject): K8sObject {
+  if (r.group === '' || r.group === 'discovery.k8s.io') return object;
+  const { status: _status, ...rest } = object;
+  const meta = { ...((object.metadata ?? {}) as Record<string, unknown>) };
+  delete meta.resourceVersion;
+  delete meta.managedFields;
+  return { ...rest, metadata: meta } as K8sObject;
+}
+
+/** "PATH: Kind ns/name: spec.x: problem" -> "spec.x: problem" (the object is known where it is shown). */
+function stripPrefix(rejected: RejectedObject): string {
+  const prefix = `${rejected.file}: ${rejected.object}: `;
+  return rejected.reason.startsWith(prefix) ? rejected.reason.slice(prefix.length) : rejected.reason;
+}
+
+/**
+ * The agent's KubeConfig: the in-cluster service account when running in a pod, else the
+ * kubeconfig file (KUBECONFIG or ~/.kube/config), or the given file.
+ */
+export function loadKubeConfig(file?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (file !== undefined) kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  return kc;
+}
