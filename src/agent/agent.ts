@@ -33,11 +33,25 @@ export interface AgentOptions {
   accessLog?: string;
 }
 
+/** Where the mesh configuration comes from: a YAML directory or the Kubernetes API. */
+export interface ConfigSource {
+  /** Resolves with the first complete view (for Kubernetes: after the first full sync). */
+  load(): Promise<SourceResult>;
+  watch(onChange: (result: SourceResult) => void, onError?: (err: unknown) => void): void;
+  close(): void;
+}
+
 export interface AgentDeps {
   backend: CaptureBackend;
   locator: PodLocator;
   openSandbox: PodSandboxFactory;
+  /** Default: a DirectorySource on options.sourcePath. */
+  source?: ConfigSource;
 }
+
+/** Failures that the next attempt may not hit (a sandbox still starting). */
+const RETRYABLE = new Set(['ERR_NM_POD_NOT_FOUND', 'ERR_NM_POD_NETNS_GONE']);
+const RETRY_FAILED_MS = 5000;
 
 export type PodStatus = 'enrolled' | 'failed';
 
@@ -73,7 +87,8 @@ export class Agent {
   private readonly enrolled = new Map<string, Enrolled>();
   private readonly failed = new Map<string, PodRecord>();
   private readonly log = logger('agent');
-  private source: DirectorySource | undefined;
+  private source: ConfigSource | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private admin: AdminServer | undefined;
   private health: HealthServer | undefined;
   private reconciling: Promise<void> = Promise.resolve();
@@ -128,7 +143,7 @@ export class Agent {
   async start(): Promise<void> {
     const { options, deps } = this;
     this.health = new HealthServer(() => this.readiness());
-    if (options.healthPort !== undefined) await this.health.start(options.healthPort);
+    if (options.healthPort !== undefined) await this.health.start(options.healthPort, '0.0.0.0', this.log);
     await deps.backend.install();
     this.log.info({ backend: deps.backend.kind, node: options.nodeName }, 'capture back-end installed');
     this.admin = new AdminServer({
@@ -161,12 +176,14 @@ export class Agent {
     });
     await this.admin.start();
 
-    this.source = new DirectorySource(options.sourcePath);
+    this.source = deps.source ?? new DirectorySource(options.sourcePath);
     const first = await this.source.load();
     await this.apply(first);
     await this.releaseStale();
     this.synced = true;
     this.source.watch((result) => void this.apply(result));
+    this.retryTimer = setInterval(() => this.retryFailed(), RETRY_FAILED_MS);
+    this.retryTimer.unref();
   }
 
   private readiness(): { ready: boolean; reason: string } {
@@ -188,6 +205,22 @@ export class Agent {
       this.log.error({ err: describeError(err) }, 'reconcile failed');
     });
     return this.reconciling;
+  }
+
+  /** Pods that failed for a reason that may pass (sandbox not up yet) are tried again. */
+  private retryFailed(): void {
+    let any = false;
+    for (const [key, record] of this.failed) {
+      if (record.code && RETRYABLE.has(record.code)) {
+        this.failed.delete(key);
+        any = true;
+      }
+    }
+    if (!any) return;
+    const snapshot = this.snapshot;
+    this.reconciling = this.reconciling.then(() => this.reconcile(snapshot)).catch((err) => {
+      this.log.error({ err: describeError(err) }, 'reconcile failed');
+    });
   }
 
   /** Waits until every queued reconcile has run. */
@@ -310,14 +343,16 @@ export class Agent {
    */
   async stop(releaseAll = false): Promise<void> {
     this.source?.close();
+    if (this.retryTimer) clearInterval(this.retryTimer);
     await this.reconciling;
     if (releaseAll) for (const key of [...this.enrolled.keys()]) await this.release(key);
     await this.proxy.close(this.options.drainMs ?? 0);
     for (const e of this.enrolled.values()) e.sandbox.close();
     this.enrolled.clear();
     await this.admin?.close();
-    await this.health?.close();
     if (releaseAll) await this.deps.backend.uninstall();
     else this.deps.backend.close();
+    // Last: a successor waiting for the health port starts only once we are done.
+    await this.health?.close();
   }
 }

@@ -10,7 +10,7 @@ import { validateCaptureSettings, type CaptureSettings } from '../capture/settin
 import { NodemeshError } from '../errors';
 import { logger } from '../log';
 import { run } from '../util/exec';
-import { Agent, type AgentOptions } from './agent';
+import { Agent, type AgentOptions, type ConfigSource } from './agent';
 import type { PodLocator } from './pod-locator';
 
 export interface AgentConfig extends AgentOptions {
@@ -43,7 +43,7 @@ export async function ensureBpffs(bpf: NativeBinding, root: string): Promise<voi
  * Builds an agent: probes the node, picks the capture back-end (eBPF where every probe
  * passes, else iptables, saying why), and wires proxy, capture and pod sandboxes.
  */
-export async function buildAgent(bpf: NativeBinding, config: AgentConfig): Promise<{ agent: Agent; report: DoctorReport }> {
+export async function buildAgent(bpf: NativeBinding, config: AgentConfig, source?: ConfigSource): Promise<{ agent: Agent; report: DoctorReport }> {
   const log = logger('agent');
   const settings = validateCaptureSettings(config.settings);
   if (config.capture !== 'iptables') {
@@ -71,6 +71,7 @@ export async function buildAgent(bpf: NativeBinding, config: AgentConfig): Promi
     backend,
     locator: config.locator,
     openSandbox: (netnsPath) => openPodSandbox(bpf, netnsPath, settings.proxyMark),
+    ...(source ? { source } : {}),
   });
   return { agent, report };
 }

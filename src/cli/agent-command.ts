@@ -8,13 +8,27 @@ import { loadNative } from '../datapath/native';
 import { NodemeshError } from '../errors';
 import { logger } from '../log';
 import { loadSimState } from '../sim/state';
+import { ProcPodLocator } from '../agent/proc-pod-locator';
+import type { PodLocator } from '../agent/pod-locator';
+import type { ConfigSource } from '../agent/agent';
+import { KubeSource, loadKubeConfig } from '../kube/kube-source';
+import { KubeStatusWriter } from '../kube/status-writer';
+import { LifecycleFlag } from '../kube/lifecycle-flag';
 import { parseFlags, parseList, parsePort, parsePorts } from './args';
 
-const HELP = `usage: nodemesh agent --source DIR --node NAME [flags]
-       nodemesh agent --sim SIM --node NAME --source DIR [flags]
+const HELP = `usage: nodemesh agent --kube --node NAME [flags]              (on a cluster node)
+       nodemesh agent --sim SIM --node NAME --source DIR [flags]  (on the local simulator)
+       nodemesh agent --sim SIM --node NAME --kube [flags]        (simulator nodes, Kubernetes API)
 
 Runs the node agent: captures the traffic of this node's ambient pods into the node proxy.
   --source DIR             Kubernetes YAML (directory or file), watched for changes
+  --kube                   read Pods, Services, EndpointSlices, routes and policies from the
+                           Kubernetes API (in-cluster config, or --kubeconfig)
+  --kubeconfig PATH        kubeconfig file for --kube
+  --proc PATH              the host's /proc, to find pods' network namespaces (default /proc)
+  --release-on-exit-configmap NS/NAME
+                           the Helm chart's uninstall flag: when it says uninstalling, SIGTERM
+                           releases every pod and removes the pinned state
   --node NAME              the node this agent serves (pods with this spec.nodeName)
   --sim SIM                run against a node of the local simulator: the agent joins the
                            node's agent cgroup and finds pods from the simulator's state
@@ -34,6 +48,10 @@ Runs the node agent: captures the traffic of this node's ambient pods into the n
 export async function agentCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('agent', argv, {
     source: { type: 'string' },
+    kube: { type: 'boolean', default: false },
+    kubeconfig: { type: 'string' },
+    proc: { type: 'string', default: '/proc' },
+    'release-on-exit-configmap': { type: 'string' },
     node: { type: 'string' },
     sim: { type: 'string' },
     capture: { type: 'string', default: 'auto' },
@@ -56,7 +74,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (!values.source || !values.node) throw new NodemeshError('ERR_NM_USAGE', 'nodemesh agent needs --source and --node', { hint: 'run `nodemesh agent --help`' });
+  if ((!values.source && !values.kube) || !values.node) {
+    throw new NodemeshError('ERR_NM_USAGE', 'nodemesh agent needs --node and a configuration source: --source DIR or --kube', { hint: 'run `nodemesh agent --help`' });
+  }
   const capture = values.capture;
   if (capture !== 'auto' && capture !== 'ebpf' && capture !== 'iptables') {
     throw new NodemeshError('ERR_NM_USAGE', `--capture must be auto, ebpf or iptables, not '${capture}'`);
@@ -64,7 +84,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const log = logger('agent', { node: values.node });
   let cgroupPath = values.cgroup;
   let instance = values.instance ?? values.node;
-  let locator;
+  let locator: PodLocator = new ProcPodLocator(values.proc);
   if (values.sim) {
     const state = loadSimState(values.sim);
     const node = state.nodes.find((n) => n.name === values.node);
@@ -76,15 +96,28 @@ export async function agentCommand(argv: string[]): Promise<number> {
     writeFileSync(join(node.agentCgroup, 'cgroup.procs'), `${process.pid}\n`);
     cgroupPath ??= node.cgroup;
     instance = values.instance ?? `sim-${values.sim}-${values.node}`;
-    locator = new SimPodLocator(values.sim);
-  } else {
-    throw new NodemeshError('ERR_NM_USAGE', 'outside the simulator the agent needs a pod locator for the container runtime, which is not built yet', {
-      hint: 'use --sim SIM to run against the local node simulator',
-    });
+    // With a YAML source the simulator's state names each pod's namespace; with --kube the
+    // pods come from the API and are found as on a real node, through /proc.
+    if (!values.kube) locator = new SimPodLocator(values.sim);
   }
+  let source: ConfigSource | undefined;
+  let lifecycle: LifecycleFlag | undefined;
+  if (values.kube) {
+    const kubeConfig = loadKubeConfig(values.kubeconfig);
+    source = new KubeSource({ kubeConfig, nodeName: values.node, statusWriter: new KubeStatusWriter({ kubeConfig, host: values.node }) });
+    const flag = values['release-on-exit-configmap'];
+    if (flag) {
+      const [ns, name] = flag.split('/');
+      if (!ns || !name) throw new NodemeshError('ERR_NM_USAGE', `--release-on-exit-configmap takes NAMESPACE/NAME, got '${flag}'`);
+      lifecycle = new LifecycleFlag(kubeConfig, ns, name);
+      await lifecycle.start();
+    }
+  }
+  const agentPodKey = process.env.POD_NAMESPACE && process.env.POD_NAME ? `${process.env.POD_NAMESPACE}/${process.env.POD_NAME}` : undefined;
   const config: AgentConfig = {
     nodeName: values.node,
-    sourcePath: resolve(values.source),
+    sourcePath: values.source ? resolve(values.source) : '',
+    ...(agentPodKey ? { agentPodKey } : {}),
     capture,
     settings: {
       ...DEFAULT_CAPTURE_SETTINGS,
@@ -108,7 +141,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   if (adminPort !== undefined) config.adminPort = adminPort;
   if (healthPort !== undefined) config.healthPort = healthPort;
 
-  const { agent, report } = await buildAgent(loadNative(), config);
+  const { agent, report } = await buildAgent(loadNative(), config, source);
   const removePid = writePidFile(instance);
   await agent.start();
   log.info({ backend: report.choice, reason: report.reason, adminSocket: config.adminSocket, pods: agent.podRecords().length }, 'agent ready');
@@ -123,7 +156,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
       stopping = true;
       log.info({ signal }, 'stopping: capture stays installed for the next agent');
       const started = Date.now();
-      agent.stop(false).then(
+      const releaseAll = lifecycle?.uninstalling ?? false;
+      lifecycle?.stop();
+      if (releaseAll) log.info('uninstalling: releasing every pod and removing the pinned state');
+      agent.stop(releaseAll).then(
         () => { removePid(); log.info({ ms: Date.now() - started }, 'stopped'); done(0); },
         (err: unknown) => { log.error({ err: String(err) }, 'stop failed'); removePid(); done(1); },
       );

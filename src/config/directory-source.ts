@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { NodemeshError, describeError, hasCode } from '../errors';
 import { logger } from '../log';
-import type { NamespaceInfo, PodInfo, ServiceInfo } from '../mesh/model';
+import type { EndpointSliceInfo, NamespaceInfo, PodInfo, ServiceInfo } from '../mesh/model';
 import { parseK8sYaml, type RawObject } from './k8s-yaml';
 import { convertObjects, rejection, type OtherObject, type RejectedObject } from './objects';
 
@@ -23,6 +23,10 @@ export interface SourceResult {
   rejected: RejectedObject[];
   /** The files read, absolute paths in name order. */
   files: string[];
+  /** discovery.k8s.io EndpointSlices (the Kubernetes source; YAML may carry them too). */
+  endpointSlices?: EndpointSliceInfo[];
+  /** Set by the Kubernetes source: see SnapshotInput.endpointsFromSlicesOnly. */
+  endpointsFromSlicesOnly?: boolean;
 }
 
 export interface DirectorySourceOptions {

@@ -27,6 +27,11 @@ export interface SnapshotInput {
   services: readonly ServiceInfo[];
   /** EndpointSlices (from a cluster); a Service that has any is resolved from them alone. */
   endpointSlices?: readonly EndpointSliceInfo[];
+  /**
+   * Endpoints come from EndpointSlices only (the Kubernetes source): the pods a node agent
+   * sees are its own node's, so endpoints derived from pod selectors would be partial.
+   */
+  endpointsFromSlicesOnly?: boolean;
   others?: readonly OtherObject[];
 }
 
@@ -69,6 +74,7 @@ export class MeshSnapshot {
   readonly others: readonly OtherObject[];
   /** Service namespace/name -> its EndpointSlices, by slice name. */
   readonly endpointSlices: ReadonlyMap<string, readonly EndpointSliceInfo[]>;
+  private readonly slicesOnly: boolean;
   private readonly byPodIP: ReadonlyMap<string, PodInfo>;
   private readonly byClusterIP: ReadonlyMap<string, ServiceInfo>;
 
@@ -92,6 +98,7 @@ export class MeshSnapshot {
     }
     for (const list of slices.values()) Object.freeze(list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
     this.endpointSlices = slices;
+    this.slicesOnly = input.endpointsFromSlicesOnly === true;
     const byPodIP = new Map<string, PodInfo>();
     for (const pod of this.pods.values()) {
       // hostNetwork pods share their node's address: it does not identify them.
@@ -151,6 +158,7 @@ export class MeshSnapshot {
     if (!servicePort) return [];
     const slices = this.endpointSlices.get(serviceKey(svc));
     if (slices !== undefined && slices.length > 0) return sliceEndpoints(svc, servicePort, slices, options);
+    if (this.slicesOnly) return [];
     return resolveEndpoints(svc, servicePort, this.pods.values(), options);
   }
 

@@ -31,6 +31,7 @@ import type { KubeStatusWriter, ObjectVerdict } from './status-writer';
 
 export interface KubeSourceResult extends SourceResult {
   endpointSlices: EndpointSliceInfo[];
+  endpointsFromSlicesOnly: true;
 }
 
 export interface KubeSourceOptions {
@@ -279,6 +280,7 @@ export class KubeSource {
       pods: converted.pods,
       services: converted.services,
       endpointSlices: converted.endpointSlices,
+      endpointsFromSlicesOnly: true,
       others: converted.others.filter((o) => !rejectedPaths.has(o.file)),
       rejected,
       files: [],

@@ -101,8 +101,13 @@ export function podsCgroup(cgroup2Mount: string, sim: string, node: string): str
   return `${nodeCgroup(cgroup2Mount, sim, node)}/pods`;
 }
 
-export function podCgroup(cgroup2Mount: string, sim: string, node: string, namespace: string, pod: string): string {
-  return `${podsCgroup(cgroup2Mount, sim, node)}/${namespace}_${pod}`;
+/**
+ * A pod's cgroup. Like kubelet's (`…/pod<uid>` with the cgroupfs driver,
+ * `…-pod<uid_with_underscores>.slice` with systemd), the name carries the pod's UID, which
+ * is how the agent's /proc pod locator finds a pod's processes on a real node and here.
+ */
+export function podCgroup(cgroup2Mount: string, sim: string, node: string, namespace: string, pod: string, uid: string): string {
+  return `${podsCgroup(cgroup2Mount, sim, node)}/${namespace}_${pod}-pod${uid}`;
 }
 
 export interface NodeAddresses {

@@ -219,7 +219,7 @@ async function ensurePod(store: StateStore, plan: TopologyPlan, planned: Planned
     if (planned.ipv6 !== undefined) await ipIn(ns, ['-6', 'route', 'replace', 'default', 'via', node.gatewayV6, 'dev', UPLINK, 'onlink']);
   }
   const mount = state.cgroup2Mount;
-  const cgroup = podCgroup(mount, state.name, node.name, pod.namespace, pod.name);
+  const cgroup = podCgroup(mount, state.name, node.name, pod.namespace, pod.name, pod.uid);
   ensureCgroupDir(mount, cgroup, (p) => store.record('cgroups', p));
 
   const entry: SimPod = {
@@ -315,7 +315,7 @@ async function sweepUnplanned(store: StateStore, plan: TopologyPlan): Promise<vo
     wantedCgroups.add(podsCgroup(state.cgroup2Mount, state.name, node.name));
     wantedCgroups.add(agentCgroup(state.cgroup2Mount, state.name, node.name));
   }
-  for (const pod of plan.pods) wantedCgroups.add(podCgroup(state.cgroup2Mount, state.name, pod.node, pod.pod.namespace, pod.pod.name));
+  for (const pod of plan.pods) wantedCgroups.add(podCgroup(state.cgroup2Mount, state.name, pod.node, pod.pod.namespace, pod.pod.name, pod.pod.uid));
   const root = state.cgroupRoot;
   // Only the levels the simulator creates: <root>/<node>, <root>/<node>/{pods,agent}, <root>/<node>/pods/<pod>.
   const levels = (dir: string): string[] => {
