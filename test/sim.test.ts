@@ -159,7 +159,7 @@ test('simulator: the example topology end to end', { timeout: 180_000 }, async (
       assert.ok(existsSync(node.netnsPath));
     }
     for (const pod of state.pods) {
-      assert.equal(pod.cgroup, `${cg2}/nodemesh-sim/${name}/${pod.node}/pods/${pod.namespace}_${pod.name}`);
+      assert.equal(pod.cgroup, `${cg2}/nodemesh-sim/${name}/${pod.node}/pods/${pod.namespace}_${pod.name}-pod${pod.uid}`);
       assert.equal(pod.netnsPath, `/run/netns/nmsim-${name}-pod-${pod.namespace}_${pod.name}`);
       assert.ok(existsSync(`${pod.cgroup}/cgroup.procs`));
       assert.ok(readFileSync(pod.hostsFile, 'utf8').includes('b.demo.svc.cluster.local'));
