@@ -13,10 +13,10 @@
  *
  * Each (round, mode, placement) runs the load generator (src/sim/apps/load-generator.ts)
  * in c1 twice:
- *   open    open loop at --rate req/s for latency (latency from each request's scheduled
- *           send time, so stalls are not hidden); --connections keep-alive connections;
  *   closed  closed loop with --connections connections as fast as answers come, for
- *           throughput.
+ *           throughput;
+ *   open    open loop at --rate req/s for latency (latency from each request's scheduled
+ *           send time, so stalls are not hidden); --connections keep-alive connections.
  * Each run's --warmup seconds are discarded. Modes alternate order every round (ABBA) so
  * machine drift hits both alike. CPU is sampled at the start and end of the measured
  * window (the generator prints markers): the agent's utime+stime from /proc/<pid>/stat,
@@ -116,14 +116,18 @@ const PLACEMENTS: Array<{ name: PlacementName; server: string; url: string }> = 
   { name: 'same', server: 'bench/s1', url: 'http://10.96.0.20/echo' },
   { name: 'cross', server: 'bench/s2', url: 'http://10.96.0.21/echo' },
 ];
-const LOADS: LoadName[] = ['open', 'closed'];
+// Closed first: its warm-up brings the proxy's code to speed (JIT), so that the open loop
+// does not start with a backlog built while the proxy was still cold.
+const LOADS: LoadName[] = ['closed', 'open'];
 
 /** CPU counters at one moment: seconds, except the machine's busy time and the clock. */
 interface CpuSample {
   at: number;
   /** CLOCK_MONOTONIC in microseconds: the clock of V8's CPU profiles. */
   monoUs: number;
+  /** The agent's utime + stime, and its stime alone. */
   agent: number;
+  agentSystem: number;
   client: number;
   server: number;
   machineBusy: number;
@@ -139,7 +143,7 @@ interface Cell {
   histograms: string[];
   statuses: Record<string, number>;
   errors: Record<string, number>;
-  cpu: { agent: number; client: number; server: number; machineBusy: number; wall: number };
+  cpu: { agent: number; agentSystem: number; client: number; server: number; machineBusy: number; wall: number };
   perRoundRps: number[];
   sendLagP99Ms: number[];
 }
@@ -152,12 +156,12 @@ const CLK_TCK = (() => {
   }
 })();
 
-/** utime + stime of a process, in seconds (all its threads). */
-function processCpu(pid: number): number {
+/** utime and stime of a process, in seconds (all its threads). */
+function processCpu(pid: number): { user: number; system: number } {
   const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // After "pid (comm) ": state is field 3, so utime (14) and stime (15) are at 11 and 12.
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
 }
 
 /** A cgroup v2 directory's CPU time (every process in it), in seconds. */
@@ -176,8 +180,8 @@ function machineBusy(): number {
 /** The commit measured, and whether src/ had uncommitted changes when dist/ was built from it. */
 function sourceState(): string {
   try {
-    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean).length;
     return dirty ? `${head} + uncommitted changes in ${dirty} paths under src/` : head;
   } catch {
     return 'unknown (no git)';
@@ -209,14 +213,18 @@ interface RunOutcome {
 async function runLoad(sim: SimFixture, agentPid: number, serverPod: string, args: string[], limitMs: number): Promise<RunOutcome> {
   const clientCgroup = sim.pod(CLIENT).cgroup;
   const serverCgroup = sim.pod(serverPod).cgroup;
-  const sample = (): CpuSample => ({
-    at: performance.now(),
-    monoUs: Number(process.hrtime.bigint() / 1000n),
-    agent: processCpu(agentPid),
-    client: cgroupCpu(clientCgroup),
-    server: cgroupCpu(serverCgroup),
-    machineBusy: machineBusy(),
-  });
+  const sample = (): CpuSample => {
+    const agent = processCpu(agentPid);
+    return {
+      at: performance.now(),
+      monoUs: Number(process.hrtime.bigint() / 1000n),
+      agent: agent.user + agent.system,
+      agentSystem: agent.system,
+      client: cgroupCpu(clientCgroup),
+      server: cgroupCpu(serverCgroup),
+      machineBusy: machineBusy(),
+    };
+  };
   const child: ChildProcess = execInPod(sim.state, CLIENT, ['node', LOAD_GENERATOR, ...args, '--markers'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let start: CpuSample | undefined;
   let end: CpuSample | undefined;
@@ -254,7 +262,7 @@ async function runLoad(sim: SimFixture, agentPid: number, serverPod: string, arg
 }
 
 function emptyCell(mode: ModeName, placement: PlacementName, load: LoadName): Cell {
-  return { mode, placement, load, runs: 0, requests: 0, windowS: 0, histograms: [], statuses: {}, errors: {}, cpu: { agent: 0, client: 0, server: 0, machineBusy: 0, wall: 0 }, perRoundRps: [], sendLagP99Ms: [] };
+  return { mode, placement, load, runs: 0, requests: 0, windowS: 0, histograms: [], statuses: {}, errors: {}, cpu: { agent: 0, agentSystem: 0, client: 0, server: 0, machineBusy: 0, wall: 0 }, perRoundRps: [], sendLagP99Ms: [] };
 }
 
 function addCounts(into: Record<string, number>, from: Record<string, number>): void {
@@ -275,6 +283,8 @@ interface Row {
   /** Proxy (agent) CPU seconds per 1000 requests; requests per proxy CPU second. */
   proxyCpuPer1000: number;
   rpsPerProxyCore: number;
+  /** The share of the proxy's CPU spent in the kernel (stime). */
+  proxySystemShare: number;
   /** Average cores busy in the window. */
   cores: { proxy: number; client: number; server: number; machine: number; other: number };
   failures: number;
@@ -295,6 +305,7 @@ function toRow(c: Cell): Omit<Row, 'addedP50Ms' | 'addedP99Ms'> {
     latencyMs: mergeHistograms(c.histograms),
     proxyCpuPer1000: (c.cpu.agent / c.requests) * 1000,
     rpsPerProxyCore: c.requests / c.cpu.agent,
+    proxySystemShare: c.cpu.agentSystem / c.cpu.agent,
     cores: {
       proxy: c.cpu.agent / wall,
       client: c.cpu.client / wall,
@@ -473,7 +484,7 @@ async function main(): Promise<void> {
     if (!cells.has(k)) cells.set(k, emptyCell(m, p, l));
     return cells.get(k)!;
   };
-  for (const m of ['direct', 'proxy'] as const) for (const p of PLACEMENTS) for (const l of LOADS) cell(m, p.name, l);
+  for (const m of ['direct', 'proxy'] as const) for (const p of PLACEMENTS) for (const l of ['open', 'closed'] as const) cell(m, p.name, l);
 
   const started = Date.now();
   const source = sourceState();
@@ -525,6 +536,7 @@ async function main(): Promise<void> {
             addCounts(c.statuses, result.statuses);
             addCounts(c.errors, result.errors);
             c.cpu.agent += end.agent - start.agent;
+            c.cpu.agentSystem += end.agentSystem - start.agentSystem;
             c.cpu.client += end.client - start.client;
             c.cpu.server += end.server - start.server;
             c.cpu.machineBusy += end.machineBusy - start.machineBusy;
@@ -567,10 +579,11 @@ async function main(): Promise<void> {
   const elapsed = (Date.now() - started) / 1000;
   console.log(`\nHTTP/1.1 keep-alive, POST ${bodyBytes} B to /echo (${bodyBytes} B back), ${rounds} interleaved rounds; open loop ${rate} req/s x ${duration} s, closed loop ${connections} connections x ${maxDuration} s; ${warmup} s warm-up per run excluded; ${elapsed.toFixed(0)} s in all`);
   console.log(`source: ${source}`);
-  console.log('latency in ms (open loop: from the scheduled send); cores = average CPU cores busy in the window; proxy = the node1 agent process\n');
+  console.log('latency in ms (open loop: from the scheduled send); +p50/+p99 = proxy minus direct; cpu s/1k = proxy CPU s per 1000 requests;');
+  console.log('req/s/core = requests per proxy CPU second; sys% = the proxy CPU spent in the kernel; cores = average CPU cores busy in the window (proxy = the node1 agent)\n');
   const header = [
     'mode'.padEnd(6), 'place'.padEnd(5), 'load'.padEnd(6), 'req/s'.padStart(7), 'p50'.padStart(7), 'p90'.padStart(7), 'p99'.padStart(7), 'p999'.padStart(7),
-    '+p50'.padStart(7), '+p99'.padStart(7), 'cpu s/1k'.padStart(8), 'req/s/core'.padStart(10), '  cores: proxy client server machine other',
+    '+p50'.padStart(7), '+p99'.padStart(7), 'cpu s/1k'.padStart(8), 'req/s/core'.padStart(10), 'sys%'.padStart(4), '  cores: proxy client server machine other',
   ].join(' ');
   console.log(header);
   for (const r of rows) {
@@ -580,6 +593,7 @@ async function main(): Promise<void> {
       fmt(r.latencyMs.p50).padStart(7), fmt(r.latencyMs.p90).padStart(7), fmt(r.latencyMs.p99).padStart(7), fmt(r.latencyMs.p999).padStart(7),
       (isProxy ? signed(r.addedP50Ms) : '').padStart(7), (isProxy ? signed(r.addedP99Ms) : '').padStart(7),
       (isProxy ? fmt(r.proxyCpuPer1000, 4) : '').padStart(8), (isProxy ? r.rpsPerProxyCore.toFixed(0) : '').padStart(10),
+      (isProxy ? (r.proxySystemShare * 100).toFixed(0) : '').padStart(4),
       `         ${fmt(r.cores.proxy, 2).padStart(5)} ${fmt(r.cores.client, 2).padStart(6)} ${fmt(r.cores.server, 2).padStart(6)} ${fmt(r.cores.machine, 2).padStart(7)} ${fmt(r.cores.other, 2).padStart(5)}`,
       r.failures ? `  ${r.failures} failed` : '',
     ].join(' '));
