@@ -532,6 +532,91 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     assert.ok(!ep0.relabelings.some((r: Obj) => r.targetLabel === '__address__'));
   });
 
+  test('sidecar injection webhook: absent by default; Deployment, Service and MutatingWebhookConfiguration when enabled', (t) => {
+    if (!needHelm(t)) return;
+    const defaults = render();
+    for (const kind of ['Deployment', 'Service', 'MutatingWebhookConfiguration']) assert.equal(find(defaults, kind), undefined, `no ${kind} by default`);
+    assert.equal(find(defaults, 'ClusterRole', 'nodemesh-sidecar'), undefined);
+
+    // Enabled without a CA: refused, saying what to set.
+    const noCA = template(['webhook.enabled=true']);
+    assert.notEqual(noCA.status, 0);
+    assert.match(noCA.stderr, /webhook\.caBundle.*cert-manager\.io\/inject-ca-from/);
+
+    const caBundle = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
+    const objects = render(['webhook.enabled=true', `webhook.caBundle=${caBundle}`]);
+    const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    for (const k of ['Deployment/nodemesh-sidecar-injector', 'Service/nodemesh-sidecar-injector', 'MutatingWebhookConfiguration/nodemesh-sidecar-injector']) assert.ok(kinds.includes(k), `${k} in ${kinds.join(', ')}`);
+    assert.equal(objects.length, defaults.length + 3, 'the webhook adds exactly three objects');
+
+    const deploy = find(objects, 'Deployment', 'nodemesh-sidecar-injector')!;
+    assert.equal(deploy.metadata.namespace, NAMESPACE);
+    const pod = deploy.spec.template.spec;
+    assert.equal(pod.automountServiceAccountToken, false, 'the injector reads nothing from the API server');
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(pod.hostNetwork, undefined);
+    const c = pod.containers[0];
+    assert.equal(c.image, agentContainer(objects).image, 'the agents\' image');
+    assert.deepEqual(c.args, ['webhook', '--tls-cert=/tls/tls.crt', '--tls-key=/tls/tls.key', '--port=9443', `--image=${agentContainer(objects).image}`, '--image-pull-policy=IfNotPresent', '--log-level=info']);
+    assert.deepEqual(c.ports, [{ name: 'https', containerPort: 9443, protocol: 'TCP' }]);
+    assert.deepEqual(c.readinessProbe.httpGet, { path: '/healthz', port: 'https', scheme: 'HTTPS' });
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
+    assert.deepEqual(pod.volumes, [{ name: 'tls', secret: { secretName: 'nodemesh-sidecar-injector-tls' } }]);
+    assert.deepEqual(deploy.spec.selector.matchLabels, deploy.spec.template.metadata.labels);
+
+    const svc = find(objects, 'Service', 'nodemesh-sidecar-injector')!;
+    assert.deepEqual(svc.spec.selector, deploy.spec.selector.matchLabels, 'the Service selects the injector pods, not the agents');
+    assert.notDeepEqual(svc.spec.selector, daemonSet(objects).spec.selector.matchLabels);
+    assert.deepEqual(svc.spec.ports, [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
+
+    const mwc = find(objects, 'MutatingWebhookConfiguration', 'nodemesh-sidecar-injector')!;
+    assert.equal(mwc.apiVersion, 'admissionregistration.k8s.io/v1');
+    assert.equal(mwc.metadata.namespace, undefined, 'cluster-scoped');
+    assert.deepEqual(mwc.webhooks.map((w: Obj) => w.name), ['namespace.sidecar-injector.nodemesh.dev', 'object.sidecar-injector.nodemesh.dev']);
+    for (const w of mwc.webhooks as Obj[]) {
+      assert.equal(w.failurePolicy, 'Ignore', `${w.name}: a down injector must not block pod creation`);
+      assert.equal(w.sideEffects, 'None');
+      assert.deepEqual(w.admissionReviewVersions, ['v1']);
+      assert.ok(w.timeoutSeconds <= 10);
+      assert.deepEqual(w.clientConfig.service, { name: 'nodemesh-sidecar-injector', namespace: NAMESPACE, path: '/inject', port: 443 });
+      assert.equal(w.clientConfig.caBundle, caBundle);
+      assert.deepEqual(w.rules, [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+      const excluded = w.namespaceSelector.matchExpressions.find((e: Obj) => e.key === 'kubernetes.io/metadata.name');
+      assert.deepEqual(excluded, { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NAMESPACE, 'kube-system', 'kube-public', 'kube-node-lease'] });
+    }
+    const [byNamespace, byObject] = mwc.webhooks as Obj[];
+    // Namespaces labelled sidecar, unless the pod's own label opts out ...
+    assert.deepEqual(byNamespace!.namespaceSelector.matchExpressions[0], { key: 'nodemesh.dev/mode', operator: 'In', values: ['sidecar'] });
+    assert.deepEqual(byNamespace!.objectSelector, { matchExpressions: [{ key: 'nodemesh.dev/mode', operator: 'NotIn', values: ['off', 'ambient'] }] });
+    // ... and pods labelled sidecar elsewhere (never both webhooks for one pod).
+    assert.deepEqual(byObject!.namespaceSelector.matchExpressions[0], { key: 'nodemesh.dev/mode', operator: 'NotIn', values: ['sidecar'] });
+    assert.deepEqual(byObject!.objectSelector, { matchLabels: { 'nodemesh.dev/mode': 'sidecar' } });
+
+    // cert-manager: the CA comes from its injector, no caBundle in the chart.
+    const cm = render(['webhook.enabled=true', 'webhook.annotations.cert-manager\\.io/inject-ca-from=nodemesh-system/nodemesh-sidecar-injector', 'webhook.port=8443', 'webhook.excludeNamespaces={kube-system}']);
+    const cmw = find(cm, 'MutatingWebhookConfiguration')!;
+    assert.equal(cmw.metadata.annotations['cert-manager.io/inject-ca-from'], 'nodemesh-system/nodemesh-sidecar-injector');
+    for (const w of cmw.webhooks as Obj[]) assert.equal(w.clientConfig.caBundle, undefined);
+    assert.equal(find(cm, 'Deployment', 'nodemesh-sidecar-injector')!.spec.template.spec.containers[0].ports[0].containerPort, 8443);
+    assert.deepEqual(cmw.webhooks[0].namespaceSelector.matchExpressions[1].values, [NAMESPACE, 'kube-system']);
+
+    // The sidecars' read-only RBAC.
+    const rbac = render(['sidecarRbac.enabled=true']);
+    const role = find(rbac, 'ClusterRole', 'nodemesh-sidecar')!;
+    for (const r of role.rules as Obj[]) assert.deepEqual(r.verbs, ['get', 'list', 'watch'], 'read-only');
+    assert.deepEqual(role.rules.flatMap((r: Obj) => r.resources).sort(), ['endpointslices', 'grpcroutes', 'httproutes', 'namespaces', 'pods', 'services', 'trafficpolicies']);
+    const binding = find(rbac, 'ClusterRoleBinding', 'nodemesh-sidecar')!;
+    assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'nodemesh-sidecar' });
+    assert.deepEqual(binding.subjects, [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:serviceaccounts' }]);
+
+    for (const [set, message] of [['webhook.timeoutSeconds=60', /\/webhook\/timeoutSeconds/], ['webhook.caBundle=not base64!', /\/webhook\/caBundle/], ['webhook.enable=true', /additional properties 'enable' not allowed/]] as const) {
+      const r = template([set]);
+      assert.notEqual(r.status, 0, `--set ${set} must fail`);
+      assert.match(r.stderr, message, `--set ${set}: ${r.stderr}`);
+    }
+  });
+
   test('values.schema.json rejects mistyped values and keys, naming the field', (t) => {
     if (!needHelm(t)) return;
     const cases: Array<[string, RegExp]> = [
@@ -881,6 +966,11 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     assert.deepEqual(JSON.parse(single('ENTRYPOINT')[0]!.args), ['node', '/app/dist/src/cli/main.js']);
     assert.deepEqual(JSON.parse(single('CMD')[0]!.args), ['agent', '--help']);
     assert.deepEqual(single('WORKDIR').map((i) => i.args), ['/app']);
+    // `nodemesh` on PATH runs the same CLI as the ENTRYPOINT (the injected init container's command).
+    const wrapper = runtime.instructions.find((i) => i.op === 'RUN' && i.args.includes('/usr/local/bin/nodemesh'));
+    assert.ok(wrapper, 'the runtime stage installs /usr/local/bin/nodemesh');
+    assert.match(wrapper.args, /exec node \/app\/dist\/src\/cli\/main\.js "\$@"/);
+    assert.match(wrapper.args, /chmod 0755 \/usr\/local\/bin\/nodemesh/);
     assert.ok(!stages.some((s) => s.instructions.some((i) => i.op === 'HEALTHCHECK')), 'no HEALTHCHECK');
 
     // Copies from the build context exist in the repository.

@@ -11,6 +11,8 @@ commands:
   status    show what a running agent captures (pods, back-end, counters)
   sim       the local node simulator: up | down | status | exec
   demo      a walk-through on the simulator: capture, direct, inbound, release
+  sidecar   run the proxy inside one pod (sidecar mode); sidecar-init installs its iptables rules
+  inject    add the sidecar to Kubernetes manifests; webhook serves the same as an admission webhook
 
 Run \`nodemesh <command> --help\` for a command's flags.`;
 
@@ -22,6 +24,10 @@ const commands: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./status-command')).statusCommand,
   sim: async () => (await import('./sim-command')).simCommand,
   demo: async () => (await import('./demo-command')).demoCommand,
+  sidecar: async () => (await import('./sidecar-command')).sidecarCommand,
+  'sidecar-init': async () => (await import('./sidecar-command')).sidecarInitCommand,
+  inject: async () => (await import('./inject-command')).injectCommand,
+  webhook: async () => (await import('./inject-command')).webhookCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -60,6 +60,10 @@ export interface SimPod {
   containerPorts: PodInfo['containerPorts'];
   /** The mode the DESIGN.md opt-in rules give this pod. */
   mode: MeshMode;
+  /** Sidecar mode: the admin API of the pod's own proxy (/run/nodemesh-sim/<sim>/sidecars/<ns>_<pod>.sock). */
+  sidecarAdminSocket?: string;
+  /** Sidecar mode: the pid of the pod's proxy process (in the pod's cgroup and namespace). */
+  sidecarPid?: number;
 }
 
 export interface SimServicePort {
@@ -88,7 +92,7 @@ export interface SimCreated {
   etcNetns: string[];
   /** Shared parent directories this sim created (removed when empty). */
   dirs: string[];
-  /** Long-running processes `up` started (none today: pods run what `exec` starts). */
+  /** Long-running processes `up` started: the sidecar proxies of sidecar-mode pods (src/sim/sidecars.ts). */
   pids: number[];
 }
 

@@ -29,6 +29,7 @@ import {
 } from './names';
 import { deleteNetns, ensureNetns, ipIn, ipInStatus, ipJson, linkExists, listNetns, sysctlIn } from './netns';
 import { assertSealed } from './seal';
+import { reconcileSidecars } from './sidecars';
 import { StateStore, emptyCreated, ensureStateDir, tryLoadSimState, withSimLock, type SimNode, type SimPod, type SimState } from './state';
 import { nodeRoutes, planTopology, type PlannedNode, type PlannedPod, type TopologyPlan } from './topology';
 
@@ -113,6 +114,8 @@ export async function simUp(options: SimUpOptions): Promise<SimState> {
     store.save();
 
     await assertSealed(state);
+    // Sidecar-mode pods: the init step, then the pod's own proxy (left running).
+    await reconcileSidecars(store, plan);
     state.phase = 'ready';
     store.save();
     log.info({ sim: name, nodes: state.nodes.length, pods: state.pods.length, services: state.services.length }, 'simulation ready');
@@ -222,6 +225,7 @@ async function ensurePod(store: StateStore, plan: TopologyPlan, planned: Planned
   const cgroup = podCgroup(mount, state.name, node.name, pod.namespace, pod.name, pod.uid);
   ensureCgroupDir(mount, cgroup, (p) => store.record('cgroups', p));
 
+  const previous = state.pods.find((p) => p.key === planned.key);
   const entry: SimPod = {
     key: planned.key,
     namespace: pod.namespace,
@@ -241,6 +245,9 @@ async function ensurePod(store: StateStore, plan: TopologyPlan, planned: Planned
     serviceAccount: pod.serviceAccount,
     containerPorts: pod.containerPorts,
     mode: planned.mode,
+    // A running sidecar stays with its pod (src/sim/sidecars.ts decides what to do with it).
+    ...(previous?.sidecarPid !== undefined ? { sidecarPid: previous.sidecarPid } : {}),
+    ...(previous?.sidecarAdminSocket !== undefined ? { sidecarAdminSocket: previous.sidecarAdminSocket } : {}),
   };
   state.pods = [...state.pods.filter((p) => p.key !== planned.key), entry].sort((a, b) => (a.key < b.key ? -1 : 1));
   store.save();

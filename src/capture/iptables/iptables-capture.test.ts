@@ -124,9 +124,11 @@ async function startServer(t: TestContext, ns: string, specs: Array<{ host: stri
   return log;
 }
 
-async function connect(ns: string, host: string, port: number, options: { localAddress?: string; timeoutMs?: number } = {}): Promise<Reply> {
+async function connect(ns: string, host: string, port: number, options: { localAddress?: string; timeoutMs?: number; uid?: number } = {}): Promise<Reply> {
   const arg = JSON.stringify({ host, port, localAddress: options.localAddress, timeoutMs: options.timeoutMs ?? 3000 });
-  const { stdout } = await run('nsenter', [`--net=${nsPath(ns)}`, '--', process.execPath, '-e', CLIENT, arg], { timeoutMs: 15_000 });
+  // As another user: setpriv changes uid and gid after nsenter has entered the namespace.
+  const asUser = options.uid === undefined ? [] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', '--'];
+  const { stdout } = await run('nsenter', [`--net=${nsPath(ns)}`, '--', ...asUser, process.execPath, '-e', CLIENT, arg], { timeoutMs: 15_000 });
   return JSON.parse(stdout.trim()) as Reply;
 }
 
@@ -326,6 +328,64 @@ for (const backend of BACKENDS) {
       assert.equal(label(await connect(ns, '10.77.0.1', 9200)), 'outbound');
       assert.equal(await ipt.command(4, ['-t', 'mangle', '-A', 'OUTPUT', '-p', 'tcp', '--dport', '9200', '-j', 'MARK', '--set-mark', '0x4e4d']), 0);
       assert.equal(label(await connect(ns, '10.77.0.1', 9200)), 'direct9200');
+    });
+
+    await t.test('excludeUid: connections of that uid go direct, others are captured; the rules read back unchanged', async (t) => {
+      const ns = await podNetns(t);
+      const path = nsPath(ns);
+      await startServer(t, ns, [
+        { host: '127.0.0.1', port: 15001, label: 'outbound' },
+        { host: '::1', port: 15001, label: 'outbound6' },
+        { host: '0.0.0.0', port: 9000, label: 'direct9000' },
+        { host: '::', port: 9000, label: 'direct9000v6' },
+      ]);
+      const settings = iptablesCaptureSettings({ excludeUid: 1337 });
+      assert.deepEqual(await capture.enrollAndReport(path, settings), { 4: 'install', 6: 'install' });
+      // iptables-save prints the owner match exactly as rendered, so a second enroll changes nothing.
+      assert.deepEqual(await capture.enrollAndReport(path, settings), { 4: 'unchanged', 6: 'unchanged' });
+      const ipt = new Iptables(backend, path);
+      assertRulesInstalled(await ipt.save(4, 'nat'), 4, settings);
+      assertRulesInstalled(await ipt.save(6, 'nat'), 6, settings);
+
+      assert.equal(label(await connect(ns, '10.77.0.1', 9000, { uid: 1337 })), 'direct9000', 'uid 1337 (the sidecar) goes direct');
+      assert.equal(label(await connect(ns, '2001:db8:77::1', 9000, { uid: 1337 })), 'direct9000v6');
+      assert.equal(label(await connect(ns, '10.77.0.1', 9000, { uid: 1338 })), 'outbound', 'another uid is captured');
+      assert.equal(label(await connect(ns, '10.77.0.1', 9000)), 'outbound', 'root is captured');
+
+      // Dropping the setting takes the rule out again.
+      assert.deepEqual(await capture.enrollAndReport(path, iptablesCaptureSettings()), { 4: 'replace', 6: 'replace' });
+      assert.equal(label(await connect(ns, '10.77.0.1', 9000, { uid: 1337 })), 'outbound');
+      await capture.release(path);
+    });
+
+    await t.test('sidecar-init from inside the namespace, with only NET_ADMIN and NET_RAW (the injected init container)', async (t) => {
+      const ns = await podNetns(t);
+      const path = nsPath(ns);
+      const cli = join(__dirname, '..', '..', 'cli', 'main.js');
+      // What the kubelet gives the init container: root, every capability but these two dropped.
+      const asInit = (args: string[]) => runStatus('nsenter', [`--net=${path}`, '--', 'setpriv', '--inh-caps=-all', '--bounding-set=-all,+net_admin,+net_raw', '--',
+        process.execPath, cli, 'sidecar-init', '--iptables-backend', backend, ...args], { env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' } });
+      const first = await asInit(['--pod-ip', '10.77.0.1,2001:db8:77::1', '--exclude-uid', '1337']);
+      assert.equal(first.status, 0, first.stderr);
+      assert.match(first.stdout, /capture rules IPv4 install, IPv6 install/);
+      const again = await asInit(['--pod-ip', '10.77.0.1', '--exclude-uid', '1337']);
+      assert.equal(again.status, 0, again.stderr);
+      assert.match(again.stdout, /IPv4 unchanged, IPv6 unchanged/, 'idempotent');
+      const settings = iptablesCaptureSettings({ excludeUid: 1337 });
+      const ipt = new Iptables(backend, path);
+      assertRulesInstalled(await ipt.save(4, 'nat'), 4, settings);
+      assertRulesInstalled(await ipt.save(6, 'nat'), 6, settings);
+      // The same capabilities could not enter a namespace: nsenter needs CAP_SYS_ADMIN,
+      // which is why the init step runs iptables directly in its own.
+      const viaNsenter = await asInit(['--netns', path]);
+      assert.notEqual(viaNsenter.status, 0);
+      assert.match(viaNsenter.stderr, /Operation not permitted/);
+      // The wrong namespace (the pod IP is not here): refused, nothing changed.
+      const wrong = await asInit(['--pod-ip', '10.99.0.1']);
+      assert.equal(wrong.status, 1);
+      assert.match(wrong.stderr, /ERR_NM_SIDECAR_WRONG_NETNS/);
+      assertRulesInstalled(await ipt.save(4, 'nat'), 4, settings);
+      await capture.release(path);
     });
 
     await t.test('excluded outbound ports and CIDRs go direct', async (t) => {

@@ -27,6 +27,23 @@ const log = logger('capture-iptables');
 /** statfs(2) f_type of nsfs: a live namespace file (/run/netns/NAME, /proc/PID/ns/net). */
 const NSFS_MAGIC = 0x6e736673;
 
+/**
+ * The caller's own network namespace. For this path the iptables tools run directly,
+ * without nsenter: the sidecar's init step runs inside the pod with CAP_NET_ADMIN and
+ * CAP_NET_RAW only, and setns() (even into the namespace one is already in) needs
+ * CAP_SYS_ADMIN.
+ */
+export const OWN_NETNS = '/proc/self/ns/net';
+
+function isOwnNetns(netnsPath: string): boolean {
+  return netnsPath === OWN_NETNS || netnsPath === '/proc/thread-self/ns/net';
+}
+
+/** iptables for a namespace: through nsenter, or directly in the caller's own. */
+function iptablesIn(backend: IptablesBackend, netnsPath: string): Iptables {
+  return new Iptables(backend, isOwnNetns(netnsPath) ? undefined : netnsPath);
+}
+
 export interface IptablesCaptureOptions {
   /** Skip detection and use this backend. */
   backend?: IptablesBackend;
@@ -111,7 +128,7 @@ export class IptablesCapture {
         log.debug({ netnsPath }, 'release: the namespace is gone, nothing to clean');
         return;
       }
-      const ipt = new Iptables(this.backend, netnsPath);
+      const ipt = iptablesIn(this.backend, netnsPath);
       try {
         const families: IpFamily[] = [4];
         if ((await this.ipv6State(netnsPath)).present) families.push(6);
@@ -144,7 +161,7 @@ export class IptablesCapture {
   /** True when the IPv4 outbound capture is in place (jump and chain). */
   async isEnrolled(netnsPath: string): Promise<boolean> {
     if ((await netnsState(netnsPath)) !== 'present') return false;
-    const saved = await this.trySave(new Iptables(this.backend, netnsPath), 4);
+    const saved = await this.trySave(iptablesIn(this.backend, netnsPath), 4);
     return saved !== undefined && enrolledIn(currentRules(parseNatSave(saved)));
   }
 
@@ -161,7 +178,7 @@ export class IptablesCapture {
     if ((await netnsState(netnsPath)) !== 'present') return description;
     description.netnsPresent = true;
     description.ipv6 = (await this.ipv6State(netnsPath)).present;
-    const ipt = new Iptables(this.backend, netnsPath);
+    const ipt = iptablesIn(this.backend, netnsPath);
     for (const family of description.ipv6 ? ([4, 6] as const) : ([4] as const)) {
       const saved = await this.trySave(ipt, family);
       if (saved === undefined) continue;
@@ -178,7 +195,7 @@ export class IptablesCapture {
     validateCaptureSettings(settings); // fail before touching anything
     return this.serialized(netnsPath, async () => {
       await requireNetns(netnsPath);
-      const ipt = new Iptables(this.backend, netnsPath);
+      const ipt = iptablesIn(this.backend, netnsPath);
       try {
         const outcome: EnrollOutcome = { 4: await this.applyFamily(ipt, 4, settings, netnsPath, dryRun) };
         const v6 = await this.ipv6State(netnsPath);
@@ -254,6 +271,13 @@ export class IptablesCapture {
 
   /** Whether the namespace has an IPv6 stack, read from its own /proc/sys/net/ipv6. */
   private async ipv6State(netnsPath: string): Promise<Ipv6State> {
+    if (isOwnNetns(netnsPath)) {
+      try {
+        return { present: true, disabled: (await fs.readFile('/proc/sys/net/ipv6/conf/all/disable_ipv6', 'utf8')).trim() === '1' };
+      } catch {
+        return { present: false };
+      }
+    }
     const r = await runStatus('nsenter', [`--net=${netnsPath}`, '--', 'cat', '/proc/sys/net/ipv6/conf/all/disable_ipv6']);
     if (r.status !== 0) return { present: false };
     return { present: true, disabled: r.stdout.trim() === '1' };

@@ -312,3 +312,40 @@ test('planRelease: deletes jumps, then flushes and deletes our chains; nothing w
   );
   assert.ok(!text!.includes('--dport 53'), 'never touches rules that are not ours');
 });
+
+test('excludeUid: the owner rule comes right after the mark rule, in both families', () => {
+  for (const family of [4, 6] as const) {
+    const rules = renderRuleSet(family, settings({ excludeUid: 1337 })).chains[0]!.rules;
+    assert.equal(rules[0], `-A NODEMESH_OUTPUT -m mark --mark 0x4e4d ${T} -j RETURN`);
+    assert.equal(rules[1], `-A NODEMESH_OUTPUT -m owner --uid-owner 1337 ${T} -j RETURN`);
+    assert.match(rules.at(-1)!, /REDIRECT --to-ports 15001$/);
+  }
+  // uid 0 is a uid like any other.
+  assert.ok(renderRuleSet(4, settings({ excludeUid: 0 })).chains[0]!.rules.includes(`-A NODEMESH_OUTPUT -m owner --uid-owner 0 ${T} -j RETURN`));
+  // Absent (the node agent's case): no owner rule at all, the defaults are unchanged.
+  assert.ok(!renderRuleSet(4, settings()).chains[0]!.rules.some((r) => r.includes('owner')));
+  assert.equal(validateCaptureSettings(settings()).excludeUid, undefined);
+  assert.equal(validateCaptureSettings(settings({ excludeUid: 1337 })).excludeUid, 1337);
+});
+
+test('excludeUid: bad values are rejected, naming the field', () => {
+  for (const bad of [-1, 1.5, 4294967295, '1337', null]) {
+    rejects(settings({ excludeUid: bad as unknown as number }), 'excludeUid');
+  }
+});
+
+test('excludeUid: adding or removing it replaces the chain; the same settings are unchanged', () => {
+  const plain = settings();
+  const withUid = settings({ excludeUid: 1337 });
+  const saved = savedAfterInstall(4, withUid);
+  assert.equal(planEnroll(4, withUid, saved).action, 'unchanged');
+  const removing = planEnroll(4, plain, saved);
+  assert.equal(removing.action, 'replace');
+  assert.deepEqual(removing.differences, ['chain NODEMESH_OUTPUT holds other rules']);
+  assert.ok(!removing.restore!.includes('owner'));
+  const adding = planEnroll(4, withUid, savedAfterInstall(4, plain));
+  assert.equal(adding.action, 'replace');
+  assert.ok(adding.restore!.includes(`-A NODEMESH_OUTPUT -m owner --uid-owner 1337 ${T} -j RETURN`));
+  // Release removes it with the chain.
+  assert.ok(planRelease(saved)!.includes('-X NODEMESH_OUTPUT'));
+});

@@ -35,9 +35,12 @@ export const INBOUND_PASSTHROUGH_IP6 = '::6';
 
 /**
  * The capture settings this back-end reads: every field of CaptureSettings (see
- * ../settings.ts for what each means) but the eBPF-only accelerator switch.
+ * ../settings.ts for what each means) but the eBPF-only accelerator switch, plus
+ * `excludeUid`: outbound connections of processes running as this uid are never
+ * redirected (`-m owner --uid-owner UID -j RETURN`). Sidecar mode needs it: its proxy runs
+ * as uid 1337 without CAP_NET_ADMIN, so it cannot set the mark on its sockets.
  */
-export type IptablesCaptureSettings = Omit<CaptureSettings, 'skMsg'>;
+export type IptablesCaptureSettings = Omit<CaptureSettings, 'skMsg'> & { excludeUid?: number };
 
 export const DEFAULT_IPTABLES_CAPTURE_SETTINGS: Readonly<IptablesCaptureSettings> = Object.freeze({
   outboundPort: PORT_OUTBOUND,
@@ -57,7 +60,9 @@ export function iptablesCaptureSettings(overrides: Partial<IptablesCaptureSettin
 }
 
 /** Settings after validation: ports de-duplicated, CIDRs canonical and split by family. */
-export type ValidatedSettings = Omit<IptablesCaptureSettings, 'excludeOutboundCIDRs'> & {
+export type ValidatedSettings = Omit<IptablesCaptureSettings, 'excludeOutboundCIDRs' | 'excludeUid'> & {
+  /** Undefined: no uid is excluded. */
+  excludeUid: number | undefined;
   /** Canonical `address/prefix`, as iptables-save prints it. */
   excludeOutboundCIDRs: { 4: string[]; 6: string[] };
 };
@@ -221,6 +226,10 @@ export function validateCaptureSettings(settings: IptablesCaptureSettings): Vali
     problems.push(`proxyMark ${show(mark)} is not a non-zero 32-bit mark`);
   }
   if (typeof s.captureInbound !== 'boolean') problems.push(`captureInbound ${show(s.captureInbound)} is not true or false`);
+  const uid = s.excludeUid;
+  if (uid !== undefined && (typeof uid !== 'number' || !Number.isInteger(uid) || uid < 0 || uid > 0xfffffffe)) {
+    problems.push(`excludeUid ${show(uid)} is not a uid (an integer 0-4294967294)`);
+  }
 
   const portList = (name: 'excludeOutboundPorts' | 'excludeInboundPorts'): number[] => {
     const list = s[name];
@@ -262,6 +271,7 @@ export function validateCaptureSettings(settings: IptablesCaptureSettings): Vali
     excludeInboundPorts,
     excludeOutboundCIDRs: cidrs,
     captureInbound: s.captureInbound as boolean,
+    excludeUid: uid as number | undefined,
   };
 }
 
@@ -297,6 +307,7 @@ export function renderRuleSet(family: IpFamily, settings: IptablesCaptureSetting
   const s = validateCaptureSettings(settings);
   const output: string[] = [
     rule(OUTPUT_CHAIN, `-m mark --mark ${markText(s.proxyMark)}`, 'RETURN'),
+    ...(s.excludeUid === undefined ? [] : [rule(OUTPUT_CHAIN, `-m owner --uid-owner ${s.excludeUid}`, 'RETURN')]),
     rule(OUTPUT_CHAIN, `-s ${family === 4 ? INBOUND_PASSTHROUGH_IP4 : INBOUND_PASSTHROUGH_IP6}/${family === 4 ? 32 : 128}`, 'RETURN'),
     rule(OUTPUT_CHAIN, family === 4 ? '-d 127.0.0.0/8' : '-d ::1/128', 'RETURN'),
     ...s.excludeOutboundPorts.map((p) => rule(OUTPUT_CHAIN, `-p tcp -m tcp --dport ${p}`, 'RETURN')),

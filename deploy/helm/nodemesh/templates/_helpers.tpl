@@ -99,3 +99,19 @@ agent can count on; the rest is left for V8's other spaces and native memory.
 {{- define "nodemesh.hostVolumeName" -}}
 {{- printf "host%s" (. | replace "/" "-" | replace "_" "-" | replace "." "-") | lower | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/* The sidecar injector's objects (Deployment, Service, webhook configuration): nodemesh-sidecar-injector. */}}
+{{- define "nodemesh.injectorName" -}}
+{{- printf "%s-sidecar-injector" (include "nodemesh.fullname" . | trimSuffix "-agent") | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "nodemesh.injectorSelectorLabels" -}}
+app.kubernetes.io/name: nodemesh
+app.kubernetes.io/component: sidecar-injector
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* ClusterRole (and binding) that lets injected sidecars read the mesh configuration. */}}
+{{- define "nodemesh.sidecarRbacName" -}}
+{{- printf "%s-sidecar" (include "nodemesh.fullname" . | trimSuffix "-agent") | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
