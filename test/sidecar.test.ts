@@ -7,13 +7,15 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { adminGet } from '../src/admin/admin-client';
 import { requireRoot } from './helpers/privileges';
 import { iptablesNatRules, netnsNames } from './helpers/leftovers';
-import { SimFixture, uniqueSimName, waitFor, type AgentHandle } from '../src/sim/harness';
+import { CLI, SimFixture, uniqueSimName, waitFor, type AgentHandle } from '../src/sim/harness';
+import { execInPod, waitExit } from '../src/sim/exec';
+import { IptablesCapture } from '../src/capture/iptables/iptables-capture';
 import { simUp } from '../src/sim/up';
 import { netnsPrefix } from '../src/sim/names';
 import type { SidecarPodRecord } from '../src/sidecar/sidecar';
@@ -31,11 +33,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The value of one istio_requests_total series whose labels include all of `labels`. */
-function requests(metrics: string, labels: Record<string, string>): number {
+/** The sum of the `name` series (default istio_requests_total) whose labels include all of `labels`. */
+function requests(metrics: string, labels: Record<string, string>, name = 'istio_requests_total'): number {
   let total = 0;
   for (const line of metrics.split('\n')) {
-    if (!line.startsWith('istio_requests_total{')) continue;
+    if (!line.startsWith(`${name}{`)) continue;
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
@@ -50,6 +52,7 @@ describe('sidecar mode on the simulator', { concurrency: false, timeout: 300_000
   before(async () => {
     if (process.getuid?.() !== 0) return;
     dir = mkdtempSync(join(tmpdir(), 'nm-sidecar-'));
+    chmodSync(dir, 0o755); // readable by the uid-1337 sidecar below
     copyFileSync(TOPOLOGY, join(dir, 'topology.yaml'));
     sim = await new SimFixture(uniqueSimName('sc'), dir).up();
     await sim.startL7App('demo/s1', ['--name', 's1', ...APP_ARGS]);
@@ -121,6 +124,61 @@ describe('sidecar mode on the simulator', { concurrency: false, timeout: 300_000
     assert.deepEqual(r.servedBy, { s2: 10 });
     const metrics = await adminGet<string>(sim!.pod('demo/c1').sidecarAdminSocket!, '/metrics');
     assert.ok(requests(metrics, { reporter: 'source', source_workload: 'c1', destination_service_name: 'server-v2', destination_workload: 's2' }) >= 10, metrics);
+  });
+
+  test('as injected on a cluster: uid 1337 without capabilities, loops avoided by the init step’s uid rule', async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    // s1 gets, by hand, what `nodemesh inject` gives a pod: the init step with
+    // --exclude-uid 1337, then the sidecar as uid 1337 with every capability dropped (no
+    // setns, no SO_MARK: it falls back to plain sockets).
+    const s1 = sim!.pod('demo/s1');
+    const capture = await IptablesCapture.create({ backend: sim!.state.iptablesBackend });
+    const sockDir = mkdtempSync(join(tmpdir(), 'nm-sidecar-uid-'));
+    chownSync(sockDir, 1337, 1337);
+    const socket = join(sockDir, 'admin.sock');
+    let log = '';
+    let child: ReturnType<typeof execInPod> | undefined;
+    t.after(async () => {
+      if (child && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([waitExit(child), new Promise((r) => setTimeout(r, 8000))]);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+      await capture.release(s1.netnsPath);
+      rmSync(sockDir, { recursive: true, force: true });
+    });
+    const init = execInPod(sim!.state, 'demo/s1', [process.execPath, CLI, 'sidecar-init', '--pod-ip', s1.ips.join(','), '--exclude-uid', '1337', '--iptables-backend', sim!.state.iptablesBackend], { stdio: 'ignore' });
+    assert.equal(await waitExit(init), 0);
+    assert.match(await iptablesNatRules(s1.netnsPath), /-m owner --uid-owner 1337 -m comment --comment nodemesh -j RETURN/);
+    child = execInPod(sim!.state, 'demo/s1', [
+      'setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--',
+      process.execPath, CLI, 'sidecar', '--source', dir!, '--pod', 'demo/s1', '--admin-socket', socket, '--drain-ms', '500',
+    ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' } });
+    child.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+    await waitFor(`the uid-1337 sidecar to serve s1 (log: ${log.slice(-1500)})`, async () => (await adminGet<SidecarPodRecord[]>(socket, '/debug/pods'))[0]?.status === 'enrolled', 20_000);
+    assert.match(log, /"loopAvoidance":"uid"/);
+    assert.match((await adminGet<{ reason: string }>(socket, '/debug/capture')).reason, /proxy uid/);
+
+    // Inbound: c1 (through its own sidecar) -> s1's pod IP -> s1's sidecar on 15006 -> the app from 127.0.0.6.
+    const inbound = await sim!.l7Client('demo/c1', ['http', 'http://10.244.1.31:8080/']);
+    assert.equal(inbound.status, 200, JSON.stringify(inbound));
+    assert.equal(inbound.servedBy, 's1');
+    assert.equal(inbound.json?.remoteAddress.replace(/^::ffff:/, ''), '127.0.0.6', 'delivered by s1’s sidecar');
+    // Outbound: s1's app -> its sidecar -> s2. The sidecar's own connection (uid 1337, no
+    // mark) goes out uncaptured; without the uid rule it would loop back into the sidecar.
+    const outbound = await sim!.l7Client('demo/s1', ['http', 'http://server-v2.demo/', '--count', '3']);
+    assert.deepEqual(outbound.statuses, { 200: 3 }, `${JSON.stringify(outbound)}\n${log.slice(-1500)}`);
+    assert.deepEqual(outbound.servedBy, { s2: 3 });
+    const metrics = await adminGet<string>(socket, '/metrics');
+    // The inbound leg is relayed at TCP level (as by the node proxy), so it counts as TCP.
+    assert.ok(requests(metrics, { reporter: 'destination', source_workload: 'c1', destination_workload: 's1' }, 'istio_tcp_connections_opened_total') >= 1, metrics);
+    assert.equal(requests(metrics, { reporter: 'source', source_workload: 's1', destination_service_name: 'server-v2', response_code: '200' }), 3);
+
+    // SIGTERM: it drains and exits 0.
+    child.kill('SIGTERM');
+    assert.equal(await waitExit(child), 0, log.slice(-1500));
+    assert.match(log, /stopping: draining open connections/);
   });
 
   test('up again keeps the running sidecar; a pod leaving sidecar mode loses its proxy and rules', async (t: TestContext) => {
