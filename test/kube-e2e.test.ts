@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -161,5 +161,26 @@ describe('agent on the Kubernetes API', { concurrency: false, timeout: 600_000 }
     }, 20_000);
     const refused = (await agent!.connections('demo/a1')).find((c) => c.originalDestination === '10.96.0.99:80');
     assert.match(refused?.error ?? '', /service demo\/empty has no ready endpoints/);
+  });
+
+  test('uninstall: with the chart uninstall flag set, a stopping agent releases every pod and leaves the node clean', { timeout: 90_000 }, async (t) => {
+    if (!requireRoot(t)) return;
+    await agent!.stop();
+    api!.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'nodemesh-agent-lifecycle', namespace: 'nodemesh' }, data: { uninstalling: 'false' } } as KubeObject);
+    agent = await sim!.startAgent('node1', ['--kube', '--kubeconfig', join(dir, 'kubeconfig'), '--capture', 'ebpf', '--release-on-exit-configmap', 'nodemesh/nodemesh-agent-lifecycle']);
+    await agent.waitPod('demo/a1', 'enrolled', 20_000);
+    const pinDir = `/sys/fs/bpf/nodemesh/${agent.instance}`;
+    assert.ok(existsSync(pinDir), 'capture is pinned while the agent runs');
+    // What the chart's pre-delete hook does.
+    const cm = api!.get('v1', 'ConfigMap', 'nodemesh', 'nodemesh-agent-lifecycle')!;
+    (cm as unknown as { data: Record<string, string> }).data = { uninstalling: 'true' };
+    api!.update(cm);
+    await waitFor('the agent to see the flag', () => agent!.log.includes('uninstall flag changed'), 10_000);
+    assert.equal(await agent.stop(), 0);
+    assert.equal(existsSync(pinDir), false, 'pinned maps, links and programs removed');
+    assert.equal(existsSync(`/run/nodemesh/${agent.instance}/ebpf-capture.json`), false, 'run state removed');
+    const r = await sim!.client('demo/a1', B1, 8080, 'after-uninstall');
+    assert.ok(r.local!.startsWith(`${A1} `), `direct after uninstall: ${JSON.stringify(r)}`);
+    agent = undefined;
   });
 });

@@ -75,6 +75,7 @@ export const DEFAULT_RESOURCES: readonly ResourceType[] = [
   { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true, builtin: true, fieldSelectors: podFields },
   { group: '', version: 'v1', kind: 'Service', plural: 'services', namespaced: true, builtin: true },
   { group: '', version: 'v1', kind: 'Event', plural: 'events', namespaced: true, builtin: true },
+  { group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true, builtin: true },
   { group: 'discovery.k8s.io', version: 'v1', kind: 'EndpointSlice', plural: 'endpointslices', namespaced: true, builtin: true },
   { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'HTTPRoute', plural: 'httproutes', namespaced: true, builtin: false },
   { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'GRPCRoute', plural: 'grpcroutes', namespaced: true, builtin: false },
