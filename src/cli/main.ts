@@ -13,6 +13,7 @@ commands:
   demo      a walk-through on the simulator: capture, direct, inbound, release
   sidecar   run the proxy inside one pod (sidecar mode); sidecar-init installs its iptables rules
   inject    add the sidecar to Kubernetes manifests; webhook serves the same as an admission webhook
+  bench     latency, CPU and memory of every mode (direct, sidecar, ambient, Envoy) on the simulator
 
 Run \`nodemesh <command> --help\` for a command's flags.`;
 
@@ -28,6 +29,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'sidecar-init': async () => (await import('./sidecar-command')).sidecarInitCommand,
   inject: async () => (await import('./inject-command')).injectCommand,
   webhook: async () => (await import('./inject-command')).webhookCommand,
+  bench: async () => (await import('./bench-command')).benchCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
