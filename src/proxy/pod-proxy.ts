@@ -79,6 +79,7 @@ export class PodProxy {
           const any = family === 4 ? '0.0.0.0' : '::';
           const tun = await network.listen({ family, address: any, port: settings.tunnelPort });
           tun.on('connection', (s: Socket) => {
+            s.setNoDelay(true);
             this.track(s);
             this.deps.node.acceptTunnel(s);
           });
@@ -121,6 +122,9 @@ export class PodProxy {
   }
 
   private async onOutbound(client: Socket): Promise<void> {
+    // Like every upstream socket: a proxy must not add Nagle's delay to small writes
+    // (a streamed response's chunks waited for the client's delayed ACK, ~40 ms each).
+    client.setNoDelay(true);
     this.track(client);
     client.pause();
     client.on('error', () => undefined);
@@ -185,6 +189,7 @@ export class PodProxy {
   }
 
   private onInbound(client: Socket): void {
+    client.setNoDelay(true);
     this.track(client);
     client.pause();
     client.on('error', () => undefined);

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createH2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { createServer as createH2Server, type Http2Server, type Http2Session, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describeError } from '../../errors';
@@ -35,6 +35,9 @@ export type RawPassThrough = (conn: ConnectionInfo, req: IncomingMessage, socket
  */
 export class HttpFrontend {
   private readonly info = new WeakMap<object, ConnectionInfo>();
+  /** The connection being handed to the h2 server (its 'session' event fires synchronously). */
+  private pendingH2: ConnectionInfo | undefined;
+  private pendingSession: Http2Session | undefined;
   private readonly h1: Server;
   private readonly h2: Http2Server;
 
@@ -44,7 +47,16 @@ export class HttpFrontend {
     private readonly log: Logger,
     limits: FrontendLimits = DEFAULT_FRONTEND_LIMITS,
   ) {
-    this.h1 = createServer({ maxHeaderSize: limits.maxHeaderSize, requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, noDelay: true });
+    this.h1 = createServer({
+      maxHeaderSize: limits.maxHeaderSize,
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the head and request timeouts only this often (30 s by default), so a
+      // slowloris client would hold its connection up to 30 s past headersTimeout.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 10))),
+      noDelay: true,
+    });
     this.h1.on('request', (req: IncomingMessage, res: ServerResponse) => this.dispatch(req, res, req.socket));
     this.h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.raw(req, socket, head, passThrough));
     this.h1.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.raw(req, socket, head, passThrough));
@@ -61,7 +73,14 @@ export class HttpFrontend {
     this.h1.emit('listening');
 
     this.h2 = createH2Server({ maxHeaderListPairs: 256, maxSessionMemory: 16, settings: { maxHeaderListSize: limits.maxHeaderSize } });
-    this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.dispatch(req, res, req.stream.session?.socket));
+    // An Http2Session's `socket` is a Proxy, never the socket handed over: key h2
+    // connections by their session instead.
+    this.h2.on('session', (session: Http2Session) => {
+      if (!this.pendingH2) return;
+      this.info.set(session, this.pendingH2);
+      this.pendingSession = session;
+    });
+    this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.dispatch(req, res, req.stream.session ?? undefined));
     this.h2.on('sessionError', (err: Error) => this.log.debug({ err: describeError(err) }, 'h2 session error'));
     this.h2.setTimeout(limits.keepAliveTimeoutMs);
   }
@@ -100,8 +119,23 @@ export class HttpFrontend {
 
   /** Takes over a sniffed HTTP/2 prior-knowledge (h2c, gRPC) connection. */
   serveH2(socket: Socket, conn: ConnectionInfo): void {
-    this.info.set(socket, { ...conn, protocol: 'h2' });
-    this.h2.emit('connection', socket);
+    this.pendingH2 = { ...conn, protocol: 'h2' };
+    this.pendingSession = undefined;
+    try {
+      this.h2.emit('connection', socket);
+    } finally {
+      this.pendingH2 = undefined;
+    }
+    const session = this.pendingSession as Http2Session | undefined;
+    this.pendingSession = undefined;
+    // The pods' sockets allow half-open (for the TCP relay), and the h2 server never ends
+    // a connection the client has ended without a GOAWAY (grpc-js at exit): it would sit
+    // in CLOSE_WAIT for ever, and hold up a drain. HTTP/2 has no half-closed connections:
+    // let the streams in flight finish, then close.
+    socket.once('end', () => {
+      if (session && !session.closed && !session.destroyed) session.close(() => socket.destroy());
+      else socket.destroy();
+    });
     socket.resume();
   }
 

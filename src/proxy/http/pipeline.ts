@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { isIPv6 } from 'node:net';
-import { Readable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import type { Endpoint, PodInfo, ServiceInfo } from '../../mesh/model';
 import type { AccessLog } from '../../telemetry/access-log';
 import type { IstioMetrics, WorkloadInfo } from '../../telemetry/istio-metrics';
@@ -73,6 +73,17 @@ class ProxyResponseError extends Error {
   }
 }
 
+/** Removes grpc-status, grpc-message and grpc-status-details-bin from `headers` and returns them. */
+function takeGrpcStatus(headers: HeaderRecord): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name of ['grpc-status', 'grpc-message', 'grpc-status-details-bin']) {
+    const v = headers[name];
+    if (v !== undefined) out[name] = v;
+    delete headers[name];
+  }
+  return out;
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -112,7 +123,6 @@ export class HttpPipeline {
       }
     };
     res.once('close', onClientGone);
-    req.on('data', (c: Buffer) => { state.requestBytes += c.length; });
 
     let match: RouteMatch | undefined;
     try {
@@ -221,7 +231,7 @@ export class HttpPipeline {
     const maxRetries = retry ? retry.attempts : DEFAULT_CONNECT_RETRIES;
     const mirrors = match?.mirrors.filter((m) => shouldMirror(m, this.random)) ?? [];
     const needBuffer = (retry !== undefined && retry.attempts > 0) || mirrors.length > 0;
-    const body = await this.requestBody(req, needBuffer);
+    const body = await this.requestBody(req, needBuffer, state);
     const resendable = Buffer.isBuffer(body) || body === undefined;
     const idempotent = isIdempotent(request.method);
     const budget = targetService ? this.deps.config.retryBudget(`${targetService.namespace}/${targetService.name}`) : undefined;
@@ -342,24 +352,42 @@ export class HttpPipeline {
     return { key: chosen.key, address: chosen.endpoint.address, port: chosen.endpoint.port, endpoint: chosen.endpoint };
   }
 
-  private async requestBody(req: Req, buffer: boolean): Promise<Buffer | Readable | undefined> {
+  /**
+   * The request body: undefined (none), a Buffer (read whole, to resend), or a stream.
+   * Counts its bytes into `state`. Nothing here may read the request before whoever sends
+   * it upstream is attached: a 'data' listener would start the flow and lose the chunks
+   * that arrive while the upstream connection is still being made.
+   */
+  private async requestBody(req: Req, buffer: boolean, state: RequestState): Promise<Buffer | Readable | undefined> {
+    const counted = (source: Readable): Readable => {
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          state.requestBytes += chunk.length;
+          done(null, chunk);
+        },
+      });
+      pipeline(source, counter, () => undefined);
+      return counter;
+    };
     const method = req.method ?? 'GET';
     const length = Number(single(req.headers['content-length']) ?? NaN);
     const chunked = req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !Number.isFinite(length) && method !== 'GET' && method !== 'HEAD');
     if (!chunked && (!Number.isFinite(length) || length === 0)) {
       if (req.httpVersionMajor !== 2 || method === 'GET' || method === 'HEAD') return undefined;
     }
-    if (!buffer || (Number.isFinite(length) && length > MAX_BUFFERED_BODY)) return req as Readable;
+    if (!buffer || (Number.isFinite(length) && length > MAX_BUFFERED_BODY)) return counted(req as Readable);
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
       size += chunk.length;
       if (size > MAX_BUFFERED_BODY) {
         // Too big to keep: send what we have followed by the rest, without retries.
-        return Readable.from((async function* () { yield* chunks; yield chunk; yield* req as AsyncIterable<Buffer>; })());
+        state.requestBytes += size;
+        return Readable.from((async function* () { yield* chunks; yield chunk; yield* counted(req as Readable) as AsyncIterable<Buffer>; })());
       }
       chunks.push(chunk);
     }
+    state.requestBytes += size;
     return Buffer.concat(chunks);
   }
 
@@ -369,6 +397,12 @@ export class HttpPipeline {
     state.responseCode = up.status;
     const grpcHeader = single(up.headers['grpc-status'] as string | string[] | undefined);
     if (grpcHeader !== undefined) state.grpcStatus = Number(grpcHeader);
+    // A gRPC "Trailers-Only" response (one HEADERS frame carrying grpc-status, END_STREAM)
+    // cannot be written as such through the compatibility API, which always sends the
+    // response headers first: send its status as trailers, which gRPC clients read the
+    // same way (they ignore a grpc-status in the leading headers without END_STREAM).
+    const isGrpc = String(single(up.headers['content-type'] as string | string[] | undefined) ?? '').startsWith('application/grpc');
+    const trailersOnly = grpcHeader !== undefined && isGrpc ? takeGrpcStatus(headers as HeaderRecord) : undefined;
     res.writeHead(up.status, headers as Record<string, string | string[]>);
     await new Promise<void>((resolve) => {
       const onAbort = () => { up.body.destroy(); res.destroy(); resolve(); };
@@ -381,17 +415,21 @@ export class HttpPipeline {
           (res as ServerResponse).once('drain', () => up.body.resume());
         }
       });
-      up.body.once('end', () => {
+      const onEnd = () => {
         signal.removeEventListener('abort', onAbort);
         up.trailers.then((t) => {
-          const trailers = responseHeaders(t);
+          const trailers = { ...trailersOnly, ...responseHeaders(t) };
           const gs = single(t['grpc-status'] as string | string[] | undefined);
           if (gs !== undefined) state.grpcStatus = Number(gs);
           if (Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
           res.end();
           resolve();
         });
-      });
+      };
+      // A response without a body (an HTTP/2 HEADERS frame with END_STREAM, such as a
+      // gRPC trailers-only error) may have ended before we got here: 'end' will not come.
+      if (up.body.readableEnded) onEnd();
+      else up.body.once('end', onEnd);
       up.body.once('error', () => {
         signal.removeEventListener('abort', onAbort);
         state.flags.push('UC');
@@ -423,7 +461,9 @@ export class HttpPipeline {
 
   private respondGrpcStatus(res: Res, code: number, message: string): void {
     if (res.headersSent) { res.destroy(); return; }
-    res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) });
+    res.writeHead(200, { 'content-type': 'application/grpc' });
+    // In trailers: see relayResponse (a grpc-status in the leading headers is not read).
+    res.addTrailers({ 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) });
     res.end();
   }
 
@@ -442,7 +482,7 @@ export class HttpPipeline {
     }
     const body = `${message}\n`;
     state.responseBytes = Buffer.byteLength(body);
-    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(state.responseBytes), 'x-nodemesh-flags': state.flags.join(',') || '-' });
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(state.responseBytes), 'x-nodemesh-flags': [...new Set(state.flags)].join(',') || '-' });
     res.end(body);
   }
 
