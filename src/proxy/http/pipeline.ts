@@ -260,12 +260,16 @@ export class HttpPipeline {
           const pod = config.snapshot.podByIP(target.address);
           if (pod) state.destWorkload = config.workload(pod);
         }
-        const attemptAbort = new AbortController();
-        const onAbort = () => attemptAbort.abort();
-        abort.signal.addEventListener('abort', onAbort, { once: true });
+        // Only a per-attempt timeout needs a signal of its own; otherwise the request's
+        // signal (client gone, request timeout) serves the attempt, one controller less
+        // per request in the hot path.
+        const attemptAbort = perAttempt ? new AbortController() : undefined;
+        const attemptSignal = attemptAbort?.signal ?? abort.signal;
+        const onAbort = () => attemptAbort?.abort();
+        if (attemptAbort) abort.signal.addEventListener('abort', onAbort, { once: true });
         let attemptTimer: NodeJS.Timeout | undefined;
         let timedOut = false;
-        if (perAttempt) attemptTimer = setTimeout(() => { timedOut = true; attemptAbort.abort(); }, perAttempt);
+        if (attemptAbort) attemptTimer = setTimeout(() => { timedOut = true; attemptAbort.abort(); }, perAttempt);
         const startedAttempt = performance.now();
         const lbEp = { key: target.key };
         policy?.lb.onStart(lbEp);
@@ -273,7 +277,7 @@ export class HttpPipeline {
         let failure: unknown;
         try {
           const transport = this.deps.transportFor(conn, target);
-          const attemptReq: AttemptRequest = { ...request, body: resendable ? body : (body as Readable), signal: attemptAbort.signal };
+          const attemptReq: AttemptRequest = { ...request, body: resendable ? body : (body as Readable), signal: attemptSignal };
           response = request.grpc || this.upstreamIsH2(conn, targetService, targetPort)
             ? await forwardH2(this.deps.sessions, transport, target.address, target.port, attemptReq)
             : await forwardHttp1(this.deps.pools, transport, target.address, target.port, attemptReq);
@@ -310,7 +314,7 @@ export class HttpPipeline {
         }
         for (const m of mirrors) this.mirror(config, conn, m.backend.serviceKey, m.backend.port, request, body as Buffer | undefined, family);
         try {
-          await this.relayResponse(res, response, match, state, attemptAbort.signal);
+          await this.relayResponse(res, response, match, state, attemptSignal);
           policy?.lb.onEnd(lbEp, latency, response.status < 500);
         } finally {
           clearTimeout(attemptTimer);
@@ -375,7 +379,15 @@ export class HttpPipeline {
     if (!chunked && (!Number.isFinite(length) || length === 0)) {
       if (req.httpVersionMajor !== 2 || method === 'GET' || method === 'HEAD') return undefined;
     }
-    if (!buffer || (Number.isFinite(length) && length > MAX_BUFFERED_BODY)) return counted(req as Readable);
+    if (!buffer || (Number.isFinite(length) && length > MAX_BUFFERED_BODY)) {
+      // With a Content-Length (the common case) the count is known without a counting
+      // stream in the hot path; only chunked bodies are counted as they pass.
+      if (!chunked && Number.isFinite(length)) {
+        state.requestBytes += length;
+        return req as Readable;
+      }
+      return counted(req as Readable);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
