@@ -24,7 +24,7 @@ installed (\`nodemesh bench setup\`), else the built-in generator. Writes report
   --out DIR                where the reports go (default bench-results)
   --modes LIST             modes to run (default all; direct always runs: it is the reference)
   --placements LIST        same-node,cross-node (default both)
-  --rate R                 requests per second of the fixed-rate runs (default 1000)
+  --rate R                 requests per second of the fixed-rate runs (default 1000; --quick: 300)
   --payload B              request body bytes, POST (default 1024)
   --connections LIST       connection counts (default ${FULL_DEFAULTS.connections.join(',')})
   --duration S             seconds per fixed-rate run (default ${FULL_DEFAULTS.durationS})
@@ -62,7 +62,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     out: { type: 'string', default: 'bench-results' },
     modes: { type: 'string' },
     placements: { type: 'string' },
-    rate: { type: 'string', default: '1000' },
+    rate: { type: 'string' },
     payload: { type: 'string', default: '1024' },
     connections: { type: 'string' },
     duration: { type: 'string' },
@@ -98,7 +98,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     quick: values.quick!,
     modes: BENCH_MODES.filter((m) => modes.includes(m)) as BenchMode[],
     placements: PLACEMENTS.filter((p) => placements.includes(p)) as Placement[],
-    rate: number('--rate', values.rate, 1),
+    rate: number('--rate', values.rate ?? String(d.rate), 1),
     payloadBytes: number('--payload', values.payload, 0, true),
     connections: [...new Set(connections)].sort((a, b) => a - b),
     durationS: values.duration !== undefined ? number('--duration', values.duration, 0.1) : d.durationS,
