@@ -160,18 +160,7 @@ export class Agent {
           counters: this.deps.backend.counters(),
           namespaces: await this.deps.backend.enrolled(),
         }),
-        '/debug/config': () => {
-          const proxyConfig = this.proxy.config.current;
-          return {
-            version: this.snapshot.version,
-            pods: this.snapshot.pods.size,
-            services: this.snapshot.services.size,
-            routes: proxyConfig.routes.describe(),
-            policies: this.proxy.config.policies.status(),
-            rejected: [...this.lastRejected, ...proxyConfig.rejected],
-            warnings: proxyConfig.warnings,
-          };
-        },
+        '/debug/config': () => this.proxy.describeConfig(this.lastRejected),
       },
     });
     await this.admin.start();

@@ -6,6 +6,7 @@ import type { CaptureSettings } from '../capture/settings';
 import { INBOUND_PASSTHROUGH_SOURCE } from '../capture/settings';
 import type { PodListenerFds } from '../capture/backend';
 import { MeshSnapshot } from '../config/snapshot';
+import type { RejectedObject } from '../config/objects';
 import { describeError } from '../errors';
 import { logger } from '../log';
 import type { PodInfo } from '../mesh/model';
@@ -124,6 +125,23 @@ export class NodeProxy {
   /** A new configuration snapshot; requests in flight keep the one they started with. */
   updateSnapshot(snapshot: MeshSnapshot): void {
     this.config.update(snapshot);
+  }
+
+  /**
+   * What /debug/config shows: the configuration in force, and every object rejected on
+   * the way (by the source, given here, and by route and policy compilation).
+   */
+  describeConfig(sourceRejected: readonly RejectedObject[]) {
+    const c = this.config.current;
+    return {
+      version: c.snapshot.version,
+      pods: c.snapshot.pods.size,
+      services: c.snapshot.services.size,
+      routes: c.routes.describe(),
+      policies: this.config.policies.status(),
+      rejected: [...sourceRejected, ...c.rejected],
+      warnings: c.warnings,
+    };
   }
 
   /** Starts the pod's listeners (replacing any it had) and returns their descriptors. */
