@@ -75,6 +75,7 @@ export class MeshSnapshot {
   /** Service namespace/name -> its EndpointSlices, by slice name. */
   readonly endpointSlices: ReadonlyMap<string, readonly EndpointSliceInfo[]>;
   private readonly slicesOnly: boolean;
+  private readonly readyCache = new Map<string, readonly Endpoint[]>();
   private readonly byPodIP: ReadonlyMap<string, PodInfo>;
   private readonly byClusterIP: ReadonlyMap<string, ServiceInfo>;
 
@@ -160,6 +161,21 @@ export class MeshSnapshot {
     if (slices !== undefined && slices.length > 0) return sliceEndpoints(svc, servicePort, slices, options);
     if (this.slicesOnly) return [];
     return resolveEndpoints(svc, servicePort, this.pods.values(), options);
+  }
+
+  /**
+   * The endpoints traffic may go to (ready and not terminating) of a Service port, in one
+   * family: computed once per snapshot and shared (snapshots never change), since the
+   * proxy asks for every request. Do not modify the returned array.
+   */
+  readyEndpoints(service: ServiceInfo, port: ServicePort, family: IpFamily): readonly Endpoint[] {
+    const key = `${service.namespace}/${service.name}|${port.port}|${port.protocol}|${family}`;
+    let eps = this.readyCache.get(key);
+    if (!eps) {
+      eps = this.endpointsFor(service, port, { family }).filter((e) => e.ready && !e.terminating);
+      this.readyCache.set(key, eps);
+    }
+    return eps;
   }
 
   /** The mode a pod runs in, with the rule that decided it (DESIGN.md "Opt-in"). */
