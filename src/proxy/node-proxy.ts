@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
@@ -85,7 +84,7 @@ export class NodeProxy {
       logger: this.logger,
       transportFor: (conn, endpoint) => this.transportFor(conn, endpoint),
     });
-    this.frontend = new HttpFrontend(this.pipeline, (conn, req, socket, head) => this.passThrough(conn, req, socket, head), this.logger);
+    this.frontend = new HttpFrontend(this.pipeline, (conn, rawHead, _head, socket, rest) => this.passThrough(conn, rawHead, socket, rest), this.logger);
     this.tunnelServer = new TunnelServer({
       deliver: (target) => {
         const local = this.podsByIP.get(target.address);
@@ -259,13 +258,13 @@ export class NodeProxy {
   }
 
   /** WebSocket upgrades and CONNECT: replay the request head to the target and pipe bytes. */
-  private passThrough(conn: ConnectionInfo, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  private passThrough(conn: ConnectionInfo, rawHead: Buffer, socket: Socket, rest: Buffer): void {
     const config = this.config.current;
     const svc = config.snapshot.serviceByClusterIP(conn.original.address, conn.original.port);
     let target = { address: conn.original.address, port: conn.original.port };
     if (svc?.port) {
       const family = isIPv6(conn.original.address) ? 6 : 4;
-      const eps = config.snapshot.endpointsFor(svc.service, svc.port, { family }).filter((e) => e.ready && !e.terminating);
+      const eps = config.snapshot.readyEndpoints(svc.service, svc.port, family);
       const policy = this.config.policies.forService(`${svc.service.namespace}/${svc.service.name}`);
       const ep = policy.pick(eps.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
       if (!ep) {
@@ -276,11 +275,9 @@ export class NodeProxy {
     }
     this.transportFor(conn, target).open(target, 5000).then(
       (upstream) => {
-        const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
-        for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-        upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
-        if (head.length) upstream.write(head);
-        void relay(socket as Socket, upstream as Socket);
+        upstream.write(rawHead);
+        if (rest.length) upstream.write(rest);
+        void relay(socket, upstream as Socket);
       },
       (err: unknown) => {
         this.logger.debug({ err: describeError(err) }, 'pass-through connect failed');

@@ -172,7 +172,7 @@ export class PodProxy {
     if (service) {
       const port = service.ports.find((p) => p.port === original.port)!;
       const family = isIPv6(original.address) ? 6 : 4;
-      const eps = config.snapshot.endpointsFor(service, port, { family }).filter((e) => e.ready && !e.terminating);
+      const eps = config.snapshot.readyEndpoints(service, port, family);
       const policy = this.deps.node.config.policies.forService(`${service.namespace}/${service.name}`);
       const ep = policy.pick(eps.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
       if (!ep) return undefined;

@@ -1,22 +1,16 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createH2Server, type Http2Server, type Http2Session, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
+import type { RequestHead } from '../h1/head-parser';
+import { H1Server } from '../h1/server';
+import type { H1Limits } from '../h1/server-connection';
+import type { DownstreamExchange } from './exchange';
+import { H2Exchange } from './h2-exchange';
 import type { ConnectionInfo, HttpPipeline } from './pipeline';
 
 /** Limits that keep one misbehaving client from hurting the pods that share the proxy. */
-export interface FrontendLimits {
-  /** Largest request head (431 beyond). */
-  maxHeaderSize: number;
-  /** Time to receive a complete request head (slowloris); 408 and close after it. */
-  headersTimeoutMs: number;
-  /** Time to receive a whole request. */
-  requestTimeoutMs: number;
-  /** Idle keep-alive connections are closed after this. */
-  keepAliveTimeoutMs: number;
-}
+export type FrontendLimits = H1Limits;
 
 export const DEFAULT_FRONTEND_LIMITS: FrontendLimits = {
   maxHeaderSize: 16 * 1024,
@@ -25,20 +19,24 @@ export const DEFAULT_FRONTEND_LIMITS: FrontendLimits = {
   keepAliveTimeoutMs: 60_000,
 };
 
-/** Raw pass-through for Upgrade (WebSocket) and CONNECT: connect to the target, replay the head, pipe. */
-export type RawPassThrough = (conn: ConnectionInfo, req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+/**
+ * Raw pass-through for Upgrade (WebSocket) and CONNECT: connect to the target, replay the
+ * request head as it came, pipe. `rest` is what the client sent after the head.
+ */
+export type RawPassThrough = (conn: ConnectionInfo, rawHead: Buffer, head: RequestHead, socket: Socket, rest: Buffer) => void;
 
 /**
  * The HTTP servers the proxy feeds captured connections into. They never listen: a
- * connection is handed over with emit('connection') once sniffing has said what it is,
- * and the connection's facts ride along in a WeakMap keyed by the socket.
+ * connection is handed over once sniffing has said what it is. HTTP/1.1 is the proxy's
+ * own codec (src/proxy/h1); HTTP/2 is Node's http2 server, fed with emit('connection'),
+ * the connection's facts riding along in a WeakMap keyed by the session.
  */
 export class HttpFrontend {
   private readonly info = new WeakMap<object, ConnectionInfo>();
   /** The connection being handed to the h2 server (its 'session' event fires synchronously). */
   private pendingH2: ConnectionInfo | undefined;
   private pendingSession: Http2Session | undefined;
-  private readonly h1: Server;
+  private readonly h1: H1Server;
   private readonly h2: Http2Server;
 
   constructor(
@@ -47,30 +45,14 @@ export class HttpFrontend {
     private readonly log: Logger,
     limits: FrontendLimits = DEFAULT_FRONTEND_LIMITS,
   ) {
-    this.h1 = createServer({
-      maxHeaderSize: limits.maxHeaderSize,
-      requestTimeout: limits.requestTimeoutMs,
-      headersTimeout: limits.headersTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      // Node checks the head and request timeouts only this often (30 s by default), so a
-      // slowloris client would hold its connection up to 30 s past headersTimeout.
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 10))),
-      noDelay: true,
-    });
-    this.h1.on('request', (req: IncomingMessage, res: ServerResponse) => this.dispatch(req, res, req.socket));
-    this.h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.raw(req, socket, head, passThrough));
-    this.h1.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.raw(req, socket, head, passThrough));
-    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      // Malformed requests (smuggling attempts, oversized heads, timeouts) end here: answer
-      // and close, never forward.
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      this.log.debug({ code: err.code }, 'rejected a malformed request');
-      if ((socket as Socket).writable) socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      socket.destroy();
-    });
-    // Node starts the head/request timeout checks of a server when it emits 'listening';
-    // these servers never listen, so start them here or slowloris goes unchecked.
-    this.h1.emit('listening');
+    this.h1 = new H1Server({
+      request: (ex, socket) => this.dispatch(ex, this.info.get(socket)),
+      upgrade: (rawHead, head, socket, rest) => {
+        const conn = this.info.get(socket);
+        if (!conn) socket.destroy();
+        else passThrough(conn, rawHead, head, socket, rest);
+      },
+    }, limits, log);
 
     this.h2 = createH2Server({ maxHeaderListPairs: 256, maxSessionMemory: 16, settings: { maxHeaderListSize: limits.maxHeaderSize } });
     // An Http2Session's `socket` is a Proxy, never the socket handed over: key h2
@@ -80,40 +62,33 @@ export class HttpFrontend {
       this.info.set(session, this.pendingH2);
       this.pendingSession = session;
     });
-    this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.dispatch(req, res, req.stream.session ?? undefined));
+    this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+      const session = req.stream.session;
+      this.dispatch(new H2Exchange(req, res), session ? this.info.get(session) : undefined);
+    });
     this.h2.on('sessionError', (err: Error) => this.log.debug({ err: describeError(err) }, 'h2 session error'));
     this.h2.setTimeout(limits.keepAliveTimeoutMs);
   }
 
-  private dispatch(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, socket: object | undefined): void {
-    const conn = socket ? this.info.get(socket) : undefined;
+  private dispatch(ex: DownstreamExchange, conn: ConnectionInfo | undefined): void {
     if (!conn) {
-      res.writeHead(500);
-      res.end();
+      ex.writeHead(500, {});
+      ex.end();
       return;
     }
-    this.pipeline.handle(req, res, conn).catch((err: unknown) => {
+    this.pipeline.handle(ex, conn).catch((err: unknown) => {
       this.log.error({ err: describeError(err) }, 'request pipeline failed');
-      if (!res.headersSent) {
-        res.writeHead(502);
-        res.end();
-      } else res.destroy();
+      if (!ex.headersSent) {
+        ex.writeHead(502, {});
+        ex.end();
+      } else ex.destroy();
     });
-  }
-
-  private raw(req: IncomingMessage, socket: Duplex, head: Buffer, passThrough: RawPassThrough): void {
-    const conn = this.info.get(req.socket);
-    if (!conn) {
-      socket.destroy();
-      return;
-    }
-    passThrough(conn, req, socket, head);
   }
 
   /** Takes over a sniffed HTTP/1.x connection. */
   serveHttp1(socket: Socket, conn: ConnectionInfo): void {
     this.info.set(socket, { ...conn, protocol: 'http1' });
-    this.h1.emit('connection', socket);
+    this.h1.serve(socket);
     socket.resume();
   }
 
@@ -141,7 +116,6 @@ export class HttpFrontend {
 
   /** Stops taking connections; open ones finish their current request (drain). */
   close(): void {
-    this.h1.closeIdleConnections();
     this.h1.close();
     this.h2.close();
   }

@@ -37,3 +37,32 @@ export function responseHeaders(raw: Record<string, string | string[] | number |
 export function single(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
+
+/**
+ * End-to-end headers from a parsed HTTP/1.1 head ([name, value, ...], names lower-cased):
+ * hop-by-hop headers and those named by Connection are dropped, repeated names become
+ * arrays. `te: trailers` is kept (gRPC needs it end to end).
+ */
+export function headersFromList(list: readonly string[], connectionTokens: readonly string[]): HeaderRecord {
+  const out: HeaderRecord = {};
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i]!;
+    const value = list[i + 1]!;
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'te' && value.toLowerCase() === 'trailers') out['te'] = 'trailers';
+      continue;
+    }
+    if (connectionTokens.length > 0 && connectionTokens.includes(name)) continue;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (typeof prev === 'string') out[name] = [prev, value];
+    else prev.push(value);
+  }
+  return out;
+}
+
+/** The value of `name` in a parsed head's list (the first, when repeated). */
+export function headerFromList(list: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
+  return undefined;
+}

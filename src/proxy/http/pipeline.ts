@@ -1,7 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { isIPv6 } from 'node:net';
-import { pipeline, Readable, Transform } from 'node:stream';
 import type { Endpoint, PodInfo, ServiceInfo } from '../../mesh/model';
 import type { AccessLog } from '../../telemetry/access-log';
 import type { IstioMetrics, WorkloadInfo } from '../../telemetry/istio-metrics';
@@ -15,14 +11,15 @@ import type { ProxyConfig, ProxyConfigStore } from '../proxy-config';
 import type { H2Sessions } from '../upstream/h2-sessions';
 import type { Http1Pools } from '../upstream/http1-pools';
 import { isConnectFailure, type UpstreamTransport } from '../upstream/transport';
-import { forwardH2, forwardHttp1, type AttemptRequest, type UpstreamResponse } from './forward';
-import { requestHeaders, responseHeaders, single, type HeaderRecord } from './headers';
-
-type Req = IncomingMessage | Http2ServerRequest;
-type Res = ServerResponse | Http2ServerResponse;
+import { collectBody } from './body-adapters';
+import { Cancellation, sleep } from './cancellation';
+import type { DownstreamExchange, RequestBody, UpstreamResponse } from './exchange';
+import { forwardH2, forwardHttp1, type AttemptRequest } from './forward';
+import { responseHeaders, single, type HeaderRecord } from './headers';
 
 /** Bodies up to this size are buffered when a retry or a mirror may need to resend them. */
 const MAX_BUFFERED_BODY = 1024 * 1024;
+const NO_MIRRORS: RouteMatch['mirrors'] = [];
 /** Retries on connection failure when the route configures none (nothing was sent). */
 const DEFAULT_CONNECT_RETRIES = 2;
 
@@ -63,7 +60,6 @@ interface RequestState {
   destWorkload?: WorkloadInfo;
   responseCode: number;
   grpcStatus?: number;
-  requestBytes: number;
   responseBytes: number;
 }
 
@@ -84,13 +80,6 @@ function takeGrpcStatus(headers: HeaderRecord): Record<string, string | string[]
   return out;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  });
-}
-
 /**
  * The L7 request pipeline of the node proxy: route (Gateway API), filter, police
  * (TrafficPolicy), pick an endpoint, send with retries and timeouts, mirror, and report.
@@ -98,31 +87,32 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  */
 export class HttpPipeline {
   private readonly random: () => number;
+  /** Load-balancer candidates per endpoint list (lists are per snapshot, so this follows config changes). */
+  private readonly candidates = new WeakMap<readonly Endpoint[], Array<{ key: string; endpoint: Endpoint }>>();
 
   constructor(private readonly deps: PipelineDeps) {
     this.random = deps.random ?? Math.random;
   }
 
-  async handle(req: Req, res: Res, conn: ConnectionInfo): Promise<void> {
+  async handle(ex: DownstreamExchange, conn: ConnectionInfo): Promise<void> {
     const config = this.deps.config.current; // kept to the end of the request
-    const state: RequestState = { started: performance.now(), startedAt: Date.now(), flags: [], attempts: 0, responseCode: 0, requestBytes: 0, responseBytes: 0 };
-    const { headers, authority } = requestHeaders(req.headers);
-    const method = req.method ?? 'GET';
-    let path = (req as { url?: string }).url ?? '/';
-    const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+    const state: RequestState = { started: performance.now(), startedAt: Date.now(), flags: [], attempts: 0, responseCode: 0, responseBytes: 0 };
+    const headers = ex.headers;
+    const authority = ex.authority;
+    const method = ex.method;
+    let path = ex.path;
+    const contentType = headers['content-type'];
+    const grpc = typeof contentType === 'string' && contentType.startsWith('application/grpc');
     const { requestId } = ensureRequestId(headers);
     headers['x-request-id'] = requestId;
     const trace = ensureTraceContext(headers);
     headers['traceparent'] = trace.traceparent;
 
-    const abort = new AbortController();
-    const onClientGone = () => {
-      if (!res.writableFinished) {
-        state.flags.push('DC');
-        abort.abort();
-      }
-    };
-    res.once('close', onClientGone);
+    const cancel = new Cancellation();
+    ex.onClose(() => {
+      state.flags.push('DC');
+      cancel.cancel();
+    });
 
     let match: RouteMatch | undefined;
     try {
@@ -136,8 +126,8 @@ export class HttpPipeline {
         state.route = match ? `${match.routeKey}#${match.ruleIndex}` : undefined;
         if (match?.redirect) {
           const r = redirectLocation({ path, host: authority, scheme: 'http', port: svc.port.port }, match);
-          res.writeHead(r.status, { location: r.location });
-          res.end();
+          ex.writeHead(r.status, { location: r.location, 'content-length': '0' });
+          ex.end();
           state.responseCode = r.status;
           return;
         }
@@ -163,19 +153,19 @@ export class HttpPipeline {
       state.destService = targetService;
 
       const policy = targetService ? this.deps.config.policies.forService(`${targetService.namespace}/${targetService.name}`) : undefined;
-      const source = conn.direction === 'outbound' && conn.pod ? config.workload(conn.pod) : this.peerWorkload(config, conn.sourceAddress);
-      if (policy?.rateLimiter && !policy.rateLimiter.tryTake(source ? `${source.namespace}/${source.name}` : undefined)) {
-        throw new ProxyResponseError(429, 'RL', 'local rate limit');
+      if (policy?.rateLimiter) {
+        const source = conn.direction === 'outbound' && conn.pod ? config.workload(conn.pod) : this.peerWorkload(config, conn.sourceAddress);
+        if (!policy.rateLimiter.tryTake(source ? `${source.namespace}/${source.name}` : undefined)) throw new ProxyResponseError(429, 'RL', 'local rate limit');
       }
-      const fault = policy?.decideFault() ?? {};
-      if (fault.delayMs) {
+      const fault = policy?.decideFault();
+      if (fault?.delayMs) {
         state.flags.push('DI');
-        await sleep(fault.delayMs, abort.signal);
+        await sleep(fault.delayMs, cancel);
       }
-      if (fault.abortStatus || fault.abortGrpcStatus) {
+      if (fault?.abortStatus || fault?.abortGrpcStatus) {
         state.flags.push('FI');
         if (fault.abortGrpcStatus && grpc) {
-          this.respondGrpcStatus(res, fault.abortGrpcStatus, 'fault injected');
+          this.respondGrpcStatus(ex, fault.abortGrpcStatus, 'fault injected');
           state.responseCode = 200;
           state.grpcStatus = fault.abortGrpcStatus;
           return;
@@ -185,26 +175,29 @@ export class HttpPipeline {
       let release: (() => void) | undefined;
       if (policy?.limiter) {
         try {
-          release = await policy.limiter.acquire(abort.signal);
+          release = await policy.limiter.acquire(cancel.signal);
         } catch {
           throw new ProxyResponseError(503, 'UO', 'upstream overflow: the connection pool limits of the destination are reached');
         }
       }
       try {
-        await this.sendWithRetries(req, res, conn, config, { method, path, authority, headers, grpc }, targetService, targetPort, policy, match, state, abort);
+        // The authority upstream: a URL rewrite may have replaced it (as the Host header).
+        const upstreamAuthority = typeof headers['host'] === 'string' ? headers['host'] : authority;
+        if (headers['host'] !== undefined) delete headers['host'];
+        await this.sendWithRetries(ex, conn, config, { method, path, authority: upstreamAuthority, headers, grpc }, targetService, targetPort, policy, match, state, cancel);
       } finally {
         release?.();
       }
     } catch (err) {
       if (err instanceof ProxyResponseError) {
         state.flags.push(err.flag);
-        this.respondError(res, err.status, err.message, grpc, state);
-      } else if (!abort.signal.aborted) {
+        this.respondError(ex, err.status, err.message, grpc, state);
+      } else if (!cancel.cancelled) {
         this.deps.logger.warn({ err: describeError(err), path, pod: conn.podKey }, 'request failed');
-        this.respondError(res, 502, describeError(err), grpc, state);
+        this.respondError(ex, 502, describeError(err), grpc, state);
       }
     } finally {
-      this.report(conn, config, method, path, grpc, state, requestId, trace.traceparent, req);
+      this.report(conn, config, ex, method, path, grpc, state, requestId, trace.traceparent);
     }
   }
 
@@ -215,8 +208,7 @@ export class HttpPipeline {
   }
 
   private async sendWithRetries(
-    req: Req,
-    res: Res,
+    ex: DownstreamExchange,
     conn: ConnectionInfo,
     config: ProxyConfig,
     request: { method: string; path: string; authority: string; headers: HeaderRecord; grpc: boolean },
@@ -225,14 +217,17 @@ export class HttpPipeline {
     policy: ServicePolicy | undefined,
     match: RouteMatch | undefined,
     state: RequestState,
-    abort: AbortController,
+    cancel: Cancellation,
   ): Promise<void> {
     const retry = match?.retry;
     const maxRetries = retry ? retry.attempts : DEFAULT_CONNECT_RETRIES;
-    const mirrors = match?.mirrors.filter((m) => shouldMirror(m, this.random)) ?? [];
+    const mirrors = match && match.mirrors.length > 0 ? match.mirrors.filter((m) => shouldMirror(m, this.random)) : NO_MIRRORS;
     const needBuffer = (retry !== undefined && retry.attempts > 0) || mirrors.length > 0;
-    const body = await this.requestBody(req, needBuffer, state);
-    const resendable = Buffer.isBuffer(body) || body === undefined;
+    let body: RequestBody = ex.body;
+    if (body !== undefined && !Buffer.isBuffer(body) && needBuffer && (ex.contentLength === undefined || ex.contentLength <= MAX_BUFFERED_BODY)) {
+      body = await collectBody(body, MAX_BUFFERED_BODY);
+    }
+    const resendable = body === undefined || Buffer.isBuffer(body);
     const idempotent = isIdempotent(request.method);
     const budget = targetService ? this.deps.config.retryBudget(`${targetService.namespace}/${targetService.name}`) : undefined;
     budget?.recordRequest();
@@ -243,33 +238,25 @@ export class HttpPipeline {
     if (requestTimeout) {
       requestTimer = setTimeout(() => {
         state.flags.push('UT');
-        abort.abort(new ProxyResponseError(504, 'UT', `request timeout ${requestTimeout} ms`));
+        cancel.cancel(new ProxyResponseError(504, 'UT', `request timeout ${requestTimeout} ms`));
       }, requestTimeout);
     }
-    const family = isIPv6(conn.original.address) ? 6 : 4;
+    const family = conn.original.family;
     try {
       for (let attempt = 0; ; attempt++) {
         const target = this.pickTarget(config, conn, targetService, targetPort, family, policy, request.headers);
         if (!target) throw new ProxyResponseError(503, 'UH', `no healthy upstream for ${targetService ? `${targetService.namespace}/${targetService.name}` : conn.original.address}:${targetPort}`);
         state.attempts = attempt + 1;
         state.upstreamHost = target.key;
-        if (target.endpoint?.podKey) {
-          const pod = config.snapshot.pods.get(target.endpoint.podKey);
-          if (pod) state.destWorkload = config.workload(pod);
-        } else {
-          const pod = config.snapshot.podByIP(target.address);
-          if (pod) state.destWorkload = config.workload(pod);
-        }
-        // Only a per-attempt timeout needs a signal of its own; otherwise the request's
-        // signal (client gone, request timeout) serves the attempt, one controller less
-        // per request in the hot path.
-        const attemptAbort = perAttempt ? new AbortController() : undefined;
-        const attemptSignal = attemptAbort?.signal ?? abort.signal;
-        const onAbort = () => attemptAbort?.abort();
-        if (attemptAbort) abort.signal.addEventListener('abort', onAbort, { once: true });
+        const pod = target.endpoint?.podKey ? config.snapshot.pods.get(target.endpoint.podKey) : config.snapshot.podByIP(target.address);
+        if (pod) state.destWorkload = config.workload(pod);
+        // Only a per-attempt timeout needs a token of its own; otherwise the request's
+        // (client gone, request timeout) serves the attempt.
+        const child = perAttempt ? cancel.child() : undefined;
+        const attemptCancel = child?.token ?? cancel;
         let attemptTimer: NodeJS.Timeout | undefined;
         let timedOut = false;
-        if (attemptAbort) attemptTimer = setTimeout(() => { timedOut = true; attemptAbort.abort(); }, perAttempt);
+        if (child) attemptTimer = setTimeout(() => { timedOut = true; child.token.cancel(); }, perAttempt);
         const startedAttempt = performance.now();
         const lbEp = { key: target.key };
         policy?.lb.onStart(lbEp);
@@ -277,7 +264,7 @@ export class HttpPipeline {
         let failure: unknown;
         try {
           const transport = this.deps.transportFor(conn, target);
-          const attemptReq: AttemptRequest = { ...request, body: resendable ? body : (body as Readable), signal: attemptSignal };
+          const attemptReq: AttemptRequest = { method: request.method, path: request.path, authority: request.authority, headers: request.headers, body, contentLength: ex.contentLength, cancel: attemptCancel };
           response = request.grpc || this.upstreamIsH2(conn, targetService, targetPort)
             ? await forwardH2(this.deps.sessions, transport, target.address, target.port, attemptReq)
             : await forwardHttp1(this.deps.pools, transport, target.address, target.port, attemptReq);
@@ -289,23 +276,24 @@ export class HttpPipeline {
         const connectFailed = failure !== undefined && isConnectFailure(failure);
         policy?.outliers?.record(target.key, status !== undefined ? { status } : { connectFailure: true });
         const retryable =
-          (status !== undefined && retry?.codes.includes(status)) || connectFailed || (timedOut && retry !== undefined);
-        const canRetry = retryable && attempt < maxRetries && resendable && (idempotent || connectFailed || retry !== undefined) && !abort.signal.aborted;
+          (status !== undefined && retry !== undefined && retry.codes.includes(status)) || connectFailed || (timedOut && retry !== undefined);
+        const canRetry = retryable && attempt < maxRetries && resendable && (idempotent || connectFailed || retry !== undefined) && !cancel.cancelled;
         if (canRetry && (connectFailed && !retry ? true : budget?.tryRetry() ?? true)) {
           policy?.lb.onEnd(lbEp, latency, false);
           clearTimeout(attemptTimer);
-          abort.signal.removeEventListener('abort', onAbort);
-          response?.body.resume();
-          if (retry?.backoffMs) await sleep(retry.backoffMs * 2 ** attempt, abort.signal);
+          child?.detach();
+          response?.body?.discard();
+          if (retry?.backoffMs) await sleep(retry.backoffMs * 2 ** attempt, cancel);
           continue;
         }
-        if (canRetry) state.flags.push('URX');
+        // Retrying was wanted but not possible: attempts used up, or the budget refused.
+        if (retryable && retry !== undefined && retry.attempts > 0 && !cancel.cancelled) state.flags.push('URX');
         if (!response) {
           policy?.lb.onEnd(lbEp, latency, false);
           clearTimeout(attemptTimer);
-          if (abort.signal.aborted) {
-            const reason = abort.signal.reason;
-            if (reason instanceof ProxyResponseError) throw reason;
+          child?.detach();
+          if (cancel.cancelled) {
+            if (cancel.reason instanceof ProxyResponseError) throw cancel.reason;
             return;
           }
           if (timedOut) throw new ProxyResponseError(504, 'UT', `upstream request timeout ${perAttempt} ms`);
@@ -314,13 +302,13 @@ export class HttpPipeline {
         }
         for (const m of mirrors) this.mirror(config, conn, m.backend.serviceKey, m.backend.port, request, body as Buffer | undefined, family);
         try {
-          await this.relayResponse(res, response, match, state, attemptSignal);
+          await this.relayResponse(ex, response, match, state, attemptCancel);
           policy?.lb.onEnd(lbEp, latency, response.status < 500);
         } finally {
           clearTimeout(attemptTimer);
-          abort.signal.removeEventListener('abort', onAbort);
+          child?.detach();
         }
-        if (timedOut && !res.headersSent) throw new ProxyResponseError(504, 'UT', `upstream request timeout ${perAttempt} ms`);
+        if (timedOut && !ex.headersSent) throw new ProxyResponseError(504, 'UT', `upstream request timeout ${perAttempt} ms`);
         return;
       }
     } finally {
@@ -349,104 +337,70 @@ export class HttpPipeline {
     if (!svc) return { key: endpointKey(conn.original.address, conn.original.port), address: conn.original.address, port: conn.original.port };
     const servicePort = svc.ports.find((p) => p.port === port);
     if (!servicePort) return undefined;
-    const eps = config.snapshot.endpointsFor(svc, servicePort, { family }).filter((e) => e.ready && !e.terminating);
-    const candidates = eps.map((e) => ({ key: endpointKey(e.address, e.port), endpoint: e }));
+    const eps = config.snapshot.readyEndpoints(svc, servicePort, family);
+    let candidates = this.candidates.get(eps);
+    if (!candidates) {
+      candidates = eps.map((e) => ({ key: endpointKey(e.address, e.port), endpoint: e }));
+      this.candidates.set(eps, candidates);
+    }
     const chosen = policy ? policy.pick(candidates, { hashKey: policy.hashKey((n) => headers[n]) }) : candidates[Math.floor(this.random() * candidates.length)];
     if (!chosen) return undefined;
     return { key: chosen.key, address: chosen.endpoint.address, port: chosen.endpoint.port, endpoint: chosen.endpoint };
   }
 
-  /**
-   * The request body: undefined (none), a Buffer (read whole, to resend), or a stream.
-   * Counts its bytes into `state`. Nothing here may read the request before whoever sends
-   * it upstream is attached: a 'data' listener would start the flow and lose the chunks
-   * that arrive while the upstream connection is still being made.
-   */
-  private async requestBody(req: Req, buffer: boolean, state: RequestState): Promise<Buffer | Readable | undefined> {
-    const counted = (source: Readable): Readable => {
-      const counter = new Transform({
-        transform(chunk: Buffer, _encoding, done) {
-          state.requestBytes += chunk.length;
-          done(null, chunk);
-        },
-      });
-      pipeline(source, counter, () => undefined);
-      return counter;
-    };
-    const method = req.method ?? 'GET';
-    const length = Number(single(req.headers['content-length']) ?? NaN);
-    const chunked = req.headers['transfer-encoding'] !== undefined || (req.httpVersionMajor === 2 && !Number.isFinite(length) && method !== 'GET' && method !== 'HEAD');
-    if (!chunked && (!Number.isFinite(length) || length === 0)) {
-      if (req.httpVersionMajor !== 2 || method === 'GET' || method === 'HEAD') return undefined;
-    }
-    if (!buffer || (Number.isFinite(length) && length > MAX_BUFFERED_BODY)) {
-      // With a Content-Length (the common case) the count is known without a counting
-      // stream in the hot path; only chunked bodies are counted as they pass.
-      if (!chunked && Number.isFinite(length)) {
-        state.requestBytes += length;
-        return req as Readable;
-      }
-      return counted(req as Readable);
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_BUFFERED_BODY) {
-        // Too big to keep: send what we have followed by the rest, without retries.
-        state.requestBytes += size;
-        return Readable.from((async function* () { yield* chunks; yield chunk; yield* counted(req as Readable) as AsyncIterable<Buffer>; })());
-      }
-      chunks.push(chunk);
-    }
-    state.requestBytes += size;
-    return Buffer.concat(chunks);
-  }
-
-  private async relayResponse(res: Res, up: UpstreamResponse, match: RouteMatch | undefined, state: RequestState, signal: AbortSignal): Promise<void> {
-    const headers = responseHeaders(up.headers);
-    if (match?.responseHeaderModifier) applyHeaderModifier(headers as HeaderRecord, match.responseHeaderModifier);
+  private relayResponse(ex: DownstreamExchange, up: UpstreamResponse, match: RouteMatch | undefined, state: RequestState, cancel: Cancellation): Promise<void> {
+    const headers = responseHeaders(up.headers) as HeaderRecord;
+    if (match?.responseHeaderModifier) applyHeaderModifier(headers, match.responseHeaderModifier);
     state.responseCode = up.status;
-    const grpcHeader = single(up.headers['grpc-status'] as string | string[] | undefined);
+    const grpcHeader = single(up.headers['grpc-status']);
     if (grpcHeader !== undefined) state.grpcStatus = Number(grpcHeader);
     // A gRPC "Trailers-Only" response (one HEADERS frame carrying grpc-status, END_STREAM)
     // cannot be written as such through the compatibility API, which always sends the
     // response headers first: send its status as trailers, which gRPC clients read the
     // same way (they ignore a grpc-status in the leading headers without END_STREAM).
-    const isGrpc = String(single(up.headers['content-type'] as string | string[] | undefined) ?? '').startsWith('application/grpc');
-    const trailersOnly = grpcHeader !== undefined && isGrpc ? takeGrpcStatus(headers as HeaderRecord) : undefined;
-    res.writeHead(up.status, headers as Record<string, string | string[]>);
-    await new Promise<void>((resolve) => {
-      const onAbort = () => { up.body.destroy(); res.destroy(); resolve(); };
-      signal.addEventListener('abort', onAbort, { once: true });
-      up.body.on('data', (c: Buffer) => {
-        state.responseBytes += c.length;
-        // Back-pressure: stop reading upstream while the client is slow.
-        if (!(res as ServerResponse).write(c)) {
-          up.body.pause();
-          (res as ServerResponse).once('drain', () => up.body.resume());
-        }
-      });
-      const onEnd = () => {
-        signal.removeEventListener('abort', onAbort);
-        up.trailers.then((t) => {
-          const trailers = { ...trailersOnly, ...responseHeaders(t) };
-          const gs = single(t['grpc-status'] as string | string[] | undefined);
-          if (gs !== undefined) state.grpcStatus = Number(gs);
-          if (Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
-          res.end();
-          resolve();
-        });
-      };
-      // A response without a body (an HTTP/2 HEADERS frame with END_STREAM, such as a
-      // gRPC trailers-only error) may have ended before we got here: 'end' will not come.
-      if (up.body.readableEnded) onEnd();
-      else up.body.once('end', onEnd);
-      up.body.once('error', () => {
-        signal.removeEventListener('abort', onAbort);
-        state.flags.push('UC');
-        res.destroy();
+    const isGrpc = String(single(up.headers['content-type']) ?? '').startsWith('application/grpc');
+    const trailersOnly = grpcHeader !== undefined && isGrpc ? takeGrpcStatus(headers) : undefined;
+    ex.writeHead(up.status, headers);
+    const body = up.body;
+    if (!body) {
+      ex.end(trailersOnly as HeaderRecord | undefined);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      let done = false;
+      const off = cancel.onCancel(() => {
+        if (done) return;
+        done = true;
+        body.destroy();
+        ex.destroy();
         resolve();
+      });
+      body.start({
+        write(chunk) {
+          state.responseBytes += chunk.length;
+          // Back-pressure: stop reading upstream while the client is slow.
+          const ok = ex.write(chunk);
+          if (!ok && !ex.closed) ex.onDrain(() => body.resume());
+          return ok;
+        },
+        end(trailers) {
+          if (done) return;
+          done = true;
+          off();
+          const gs = trailers ? single(trailers['grpc-status']) : undefined;
+          if (gs !== undefined) state.grpcStatus = Number(gs);
+          const out = trailersOnly || trailers ? { ...trailersOnly, ...(trailers ? responseHeaders(trailers) as HeaderRecord : undefined) } : undefined;
+          ex.end(out);
+          resolve();
+        },
+        fail() {
+          if (done) return;
+          done = true;
+          off();
+          state.flags.push('UC');
+          ex.destroy();
+          resolve();
+        },
       });
     });
   }
@@ -456,32 +410,38 @@ export class HttpPipeline {
     if (!svc) return;
     const target = this.pickTarget(config, conn, svc, port, family, this.deps.config.policies.forService(serviceKey), request.headers);
     if (!target) return;
-    const signal = AbortSignal.timeout(30_000);
+    const cancel = new Cancellation();
+    const timer = setTimeout(() => cancel.cancel(), 30_000).unref();
     const headers = { ...request.headers };
     // Istio/Envoy mark shadow traffic by suffixing the authority with -shadow.
     const authority = request.authority ? `${request.authority.replace(/(:\d+)?$/, '-shadow$1')}` : request.authority;
     const transport = this.deps.transportFor(conn, target);
-    const mirrored: AttemptRequest = { ...request, authority, headers, body, signal };
+    const mirrored: AttemptRequest = { method: request.method, path: request.path, authority, headers, body, contentLength: body?.length, cancel };
     const sent = request.grpc
       ? forwardH2(this.deps.sessions, transport, target.address, target.port, mirrored)
       : forwardHttp1(this.deps.pools, transport, target.address, target.port, mirrored);
     sent.then(
-      (r) => r.body.resume(),
-      (err: unknown) => this.deps.logger.debug({ err: describeError(err), mirror: serviceKey }, 'mirror request failed'),
+      (r) => {
+        if (!r.body) return clearTimeout(timer);
+        r.body.start({ write: () => true, end: () => clearTimeout(timer), fail: () => clearTimeout(timer) });
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        this.deps.logger.debug({ err: describeError(err), mirror: serviceKey }, 'mirror request failed');
+      },
     );
   }
 
-  private respondGrpcStatus(res: Res, code: number, message: string): void {
-    if (res.headersSent) { res.destroy(); return; }
-    res.writeHead(200, { 'content-type': 'application/grpc' });
+  private respondGrpcStatus(ex: DownstreamExchange, code: number, message: string): void {
+    if (ex.headersSent) { ex.destroy(); return; }
+    ex.writeHead(200, { 'content-type': 'application/grpc' });
     // In trailers: see relayResponse (a grpc-status in the leading headers is not read).
-    res.addTrailers({ 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) });
-    res.end();
+    ex.end({ 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) });
   }
 
-  private respondError(res: Res, status: number, message: string, grpc: boolean, state: RequestState): void {
-    if (res.headersSent || res.destroyed) {
-      res.destroy();
+  private respondError(ex: DownstreamExchange, status: number, message: string, grpc: boolean, state: RequestState): void {
+    if (ex.headersSent || ex.closed) {
+      ex.destroy();
       return;
     }
     state.responseCode = grpc ? 200 : status;
@@ -489,16 +449,17 @@ export class HttpPipeline {
       // gRPC clients read failures from grpc-status (HTTP status 200, trailers-only).
       const code = status === 429 || status === 503 ? 14 : status === 504 ? 4 : status === 404 ? 12 : 13;
       state.grpcStatus = code;
-      this.respondGrpcStatus(res, code, message);
+      this.respondGrpcStatus(ex, code, message);
       return;
     }
-    const body = `${message}\n`;
-    state.responseBytes = Buffer.byteLength(body);
-    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(state.responseBytes), 'x-nodemesh-flags': [...new Set(state.flags)].join(',') || '-' });
-    res.end(body);
+    const body = Buffer.from(`${message}\n`);
+    state.responseBytes = body.length;
+    ex.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(body.length), 'x-nodemesh-flags': [...new Set(state.flags)].join(',') || '-' });
+    ex.write(body);
+    ex.end();
   }
 
-  private report(conn: ConnectionInfo, config: ProxyConfig, method: string, path: string, grpc: boolean, state: RequestState, requestId: string, traceparent: string, req: Req): void {
+  private report(conn: ConnectionInfo, config: ProxyConfig, ex: DownstreamExchange, method: string, path: string, grpc: boolean, state: RequestState, requestId: string, traceparent: string): void {
     const durationMs = performance.now() - state.started;
     const flags = state.flags.length ? [...new Set(state.flags)].join(',') : '-';
     const source = conn.direction === 'outbound' && conn.pod ? config.workload(conn.pod) : this.peerWorkload(config, conn.sourceAddress);
@@ -515,7 +476,7 @@ export class HttpPipeline {
       ...(state.grpcStatus !== undefined ? { grpcStatus: state.grpcStatus } : {}),
       responseFlags: flags,
       durationMs,
-      requestBytes: state.requestBytes,
+      requestBytes: ex.bodyBytesRead,
       responseBytes: state.responseBytes,
       mtls: false,
     });
@@ -530,7 +491,7 @@ export class HttpPipeline {
       ...(state.upstreamHost ? { upstreamHost: state.upstreamHost } : {}),
       ...(state.route ? { route: state.route } : {}),
       responseFlags: flags,
-      bytesReceived: state.requestBytes,
+      bytesReceived: ex.bodyBytesRead,
       bytesSent: state.responseBytes,
       attempts: Math.max(1, state.attempts),
       method,
@@ -540,7 +501,7 @@ export class HttpPipeline {
       ...(state.grpcStatus !== undefined ? { grpcStatus: state.grpcStatus } : {}),
       requestId,
       traceparent,
-      ...(req.headers['user-agent'] ? { userAgent: String(req.headers['user-agent']) } : {}),
+      ...(ex.headers['user-agent'] ? { userAgent: String(ex.headers['user-agent']) } : {}),
     });
   }
 }

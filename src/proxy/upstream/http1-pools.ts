@@ -1,53 +1,52 @@
-import { Pool } from 'undici';
-import type { Duplex } from 'node:stream';
+import { H1ClientPool } from '../h1/client-pool';
 import type { UpstreamTransport } from './transport';
 
 const CONNECT_TIMEOUT_MS = 5000;
 const KEEP_ALIVE_MS = 30_000;
 
 /**
- * undici pools for HTTP/1.1 upstreams, one per (transport, endpoint). Connections come
- * from the transport (a socket made inside a pod's namespace, or a tunnel stream), so
- * keep-alive reuse never crosses pods.
+ * HTTP/1.1 upstream pools, one per (transport, endpoint). Connections come from the
+ * transport (a socket made inside a pod's namespace, or a tunnel stream), so keep-alive
+ * reuse never crosses pods. One timer sweeps idle connections of every pool.
  */
 export class Http1Pools {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, H1ClientPool>();
+  private sweep: NodeJS.Timeout | undefined;
 
-  constructor(private readonly connectionsPerEndpoint = 128) {}
+  constructor(private readonly connectionsPerEndpoint = 128, private readonly keepAliveMs = KEEP_ALIVE_MS) {}
 
-  get(transport: UpstreamTransport, address: string, port: number): Pool {
+  get(transport: UpstreamTransport, address: string, port: number): H1ClientPool {
     const key = `${transport.key}|${address}|${port}`;
     let pool = this.pools.get(key);
     if (!pool) {
-      const host = address.includes(':') ? `[${address}]` : address;
-      pool = new Pool(`http://${host}:${port}`, {
-        connections: this.connectionsPerEndpoint,
-        pipelining: 1,
-        keepAliveTimeout: KEEP_ALIVE_MS,
-        keepAliveMaxTimeout: KEEP_ALIVE_MS,
-        connect: (_opts, cb) => {
-          transport.open({ address, port }, CONNECT_TIMEOUT_MS).then(
-            (s: Duplex) => cb(null, s as unknown as import('node:net').Socket),
-            (err: Error) => cb(err, null),
-          );
-        },
+      pool = new H1ClientPool(() => transport.open({ address, port }, CONNECT_TIMEOUT_MS), {
+        maxConnections: this.connectionsPerEndpoint,
+        keepAliveMs: this.keepAliveMs,
       });
       this.pools.set(key, pool);
+      this.sweep ??= setInterval(() => {
+        const now = performance.now();
+        for (const p of this.pools.values()) p.sweep(now);
+      }, Math.max(1000, this.keepAliveMs / 4)).unref();
     }
     return pool;
   }
 
-  /** Drops the pools of one transport (a pod released: its sockets must go). */
+  /** Drops the pools of one transport (a pod released: its connections must go). */
   async dropTransport(transportKey: string): Promise<void> {
-    const doomed = [...this.pools].filter(([k]) => k.startsWith(`${transportKey}|`));
-    for (const [k] of doomed) this.pools.delete(k);
-    await Promise.all(doomed.map(([, p]) => p.destroy().catch(() => undefined)));
+    for (const [k, p] of [...this.pools]) {
+      if (!k.startsWith(`${transportKey}|`)) continue;
+      this.pools.delete(k);
+      p.close();
+    }
   }
 
-  /** Closes idle connections gracefully (drain), then destroys what is left. */
+  /** Closes idle connections; busy ones close when their response ends (drain). */
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = undefined;
+    for (const p of pools) p.close();
   }
 }

@@ -1,0 +1,64 @@
+import { STATUS_CODES } from 'node:http';
+import type { HeaderRecord } from '../http/headers';
+
+/**
+ * Writing HTTP/1.1 heads and chunk framing. Heads are built as one latin1 string and go
+ * out with the first body bytes in a single write; header values that came from a parsed
+ * message are already free of CR/LF, and values set by configuration are checked here so
+ * that no route filter can split a message.
+ */
+
+const UNSAFE_VALUE = /[\r\n\0]/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+export class HeaderValueError extends Error {
+  readonly code = 'ERR_NM_HTTP_HEADER';
+}
+
+/** Appends `name: value\r\n` lines for every header of `headers` (arrays: one line each) but `skip`. */
+export function appendHeaders(out: string, headers: HeaderRecord, skip?: string): string {
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined || name === skip) continue;
+    if (typeof v === 'string') {
+      out += line(name, v);
+    } else {
+      for (const item of v) out += line(name, item);
+    }
+  }
+  return out;
+}
+
+function line(name: string, value: string): string {
+  if (UNSAFE_VALUE.test(value) || !TOKEN.test(name)) {
+    throw new HeaderValueError(`header ${JSON.stringify(name)} has a name or value an HTTP/1.1 message cannot carry (CR, LF or NUL): check the route's header filters`);
+  }
+  return `${name}: ${value}\r\n`;
+}
+
+const STATUS_LINES = new Map<number, string>();
+
+/** "HTTP/1.1 200 OK\r\n", cached per status. */
+export function statusLine(status: number): string {
+  let s = STATUS_LINES.get(status);
+  if (s === undefined) {
+    s = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+    if (STATUS_LINES.size < 1000) STATUS_LINES.set(status, s);
+  }
+  return s;
+}
+
+/** The size line that precedes a chunk of `length` bytes. */
+export function chunkHeader(length: number): string {
+  return `${length.toString(16)}\r\n`;
+}
+
+/** The last chunk and the trailer section. */
+export function lastChunk(trailers: HeaderRecord | undefined): string {
+  return trailers ? appendHeaders('0\r\n', trailers) + '\r\n' : '0\r\n\r\n';
+}
+
+/** A complete short response, for errors the proxy answers itself. */
+export function simpleResponse(status: number, extra: string, close: boolean): string {
+  return `${statusLine(status)}${close ? 'connection: close\r\n' : ''}${extra}content-length: 0\r\n\r\n`;
+}

@@ -1,0 +1,439 @@
+import type { Socket } from 'node:net';
+import type { Logger } from '../../log';
+import type { DownstreamExchange, RequestBody } from '../http/exchange';
+import { headerFromList, headersFromList, type HeaderRecord } from '../http/headers';
+import { ChunkedDecoder } from './chunked-decoder';
+import { findHeadEnd, parseRequestHead, type RequestHead } from './head-parser';
+import { H1ParseError } from './parse-error';
+import { PushedBody } from './pushed-body';
+import { appendHeaders, chunkHeader, lastChunk, simpleResponse, statusLine } from './serialize';
+
+/** Limits that keep one misbehaving client from hurting the pods that share the proxy. */
+export interface H1Limits {
+  /** Largest request head (431 beyond). */
+  maxHeaderSize: number;
+  /** Time to receive a complete request head (slowloris); 408 and close after it. */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request. */
+  requestTimeoutMs: number;
+  /** Idle keep-alive connections are closed after this. */
+  keepAliveTimeoutMs: number;
+}
+
+/** Bodies up to this size are read whole before the request is dispatched (one Buffer, no stream). */
+const WHOLE_BODY_MAX = 64 * 1024;
+/** Bytes of pipelined requests held while a response is in progress; the socket pauses beyond. */
+const PIPELINE_HOLD_MAX = 64 * 1024;
+
+export interface H1Handlers {
+  request(exchange: DownstreamExchange, socket: Socket): void;
+  /** Upgrade (WebSocket) and CONNECT: the raw head to replay, the socket, and the bytes after the head. */
+  upgrade(rawHead: Buffer, head: RequestHead, socket: Socket, rest: Buffer): void;
+}
+
+const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
+
+/**
+ * One downstream HTTP/1.1 connection on a raw socket: parses requests (strictly: a
+ * malformed or ambiguous one is answered 400/431/501/505 and the connection closed, never
+ * forwarded), hands each to the pipeline as a DownstreamExchange, writes the response.
+ * Requests are served one at a time; pipelined ones wait (bounded) for their turn.
+ */
+export class H1ServerConnection {
+  private buf: Buffer | undefined;
+  private scanFrom = 0;
+  private active: H1Exchange | undefined;
+  /** A parsed head whose (small) body is still arriving. */
+  private waiting: { head: RequestHead; headEnd: number } | undefined;
+  /** The body being streamed to the active exchange. */
+  private streaming: { body: PushedBody; remaining: number; decoder: ChunkedDecoder | undefined } | undefined;
+  private headStartedAt = 0;
+  private requestStartedAt = 0;
+  private idleSince: number;
+  private clientEnded = false;
+  private pausedForHold = false;
+  closed = false;
+  draining = false;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly handlers: H1Handlers,
+    private readonly limits: H1Limits,
+    private readonly log: Logger,
+    private readonly onGone: (c: H1ServerConnection) => void,
+  ) {
+    this.idleSince = performance.now();
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+    socket.once('close', this.onClose);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    const streaming = this.streaming;
+    if (streaming) {
+      this.feedBody(streaming, chunk);
+      return;
+    }
+    this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (this.active) {
+      if (this.buf.length > PIPELINE_HOLD_MAX && !this.pausedForHold) {
+        this.pausedForHold = true;
+        this.socket.pause();
+      }
+      return;
+    }
+    this.parse();
+  };
+
+  private readonly onEnd = (): void => {
+    this.clientEnded = true;
+    if (this.streaming) {
+      const s = this.streaming;
+      this.streaming = undefined;
+      s.body.abort(Object.assign(new Error('the client closed the connection in the middle of the request body'), { code: 'ECONNRESET' }));
+    }
+    // Nothing in progress: the client is done with this connection.
+    if (!this.active) this.close();
+  };
+
+  private readonly onError = (): void => {
+    this.socket.destroy();
+  };
+
+  private readonly onClose = (): void => {
+    this.closed = true;
+    if (this.streaming) {
+      this.streaming.body.abort(Object.assign(new Error('the client connection closed'), { code: 'ECONNRESET' }));
+      this.streaming = undefined;
+    }
+    this.active?.clientGone();
+    this.onGone(this);
+  };
+
+  /** Periodic check (the server's sweep): slowloris, stalled bodies, idle keep-alive. */
+  check(now: number): void {
+    if (this.closed) return;
+    if (this.headStartedAt && now - this.headStartedAt > this.limits.headersTimeoutMs) {
+      this.reject(408, 'request head not received in time');
+      return;
+    }
+    if ((this.waiting || this.streaming) && now - this.requestStartedAt > this.limits.requestTimeoutMs) {
+      if (this.active && this.active.headersSent) this.socket.destroy();
+      else this.reject(408, 'request body not received in time');
+      return;
+    }
+    if (!this.active && !this.headStartedAt && !this.waiting && now - this.idleSince > this.limits.keepAliveTimeoutMs) this.close();
+  }
+
+  /** Drain: idle connections close now, busy ones after their response. */
+  drain(): void {
+    this.draining = true;
+    if (!this.active && !this.headStartedAt && !this.waiting) this.close();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+    this.socket.once('finish', () => this.socket.destroy());
+  }
+
+  /** Answers a malformed request and closes: nothing of it is forwarded. */
+  private reject(status: number, reason: string): void {
+    this.log.debug({ status, reason }, 'rejected a malformed request');
+    this.buf = undefined;
+    this.headStartedAt = 0;
+    this.waiting = undefined;
+    this.socket.removeListener('data', this.onData);
+    if (!this.socket.writable || this.closed) {
+      this.socket.destroy();
+      return;
+    }
+    this.closed = true;
+    this.socket.end(simpleResponse(status, '', true), 'latin1');
+    this.socket.once('finish', () => this.socket.destroy());
+  }
+
+  private parse(): void {
+    while (this.buf && !this.active && !this.closed) {
+      const buf = this.buf;
+      let head: RequestHead;
+      let headEnd: number;
+      if (this.waiting) {
+        ({ head, headEnd } = this.waiting);
+        if (buf.length - headEnd < head.contentLength!) return;
+        this.waiting = undefined;
+      } else {
+        if (!this.headStartedAt) this.headStartedAt = performance.now();
+        headEnd = findHeadEnd(buf, this.scanFrom);
+        if (headEnd < 0) {
+          if (buf.length > this.limits.maxHeaderSize) this.reject(431, 'request head too large');
+          else this.scanFrom = Math.max(0, buf.length - 3);
+          return;
+        }
+        this.scanFrom = 0;
+        if (headEnd > this.limits.maxHeaderSize) {
+          this.reject(431, 'request head too large');
+          return;
+        }
+        try {
+          head = parseRequestHead(buf, headEnd);
+        } catch (err) {
+          if (err instanceof H1ParseError) this.reject(err.status, err.reason);
+          else this.reject(400, String(err));
+          return;
+        }
+        this.headStartedAt = 0;
+        this.requestStartedAt = performance.now();
+        if (head.upgrade || head.method === 'CONNECT') {
+          this.handOver(buf, head, headEnd);
+          return;
+        }
+        const length = head.contentLength ?? 0;
+        if (head.expectContinue && (head.chunked || length > 0)) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+        if (!head.chunked && length > 0 && length <= WHOLE_BODY_MAX && buf.length - headEnd < length) {
+          this.waiting = { head, headEnd };
+          return;
+        }
+      }
+      this.dispatch(buf, head, headEnd);
+    }
+  }
+
+  private dispatch(buf: Buffer, head: RequestHead, headEnd: number): void {
+    let body: RequestBody;
+    let rest: Buffer | undefined;
+    const length = head.contentLength ?? 0;
+    if (head.chunked || buf.length - headEnd < length) {
+      const stream = new PushedBody(this.socket.destroyed ? deadFlow : this.flow);
+      const decoder = head.chunked ? new ChunkedDecoder() : undefined;
+      this.streaming = { body: stream, remaining: head.chunked ? Infinity : length, decoder };
+      body = stream;
+      const first = buf.subarray(headEnd);
+      this.buf = undefined;
+      this.active = new H1Exchange(this, head, body);
+      if (first.length > 0) this.feedBody(this.streaming, first);
+    } else {
+      body = length > 0 ? buf.subarray(headEnd, headEnd + length) : undefined;
+      rest = buf.length > headEnd + length ? buf.subarray(headEnd + length) : undefined;
+      this.buf = rest;
+      this.active = new H1Exchange(this, head, body);
+    }
+    this.handlers.request(this.active, this.socket);
+  }
+
+  private readonly flow = {
+    pause: () => this.socket.pause(),
+    resume: () => this.socket.resume(),
+    destroy: () => this.socket.destroy(),
+  };
+
+  private feedBody(s: NonNullable<H1ServerConnection['streaming']>, chunk: Buffer): void {
+    let rest: Buffer | undefined;
+    if (s.decoder) {
+      let used: number;
+      try {
+        used = s.decoder.push(chunk, (data) => s.body.push(data));
+      } catch (err) {
+        this.streaming = undefined;
+        s.body.abort(err as Error);
+        this.socket.destroy();
+        return;
+      }
+      if (!s.decoder.done) return;
+      rest = used < chunk.length ? chunk.subarray(used) : undefined;
+      this.streaming = undefined;
+      const t = s.decoder.trailers;
+      s.body.finish(t.length > 0 ? headersFromList(t, []) : undefined);
+    } else {
+      if (chunk.length < s.remaining) {
+        s.remaining -= chunk.length;
+        s.body.push(chunk);
+        return;
+      }
+      const last = chunk.subarray(0, s.remaining);
+      rest = chunk.length > s.remaining ? chunk.subarray(s.remaining) : undefined;
+      s.remaining = 0;
+      this.streaming = undefined;
+      if (last.length > 0) s.body.push(last);
+      s.body.finish(undefined);
+    }
+    if (rest) this.buf = this.buf ? Buffer.concat([this.buf, rest]) : rest;
+  }
+
+  private handOver(buf: Buffer, head: RequestHead, headEnd: number): void {
+    this.closed = true;
+    this.headStartedAt = 0;
+    // Hold the bytes that follow until the pass-through pipes them (no listener: lost).
+    this.socket.pause();
+    this.socket.removeListener('data', this.onData);
+    this.socket.removeListener('end', this.onEnd);
+    this.socket.removeListener('error', this.onError);
+    this.socket.removeListener('close', this.onClose);
+    this.onGone(this);
+    this.buf = undefined;
+    this.handlers.upgrade(buf.subarray(0, headEnd), head, this.socket, buf.subarray(headEnd));
+  }
+
+  /** The exchange's response has ended: next request, or close. */
+  finished(exchange: H1Exchange, keepAlive: boolean): void {
+    if (this.active !== exchange) return;
+    this.active = undefined;
+    this.idleSince = performance.now();
+    // A body the pipeline did not read to its end leaves the connection out of step.
+    const bodyLeft = this.streaming !== undefined;
+    if (!keepAlive || bodyLeft || this.clientEnded || this.draining) {
+      this.streaming = undefined;
+      this.close();
+      return;
+    }
+    if (this.pausedForHold) {
+      this.pausedForHold = false;
+      this.socket.resume();
+    }
+    // Pipelined requests: next turn (not from inside the response's own call stack).
+    if (this.buf) setImmediate(() => this.parse());
+  }
+}
+
+const deadFlow = { pause: () => undefined, resume: () => undefined, destroy: () => undefined };
+
+/** One request/response on a downstream HTTP/1.1 connection. */
+class H1Exchange implements DownstreamExchange {
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly headers: HeaderRecord;
+  readonly protocol = 'http1' as const;
+  readonly contentLength: number | undefined;
+  private readonly socket: Socket;
+  private status = 0;
+  private responseHeaders: HeaderRecord | undefined;
+  private headWritten = false;
+  private mode: 'length' | 'chunked' | 'close' | 'none' = 'length';
+  private keepAlive: boolean;
+  private ended = false;
+  private closeListeners: Array<() => void> | undefined;
+  private readonly versionMinor: 0 | 1;
+
+  constructor(private readonly conn: H1ServerConnection, head: RequestHead, readonly body: RequestBody) {
+    this.socket = conn.socket;
+    this.method = head.method;
+    this.path = head.target;
+    this.authority = headerFromList(head.headers, 'host') ?? '';
+    this.headers = headersFromList(head.headers, head.connectionTokens);
+    if (head.expectContinue) delete this.headers['expect'];
+    this.contentLength = head.contentLength;
+    this.keepAlive = head.keepAlive;
+    this.versionMinor = head.versionMinor;
+  }
+
+  get bodyBytesRead(): number {
+    const b = this.body;
+    return b === undefined ? 0 : Buffer.isBuffer(b) ? b.length : (b as PushedBody).bytes;
+  }
+
+  get headersSent(): boolean {
+    return this.headWritten;
+  }
+
+  get closed(): boolean {
+    return this.conn.closed && !this.ended;
+  }
+
+  writeHead(status: number, headers: HeaderRecord): void {
+    this.status = status;
+    this.responseHeaders = headers;
+  }
+
+  /** The status line and headers, with the framing this response will use. */
+  private head(): string {
+    const headers = this.responseHeaders ?? {};
+    let out = appendHeaders(statusLine(this.status), headers);
+    if (this.method === 'HEAD' || NO_BODY_STATUS(this.status)) {
+      this.mode = 'none';
+    } else if (headers['content-length'] !== undefined) {
+      this.mode = 'length';
+    } else if (this.ended) {
+      // end() without a body: say so rather than chunk nothing.
+      this.mode = 'length';
+      out += 'content-length: 0\r\n';
+    } else if (this.versionMinor === 1) {
+      this.mode = 'chunked';
+      out += 'transfer-encoding: chunked\r\n';
+    } else {
+      this.mode = 'close';
+      this.keepAlive = false;
+    }
+    if (!this.keepAlive || this.conn.draining) out += 'connection: close\r\n';
+    else if (this.versionMinor === 0) out += 'connection: keep-alive\r\n';
+    return out + '\r\n';
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.ended || this.socket.destroyed) return false;
+    if (!this.headWritten) {
+      if (this.status === 0) this.status = 200;
+      this.headWritten = true;
+      const head = this.head();
+      if (this.mode === 'none') {
+        return this.socket.write(head, 'latin1');
+      }
+      this.socket.cork();
+      this.socket.write(head, 'latin1');
+      const ok = this.writeBody(chunk);
+      this.socket.uncork();
+      return ok;
+    }
+    if (this.mode === 'none') return true;
+    return this.writeBody(chunk);
+  }
+
+  private writeBody(chunk: Buffer): boolean {
+    if (this.mode !== 'chunked') return this.socket.write(chunk);
+    if (chunk.length === 0) return true;
+    this.socket.write(chunkHeader(chunk.length), 'latin1');
+    this.socket.write(chunk);
+    return this.socket.write('\r\n', 'latin1');
+  }
+
+  onDrain(fn: () => void): void {
+    this.socket.once('drain', fn);
+  }
+
+  end(trailers?: HeaderRecord): void {
+    if (this.ended) return;
+    if (this.socket.destroyed) {
+      this.ended = true;
+      return;
+    }
+    if (!this.headWritten) {
+      if (this.status === 0) this.status = 200;
+      this.headWritten = true;
+      this.ended = true;
+      this.socket.write(this.head(), 'latin1');
+    } else {
+      this.ended = true;
+      if (this.mode === 'chunked') this.socket.write(lastChunk(trailers && Object.keys(trailers).length > 0 ? trailers : undefined), 'latin1');
+    }
+    this.conn.finished(this, this.keepAlive && this.mode !== 'close');
+  }
+
+  destroy(): void {
+    this.ended = true;
+    this.socket.destroy();
+  }
+
+  onClose(fn: () => void): void {
+    (this.closeListeners ??= []).push(fn);
+  }
+
+  /** From the connection: the socket closed. */
+  clientGone(): void {
+    if (this.ended) return;
+    const listeners = this.closeListeners;
+    this.closeListeners = undefined;
+    if (listeners) for (const fn of listeners) fn();
+  }
+}
