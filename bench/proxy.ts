@@ -32,7 +32,8 @@
  *        --body-bytes B (1024), --json FILE (the figures as JSON),
  *        --profile DIR (afterwards, run a closed-loop same-node load against an agent
  *        started with `node --cpu-prof --cpu-prof-dir DIR` and print its top self-time
- *        functions; --profile-duration S, default 10).
+ *        functions; --profile-duration S, default 10; --profile-load open|closed, default
+ *        closed: open profiles the open loop at --rate instead).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -396,7 +397,7 @@ export function selfTimes(profile: CpuProfile, window?: { fromUs: number; toUs: 
   return { top: finish(fns), byFile: finish(files), busyMs: busy / 1000, idleMs: idle / 1000 };
 }
 
-async function profileAgent(sim: SimFixture, dir: string, profileDir: string, load: string[], connections: number, durationS: number, warmupS: number): Promise<void> {
+async function profileAgent(sim: SimFixture, dir: string, profileDir: string, load: string[], connections: number, durationS: number, warmupS: number, loadName: string): Promise<void> {
   mkdirSync(profileDir, { recursive: true });
   const before = new Set(readdirSync(profileDir));
   writeTopology(dir, 'ambient');
@@ -426,7 +427,7 @@ async function profileAgent(sim: SimFixture, dir: string, profileDir: string, lo
   if (made.length === 0) throw new Error(`the agent wrote no .cpuprofile to ${profileDir}`);
   const file = made.map((f) => join(profileDir, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!;
   const { top, byFile, busyMs, idleMs } = selfTimes(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, window);
-  console.log(`\nagent CPU profile under closed-loop load (same node, ${connections} connections): ${summary}`);
+  console.log(`\nagent CPU profile under ${loadName} (same node, ${connections} connections): ${summary}`);
   console.log(`${file}; samples of the measured window: busy ${(busyMs / 1000).toFixed(2)} s, idle ${(idleMs / 1000).toFixed(2)} s\n`);
   console.log(`${'#'.padStart(2)} ${'self ms'.padStart(9)} ${'self %'.padStart(7)}  function (location)`);
   top.slice(0, 15).forEach((s, i) => {
@@ -454,6 +455,7 @@ async function main(): Promise<void> {
       json: { type: 'string' },
       profile: { type: 'string' },
       'profile-duration': { type: 'string', default: '10' },
+      'profile-load': { type: 'string', default: 'closed' },
     },
   });
   const rounds = Number(values.rounds);
@@ -467,6 +469,7 @@ async function main(): Promise<void> {
   for (const [flag, v, min] of [['rounds', rounds, 1], ['duration', duration, 0.1], ['max-duration', maxDuration, 0.1], ['warmup', warmup, 0], ['rate', rate, 1], ['connections', connections, 1], ['body-bytes', bodyBytes, 0], ['profile-duration', profileDuration, 0.1]] as const) {
     if (!Number.isFinite(v) || v < min) throw new Error(`--${flag} must be a number >= ${min}`);
   }
+  if (values['profile-load'] !== 'open' && values['profile-load'] !== 'closed') throw new Error('--profile-load must be open or closed');
   if (process.getuid?.() !== 0) throw new Error('bench:proxy builds network namespaces: run it as root');
 
   const common = ['--connections', String(connections), '--body-bytes', String(bodyBytes), '--warmup', String(warmup), '--timeout', '10000'];
@@ -559,7 +562,8 @@ async function main(): Promise<void> {
     removeSimAgentState(sim.name);
 
     if (values.profile) {
-      await profileAgent(sim, dir, values.profile, ['--url', PLACEMENTS[0]!.url, ...loadArgs.closed], connections, profileDuration, warmup);
+      const openLoop = values['profile-load'] === 'open';
+      await profileAgent(sim, dir, values.profile, ['--url', PLACEMENTS[0]!.url, ...(openLoop ? loadArgs.open : loadArgs.closed)], connections, profileDuration, warmup, openLoop ? `open-loop load at ${rate} req/s` : 'closed-loop load');
     }
   } finally {
     process.removeListener('SIGINT', onSignal);
