@@ -13,6 +13,8 @@ export class PushedBody implements BodySource {
   private ended: { trailers: HeaderRecord | undefined } | undefined;
   private failed: Error | undefined;
   private settled = false;
+  /** The flow is paused because nobody reads yet (the queue is full). */
+  private held = false;
   bytes = 0;
 
   constructor(private readonly flow: { pause(): void; resume(): void; destroy(err?: Error): void }) {}
@@ -26,13 +28,25 @@ export class PushedBody implements BodySource {
     }
     this.queue!.push(chunk);
     // Nobody reads yet: hold the socket rather than buffer without bound.
-    if (this.queue!.length > 16) this.flow.pause();
+    if (this.queue!.length > 16 && !this.held) {
+      this.held = true;
+      this.flow.pause();
+    }
   }
 
   /** From the connection: the body is complete. */
   finish(trailers: HeaderRecord | undefined): void {
     if (this.sink) this.settle(() => this.sink!.end(trailers));
-    else this.ended = { trailers };
+    else {
+      this.ended = { trailers };
+      // No more bytes of this body will come: the pause for its queue must not hold the
+      // connection, whose next message (a request, a response) follows. start() does not
+      // resume a complete body, and a body nobody starts (answered without reading) never would.
+      if (this.held) {
+        this.held = false;
+        this.flow.resume();
+      }
+    }
   }
 
   /** From the connection: the body broke off. */
@@ -48,6 +62,7 @@ export class PushedBody implements BodySource {
   start(sink: BodySink): void {
     if (this.sink) throw new Error('body already started');
     this.sink = sink;
+    this.held = false;
     const queued = this.queue!;
     this.queue = undefined;
     let ok = true;

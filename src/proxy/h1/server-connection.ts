@@ -244,6 +244,7 @@ export class H1ServerConnection {
       if (!s.decoder.done) return;
       rest = used < chunk.length ? chunk.subarray(used) : undefined;
       this.streaming = undefined;
+      this.keepRest(rest);
       const t = s.decoder.trailers;
       s.body.finish(t.length > 0 ? headersFromList(t, []) : undefined);
     } else {
@@ -257,8 +258,18 @@ export class H1ServerConnection {
       s.remaining = 0;
       this.streaming = undefined;
       if (last.length > 0) s.body.push(last);
+      this.keepRest(rest);
       s.body.finish(undefined);
     }
+  }
+
+  /**
+   * Holds the bytes after the body (a pipelined request) before the body is finished: a
+   * handler that answers from the body's end calls finished() right there, and only sees
+   * (and schedules the parse of) what is already in `buf`; set afterwards, it would sit
+   * unread until the client sent more.
+   */
+  private keepRest(rest: Buffer | undefined): void {
     if (rest) this.buf = this.buf ? Buffer.concat([this.buf, rest]) : rest;
   }
 
