@@ -65,6 +65,7 @@ export class NodeProxy {
   private readonly tunnelClient = new TunnelClient();
   private readonly tunnelServer: TunnelServer;
   private readonly tunnelAddresses = new WeakMap<ProxyConfig, Map<string, string[]>>();
+  private transports = new WeakMap<ProxyConfig, Map<string, UpstreamTransport>>();
   private readonly logger = logger('proxy');
 
   constructor(
@@ -160,6 +161,7 @@ export class NodeProxy {
     const fds = await proxy.start();
     const entry = { proxy, pod, network };
     this.pods.set(key, entry);
+    this.transports = new WeakMap();
     for (const ip of pod.ips) this.podsByIP.set(ip, entry);
     return fds;
   }
@@ -168,6 +170,7 @@ export class NodeProxy {
     const entry = this.pods.get(key);
     if (!entry) return;
     this.pods.delete(key);
+    this.transports = new WeakMap();
     for (const ip of entry.pod.ips) if (this.podsByIP.get(ip) === entry) this.podsByIP.delete(ip);
     await entry.proxy.stop(abort);
     // Pooled connections made from (or into) this pod's namespace must not outlive it.
@@ -191,6 +194,25 @@ export class NodeProxy {
    * directly from the source pod's namespace.
    */
   transportFor(conn: ConnectionInfo, endpoint: { address: string; port: number }): UpstreamTransport {
+    // Asked for every request: the answer only changes with the configuration or the pods
+    // enrolled here, so it is kept per configuration and forgotten when pods come and go.
+    const config = this.config.current;
+    let cache = this.transports.get(config);
+    if (!cache) {
+      cache = new Map();
+      this.transports.set(config, cache);
+    }
+    const key = `${conn.podKey}|${endpoint.address}|${conn.original.address}|${conn.original.port}`;
+    let transport = cache.get(key);
+    if (!transport) {
+      transport = this.makeTransport(conn, endpoint);
+      if (cache.size >= 10_000) cache.clear();
+      cache.set(key, transport);
+    }
+    return transport;
+  }
+
+  private makeTransport(conn: ConnectionInfo, endpoint: { address: string; port: number }): UpstreamTransport {
     const local = this.podsByIP.get(endpoint.address);
     if (local) {
       const key = `${local.pod.namespace}/${local.pod.name}`;

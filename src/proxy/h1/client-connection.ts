@@ -8,6 +8,9 @@ import { H1ParseError } from './parse-error';
 import { PushedBody } from './pushed-body';
 import { appendHeaders, chunkHeader, lastChunk } from './serialize';
 
+/** How a kept-alive connection the server has just closed fails a request written to it. */
+const STALE_CODES = new Set(['ECONNRESET', 'EPIPE']);
+
 /** Largest response head accepted from an upstream. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
@@ -184,7 +187,7 @@ export class H1ClientConnection {
         this.buf = undefined;
         if (rest) this.keepAlive = false;
         this.responseDone = true;
-        this.answer(job, { status: head.status, headers, body: undefined });
+        this.answer(job, { status: head.status, headers, endToEnd: true, body: undefined });
         this.maybeDone();
         return;
       }
@@ -193,7 +196,7 @@ export class H1ClientConnection {
       const sink = new PushedBody(this.flow);
       this.body = { sink, remaining: head.contentLength ?? Infinity, decoder: head.chunked ? new ChunkedDecoder() : undefined, untilClose };
       this.buf = undefined;
-      this.answer(job, { status: head.status, headers, body: sink });
+      this.answer(job, { status: head.status, headers, endToEnd: true, body: sink });
       if (rest) this.feedBody(this.body, rest);
       return;
     }
@@ -285,7 +288,7 @@ export class H1ClientConnection {
     if (!this.stream.destroyed) this.stream.destroy();
     if (job && !this.responded) {
       const resendable = job.req.body === undefined || Buffer.isBuffer(job.req.body);
-      const staleKeepAlive = this.served > 0 && !job.retried && resendable && !job.cancel?.cancelled && (err as { code?: string }).code === 'ECONNRESET';
+      const staleKeepAlive = this.served > 0 && !job.retried && resendable && !job.cancel?.cancelled && STALE_CODES.has((err as { code?: string }).code ?? '');
       if (staleKeepAlive) {
         job.retried = true;
         this.markGone();

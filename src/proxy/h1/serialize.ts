@@ -29,8 +29,18 @@ export function appendHeaders(out: string, headers: HeaderRecord, skip?: string)
   return out;
 }
 
+/** Header names already checked: the same few dozen names come with every request. */
+const CHECKED_NAMES = new Set<string>();
+
+function validName(name: string): boolean {
+  if (CHECKED_NAMES.has(name)) return true;
+  if (!TOKEN.test(name)) return false;
+  if (CHECKED_NAMES.size < 4096) CHECKED_NAMES.add(name);
+  return true;
+}
+
 function line(name: string, value: string): string {
-  if (UNSAFE_VALUE.test(value) || !TOKEN.test(name)) {
+  if (UNSAFE_VALUE.test(value) || !validName(name)) {
     throw new HeaderValueError(`header ${JSON.stringify(name)} has a name or value an HTTP/1.1 message cannot carry (CR, LF or NUL): check the route's header filters`);
   }
   return `${name}: ${value}\r\n`;

@@ -68,6 +68,8 @@ export interface DownstreamExchange extends DownstreamRequest, DownstreamRespond
 export interface UpstreamResponse {
   status: number;
   headers: HeaderRecord;
+  /** The headers are end-to-end already (no hop-by-hop, no pseudo-headers) and the pipeline's to change. */
+  endToEnd?: boolean;
   /** undefined: the response has no body (HEAD, 204, 304, or an HTTP/2 END_STREAM). */
   body: BodySource | undefined;
 }

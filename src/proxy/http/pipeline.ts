@@ -349,7 +349,7 @@ export class HttpPipeline {
   }
 
   private relayResponse(ex: DownstreamExchange, up: UpstreamResponse, match: RouteMatch | undefined, state: RequestState, cancel: Cancellation): Promise<void> {
-    const headers = responseHeaders(up.headers) as HeaderRecord;
+    const headers = up.endToEnd ? up.headers : (responseHeaders(up.headers) as HeaderRecord);
     if (match?.responseHeaderModifier) applyHeaderModifier(headers, match.responseHeaderModifier);
     state.responseCode = up.status;
     const grpcHeader = single(up.headers['grpc-status']);
