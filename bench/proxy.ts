@@ -33,7 +33,8 @@
  *        --profile DIR (afterwards, run a closed-loop same-node load against an agent
  *        started with `node --cpu-prof --cpu-prof-dir DIR` and print its top self-time
  *        functions; --profile-duration S, default 10; --profile-load open|closed, default
- *        closed: open profiles the open loop at --rate instead).
+ *        closed: open profiles the open loop at --rate instead),
+ *        --sk-msg (the agent moves app<->proxy bytes with sk_msg, `agent --sk-msg`).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -49,6 +50,7 @@ import { mergeHistograms, type LatencySummary, type LoadResult } from '../src/si
 
 const LOAD_GENERATOR = join(ROOT, 'dist', 'src', 'sim', 'apps', 'load-generator.js');
 const CLIENT = 'bench/c1';
+/** The agent's capture flags; --sk-msg adds sk_msg redirection of the app<->proxy hop. */
 const AGENT_ARGS = ['--capture', 'ebpf'];
 
 const TOPOLOGY = (mode: 'ambient' | 'off') => `# bench:proxy topology (written by bench/proxy.ts)
@@ -456,6 +458,7 @@ async function main(): Promise<void> {
       profile: { type: 'string' },
       'profile-duration': { type: 'string', default: '10' },
       'profile-load': { type: 'string', default: 'closed' },
+      'sk-msg': { type: 'boolean', default: false },
     },
   });
   const rounds = Number(values.rounds);
@@ -469,6 +472,7 @@ async function main(): Promise<void> {
   for (const [flag, v, min] of [['rounds', rounds, 1], ['duration', duration, 0.1], ['max-duration', maxDuration, 0.1], ['warmup', warmup, 0], ['rate', rate, 1], ['connections', connections, 1], ['body-bytes', bodyBytes, 0], ['profile-duration', profileDuration, 0.1]] as const) {
     if (!Number.isFinite(v) || v < min) throw new Error(`--${flag} must be a number >= ${min}`);
   }
+  if (values['sk-msg']) AGENT_ARGS.push('--sk-msg');
   if (values['profile-load'] !== 'open' && values['profile-load'] !== 'closed') throw new Error('--profile-load must be open or closed');
   if (process.getuid?.() !== 0) throw new Error('bench:proxy builds network namespaces: run it as root');
 
@@ -582,7 +586,7 @@ async function main(): Promise<void> {
   });
   const elapsed = (Date.now() - started) / 1000;
   console.log(`\nHTTP/1.1 keep-alive, POST ${bodyBytes} B to /echo (${bodyBytes} B back), ${rounds} interleaved rounds; open loop ${rate} req/s x ${duration} s, closed loop ${connections} connections x ${maxDuration} s; ${warmup} s warm-up per run excluded; ${elapsed.toFixed(0)} s in all`);
-  console.log(`source: ${source}`);
+  console.log(`source: ${source}; agent: ${AGENT_ARGS.join(" ")}`);
   console.log('latency in ms (open loop: from the scheduled send); +p50/+p99 = proxy minus direct; cpu s/1k = proxy CPU s per 1000 requests;');
   console.log('req/s/core = requests per proxy CPU second; sys% = the proxy CPU spent in the kernel; cores = average CPU cores busy in the window (proxy = the node1 agent)\n');
   const header = [
