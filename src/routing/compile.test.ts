@@ -612,6 +612,8 @@ test('rejected: the checks the API server would have made', () => {
       /exactly one match/,
     ],
     [`  - filters: [{ type: URLRewrite, urlRewrite: { path: { type: ReplaceFullPath } } }]`, 'spec.rules[0].filters[0].urlRewrite.path.replaceFullPath', /required when type is ReplaceFullPath/],
+    [`  - filters: [{ type: URLRewrite, urlRewrite: { path: { type: ReplaceFullPath, replaceFullPath: "/a b" } } }]`, 'spec.rules[0].filters[0].urlRewrite.path.replaceFullPath', /visible ASCII characters \(no spaces/],
+    [`  - filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-a, value: "a\\r\\nx-b: c" }] } }]`, 'spec.rules[0].filters[0].requestHeaderModifier.set[0].value', /must not contain CR, LF or NUL/],
     [`  - filters: [{ type: URLRewrite, urlRewrite: { hostname: 'Bad_Host' } }]`, 'spec.rules[0].filters[0].urlRewrite.hostname', /not a valid hostname/],
     [`  - filters: [{ type: RequestRedirect, requestRedirect: { scheme: ftp } }]`, 'spec.rules[0].filters[0].requestRedirect.scheme', /"ftp" is not a redirect scheme \(use http, https\)/],
     [`  - filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: shadow, port: 80 }, percent: 101 } }]`, 'spec.rules[0].filters[0].requestMirror.percent', /integer from 0 to 100/],

@@ -337,6 +337,7 @@ function readHeaderModifier(value: unknown, path: string): HeaderModifier {
       const value = str(pair.value, `${epath}.value`);
       if (value === undefined) throw new FieldError(`${epath}.value`, 'required (a string; may be empty)');
       if (value.length > 4096) throw new FieldError(`${epath}.value`, 'must be at most 4096 characters');
+      if (/[\r\n\0]/.test(value)) throw new FieldError(`${epath}.value`, 'must not contain CR, LF or NUL (they would split the HTTP message)');
       const lower = name.toLowerCase();
       if (seen.has(lower)) throw new FieldError(`${epath}.name`, `header "${name}" is listed twice in ${field}; header names are case-insensitive, keep one entry`);
       seen.add(lower);
@@ -353,6 +354,9 @@ function readPathModifier(value: unknown, path: string, matchedPrefix: () => str
   const type = oneOf(mod.type, `${path}.type`, ['ReplaceFullPath', 'ReplacePrefixMatch'] as const, undefined, 'a path modifier type');
   const full = str(mod.replaceFullPath, `${path}.replaceFullPath`);
   const prefix = str(mod.replacePrefixMatch, `${path}.replacePrefixMatch`);
+  for (const [field, v] of [['replaceFullPath', full], ['replacePrefixMatch', prefix]] as const) {
+    if (v !== undefined && !/^[\x21-\x7e]*$/.test(v)) throw new FieldError(`${path}.${field}`, `"${v}" must be a URL path of visible ASCII characters (no spaces; percent-encode the rest)`);
+  }
   if (type === 'ReplaceFullPath') {
     if (prefix !== undefined) throw new FieldError(`${path}.replacePrefixMatch`, 'must not be set when type is ReplaceFullPath (set replaceFullPath)');
     if (full === undefined) throw new FieldError(`${path}.replaceFullPath`, 'required when type is ReplaceFullPath');

@@ -6,7 +6,7 @@ import { ChunkedDecoder } from './chunked-decoder';
 import { findHeadEnd, parseResponseHead } from './head-parser';
 import { H1ParseError } from './parse-error';
 import { PushedBody } from './pushed-body';
-import { appendHeaders, chunkHeader, lastChunk } from './serialize';
+import { appendHeaders, chunkHeader, lastChunk, writeHeadAndBody } from './serialize';
 
 /** How a kept-alive connection the server has just closed fails a request written to it. */
 const STALE_CODES = new Set(['ECONNRESET', 'EPIPE']);
@@ -100,10 +100,7 @@ export class H1ClientConnection {
       s.write(head + '\r\n', 'latin1');
       this.requestSent = true;
     } else if (Buffer.isBuffer(body)) {
-      s.cork();
-      s.write(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1');
-      if (body.length > 0) s.write(body);
-      s.uncork();
+      writeHeadAndBody(s, `${head}content-length: ${body.length}\r\n\r\n`, body);
       this.requestSent = true;
     } else {
       const chunked = req.contentLength === undefined;

@@ -72,3 +72,24 @@ export function lastChunk(trailers: HeaderRecord | undefined): string {
 export function simpleResponse(status: number, extra: string, close: boolean): string {
   return `${statusLine(status)}${close ? 'connection: close\r\n' : ''}${extra}content-length: 0\r\n\r\n`;
 }
+
+/** Bodies up to this size go out in one buffer with their head (one write, no writev). */
+const JOIN_MAX = 16 * 1024;
+
+/**
+ * Writes a head and the first body bytes: one buffer for a small body (Node's single-buffer
+ * write is cheaper than a corked writev of a string and a buffer), else corked.
+ */
+export function writeHeadAndBody(out: NodeJS.WritableStream & { cork(): void; uncork(): void; write(b: Buffer | string, enc?: BufferEncoding): boolean }, head: string, body: Buffer): boolean {
+  if (body.length <= JOIN_MAX) {
+    const buf = Buffer.allocUnsafe(head.length + body.length);
+    buf.write(head, 0, 'latin1');
+    body.copy(buf, head.length);
+    return out.write(buf);
+  }
+  out.cork();
+  out.write(head, 'latin1');
+  const ok = out.write(body);
+  out.uncork();
+  return ok;
+}

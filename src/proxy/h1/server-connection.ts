@@ -6,7 +6,7 @@ import { ChunkedDecoder } from './chunked-decoder';
 import { findHeadEnd, parseRequestHead, type RequestHead } from './head-parser';
 import { H1ParseError } from './parse-error';
 import { PushedBody } from './pushed-body';
-import { appendHeaders, chunkHeader, lastChunk, simpleResponse, statusLine } from './serialize';
+import { appendHeaders, chunkHeader, lastChunk, simpleResponse, statusLine, writeHeadAndBody } from './serialize';
 
 /** Limits that keep one misbehaving client from hurting the pods that share the proxy. */
 export interface H1Limits {
@@ -391,6 +391,7 @@ class H1Exchange implements DownstreamExchange {
       if (this.mode === 'none') {
         return this.socket.write(head, 'latin1');
       }
+      if (this.mode !== 'chunked') return writeHeadAndBody(this.socket, head, chunk);
       this.socket.cork();
       this.socket.write(head, 'latin1');
       const ok = this.writeBody(chunk);
