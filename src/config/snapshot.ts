@@ -75,7 +75,7 @@ export class MeshSnapshot {
   /** Service namespace/name -> its EndpointSlices, by slice name. */
   readonly endpointSlices: ReadonlyMap<string, readonly EndpointSliceInfo[]>;
   private readonly slicesOnly: boolean;
-  private readonly readyCache = new Map<string, readonly Endpoint[]>();
+  private readonly readyCache = new WeakMap<ServicePort, { 4?: readonly Endpoint[]; 6?: readonly Endpoint[] }>();
   private readonly byPodIP: ReadonlyMap<string, PodInfo>;
   private readonly byClusterIP: ReadonlyMap<string, ServiceInfo>;
 
@@ -169,11 +169,16 @@ export class MeshSnapshot {
    * proxy asks for every request. Do not modify the returned array.
    */
   readyEndpoints(service: ServiceInfo, port: ServicePort, family: IpFamily): readonly Endpoint[] {
-    const key = `${service.namespace}/${service.name}|${port.port}|${port.protocol}|${family}`;
-    let eps = this.readyCache.get(key);
+    // Keyed by the port object (ports belong to one Service of this snapshot): no key string per call.
+    let byFamily = this.readyCache.get(port);
+    if (!byFamily) {
+      byFamily = {};
+      this.readyCache.set(port, byFamily);
+    }
+    let eps = byFamily[family];
     if (!eps) {
       eps = this.endpointsFor(service, port, { family }).filter((e) => e.ready && !e.terminating);
-      this.readyCache.set(key, eps);
+      byFamily[family] = eps;
     }
     return eps;
   }

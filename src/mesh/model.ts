@@ -119,3 +119,30 @@ export function podKey(pod: { namespace: string; name: string }): string {
 export function serviceKey(svc: { namespace: string; name: string }): string {
   return `${svc.namespace}/${svc.name}`;
 }
+
+const serviceKeys = new WeakMap<object, string>();
+const serviceHosts = new WeakMap<object, string>();
+
+/**
+ * serviceKey of a Service object, made once per object: the proxy looks routes, policies
+ * and budgets up by it for every request, and a string it has used before costs no new
+ * concatenation nor hashing.
+ */
+export function cachedServiceKey(svc: ServiceInfo): string {
+  let key = serviceKeys.get(svc);
+  if (key === undefined) {
+    key = serviceKey(svc);
+    serviceKeys.set(svc, key);
+  }
+  return key;
+}
+
+/** The Service's cluster-local FQDN (name.namespace.svc.cluster.local), made once per object. */
+export function serviceHost(svc: ServiceInfo): string {
+  let host = serviceHosts.get(svc);
+  if (host === undefined) {
+    host = `${svc.name}.${svc.namespace}.svc.cluster.local`;
+    serviceHosts.set(svc, host);
+  }
+  return host;
+}

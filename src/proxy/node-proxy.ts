@@ -65,7 +65,7 @@ export class NodeProxy {
   private readonly tunnelClient = new TunnelClient();
   private readonly tunnelServer: TunnelServer;
   private readonly tunnelAddresses = new WeakMap<ProxyConfig, Map<string, string[]>>();
-  private transports = new WeakMap<ProxyConfig, Map<string, UpstreamTransport>>();
+  private transports = new WeakMap<ProxyConfig, WeakMap<ConnectionInfo, Map<string, UpstreamTransport>>>();
   private readonly logger = logger('proxy');
 
   constructor(
@@ -196,18 +196,22 @@ export class NodeProxy {
   transportFor(conn: ConnectionInfo, endpoint: { address: string; port: number }): UpstreamTransport {
     // Asked for every request: the answer only changes with the configuration or the pods
     // enrolled here, so it is kept per configuration and forgotten when pods come and go.
+    // Keyed by objects and strings that already exist (no key string to build and hash).
     const config = this.config.current;
-    let cache = this.transports.get(config);
-    if (!cache) {
-      cache = new Map();
-      this.transports.set(config, cache);
+    let byConn = this.transports.get(config);
+    if (!byConn) {
+      byConn = new WeakMap();
+      this.transports.set(config, byConn);
     }
-    const key = `${conn.podKey}|${endpoint.address}|${conn.original.address}|${conn.original.port}`;
-    let transport = cache.get(key);
+    let byAddress = byConn.get(conn);
+    if (!byAddress) {
+      byAddress = new Map();
+      byConn.set(conn, byAddress);
+    }
+    let transport = byAddress.get(endpoint.address);
     if (!transport) {
       transport = this.makeTransport(conn, endpoint);
-      if (cache.size >= 10_000) cache.clear();
-      cache.set(key, transport);
+      byAddress.set(endpoint.address, transport);
     }
     return transport;
   }

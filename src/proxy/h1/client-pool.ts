@@ -117,6 +117,10 @@ export class H1ClientPool implements ConnectionOwner {
     for (const conn of [...this.idle]) if (now - conn.idleSince > this.options.keepAliveMs) conn.close();
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   get connections(): number {
     return this.total;
   }

@@ -1,4 +1,4 @@
-import type { Endpoint, PodInfo, ServiceInfo } from '../../mesh/model';
+import { cachedServiceKey, serviceHost, type Endpoint, type PodInfo, type ServiceInfo } from '../../mesh/model';
 import type { AccessLog } from '../../telemetry/access-log';
 import type { IstioMetrics, WorkloadInfo } from '../../telemetry/istio-metrics';
 import { ensureRequestId, ensureTraceContext } from '../../telemetry/trace-context';
@@ -69,6 +69,18 @@ class ProxyResponseError extends Error {
   }
 }
 
+const routeNames = new WeakMap<RouteMatch, string>();
+
+/** "HTTPRoute ns/name#rule" of a match (rules are compiled objects: the name is made once). */
+function routeName(match: RouteMatch): string {
+  let name = routeNames.get(match);
+  if (name === undefined) {
+    name = `${match.routeKey}#${match.ruleIndex}`;
+    routeNames.set(match, name);
+  }
+  return name;
+}
+
 /** Removes grpc-status, grpc-message and grpc-status-details-bin from `headers` and returns them. */
 function takeGrpcStatus(headers: HeaderRecord): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
@@ -120,10 +132,10 @@ export class HttpPipeline {
       let targetService: ServiceInfo | undefined;
       let targetPort = conn.original.port;
       if (svc?.port) {
-        const routes = config.routes.forService(`${svc.service.namespace}/${svc.service.name}`, svc.port.port, grpc ? 'grpc' : 'http', conn.pod?.namespace);
+        const routes = config.routes.forService(cachedServiceKey(svc.service), svc.port.port, grpc ? 'grpc' : 'http', conn.pod?.namespace);
         match = routes?.match({ method, path, headers });
         if (routes && !match) throw new ProxyResponseError(404, 'NR', `no route of ${svc.service.namespace}/${svc.service.name} matches ${method} ${path}`);
-        state.route = match ? `${match.routeKey}#${match.ruleIndex}` : undefined;
+        state.route = match ? routeName(match) : undefined;
         if (match?.redirect) {
           const r = redirectLocation({ path, host: authority, scheme: 'http', port: svc.port.port }, match);
           ex.writeHead(r.status, { location: r.location, 'content-length': '0' });
@@ -152,7 +164,7 @@ export class HttpPipeline {
       }
       state.destService = targetService;
 
-      const policy = targetService ? this.deps.config.policies.forService(`${targetService.namespace}/${targetService.name}`) : undefined;
+      const policy = targetService ? this.deps.config.policies.forService(cachedServiceKey(targetService)) : undefined;
       if (policy?.rateLimiter) {
         const source = conn.direction === 'outbound' && conn.pod ? config.workload(conn.pod) : this.peerWorkload(config, conn.sourceAddress);
         if (!policy.rateLimiter.tryTake(source ? `${source.namespace}/${source.name}` : undefined)) throw new ProxyResponseError(429, 'RL', 'local rate limit');
@@ -229,7 +241,7 @@ export class HttpPipeline {
     }
     const resendable = body === undefined || Buffer.isBuffer(body);
     const idempotent = isIdempotent(request.method);
-    const budget = targetService ? this.deps.config.retryBudget(`${targetService.namespace}/${targetService.name}`) : undefined;
+    const budget = targetService ? this.deps.config.retryBudget(cachedServiceKey(targetService)) : undefined;
     budget?.recordRequest();
 
     const requestTimeout = match?.timeouts.requestMs;
@@ -465,7 +477,7 @@ export class HttpPipeline {
     const source = conn.direction === 'outbound' && conn.pod ? config.workload(conn.pod) : this.peerWorkload(config, conn.sourceAddress);
     const destination = conn.direction === 'inbound' && conn.pod ? config.workload(conn.pod) : state.destWorkload;
     const svc = state.destService;
-    const destinationService = svc ? { name: svc.name, namespace: svc.namespace, host: `${svc.name}.${svc.namespace}.svc.cluster.local` } : undefined;
+    const destinationService = svc ? { name: svc.name, namespace: svc.namespace, host: serviceHost(svc) } : undefined;
     this.deps.metrics.recordRequest({
       reporter: conn.direction === 'outbound' ? 'source' : 'destination',
       ...(source ? { source } : {}),

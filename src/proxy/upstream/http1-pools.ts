@@ -11,11 +11,31 @@ const KEEP_ALIVE_MS = 30_000;
  */
 export class Http1Pools {
   private readonly pools = new Map<string, H1ClientPool>();
+  private readonly byTransport = new WeakMap<UpstreamTransport, Map<string, Map<number, H1ClientPool>>>();
   private sweep: NodeJS.Timeout | undefined;
 
   constructor(private readonly connectionsPerEndpoint = 128, private readonly keepAliveMs = KEEP_ALIVE_MS) {}
 
   get(transport: UpstreamTransport, address: string, port: number): H1ClientPool {
+    // Fast path per transport object, without building the registry's key string.
+    let byAddress = this.byTransport.get(transport);
+    if (!byAddress) {
+      byAddress = new Map();
+      this.byTransport.set(transport, byAddress);
+    }
+    let byPort = byAddress.get(address);
+    if (!byPort) {
+      byPort = new Map();
+      byAddress.set(address, byPort);
+    }
+    let pool = byPort.get(port);
+    if (pool && !pool.isClosed) return pool;
+    pool = this.lookup(transport, address, port);
+    byPort.set(port, pool);
+    return pool;
+  }
+
+  private lookup(transport: UpstreamTransport, address: string, port: number): H1ClientPool {
     const key = `${transport.key}|${address}|${port}`;
     let pool = this.pools.get(key);
     if (!pool) {
