@@ -34,6 +34,18 @@ function fmt(a: SocketAddress | { address?: string; port?: number }): string {
   return addr.includes(':') ? `[${addr}]:${a.port}` : `${addr}:${a.port}`;
 }
 
+/**
+ * The address an outbound connection came from, as the pod's: eBPF capture rewrites the
+ * app's connect() to the proxy's loopback listener, so the kernel gives the socket a
+ * loopback source; the pod's own address of that family is what logs should name.
+ */
+export function podSourceAddress(remote: string | undefined, podIPs: readonly string[]): string | undefined {
+  if (remote === undefined) return undefined;
+  const v4 = remote.startsWith('127.') || remote.startsWith('::ffff:127.');
+  if (!v4 && remote !== '::1') return remote;
+  return podIPs.find((ip) => (v4 ? !ip.includes(':') : ip.includes(':'))) ?? remote;
+}
+
 interface TcpTarget {
   address: string;
   port: number;
@@ -129,7 +141,7 @@ export class PodProxy {
     client.pause();
     client.on('error', () => undefined);
     const { network, settings, pod, node } = this.deps;
-    const source = fmt({ address: client.remoteAddress, port: client.remotePort });
+    const source = fmt({ address: podSourceAddress(client.remoteAddress, pod.ips), port: client.remotePort });
     const original = network.originalDestination(client, settings.outboundPort);
     if (!original) {
       this.fail(client, 'outbound', source, '?', 'no original destination: capture did not record one for this connection (SO_ORIGINAL_DST unanswered)');
