@@ -11,7 +11,7 @@ import { logger } from '../log';
 import type { PodInfo } from '../mesh/model';
 import { endpointKey } from '../policy/load-balancer';
 import { AccessLog, type AccessLogDestination } from '../telemetry/access-log';
-import { IstioMetrics } from '../telemetry/istio-metrics';
+import { IstioMetrics, type WorkloadInfo } from '../telemetry/istio-metrics';
 import { ConnectionLog } from './connection-log';
 import { HttpFrontend } from './http/frontend';
 import { HttpPipeline, type ConnectionInfo } from './http/pipeline';
@@ -87,13 +87,53 @@ export class NodeProxy {
     });
     this.frontend = new HttpFrontend(this.pipeline, (conn, rawHead, _head, socket, rest) => this.passThrough(conn, rawHead, socket, rest), this.logger);
     this.tunnelServer = new TunnelServer({
-      deliver: (target) => {
+      deliver: (target, meta) => {
         const local = this.podsByIP.get(target.address);
         if (!local) return Promise.reject(Object.assign(new Error(`${target.address} is not an enrolled pod of this node`), { status: 404 }));
-        return this.connectIn(local.network, target, 5000, true);
+        return this.connectIn(local.network, target, 5000, true).then((s) => {
+          this.istio.tcpOpened(this.tunnelLabels(target.address, meta));
+          return s;
+        });
       },
-      onStream: (info) => this.logger.debug({ tunnel: info }, 'tunnel stream closed'),
+      onStream: (info) => {
+        // The destination's half of the story (Istio's reporter="destination"): the
+        // source node's proxy reported the requests; this side reports the connection.
+        const labels = this.tunnelLabels(info.target.address, info);
+        const flags = info.error ? 'UC' : '-';
+        this.istio.tcpClosed({ ...labels, responseFlags: flags, sentBytes: info.bytesIn, receivedBytes: info.bytesOut });
+        this.accessLog?.tcp({
+          startTime: info.startedAt,
+          durationMs: info.durationMs,
+          reporter: 'destination',
+          ...(labels.source ? { source: labels.source } : {}),
+          sourceAddress: info.peer,
+          ...(labels.destination ? { destination: labels.destination } : {}),
+          upstreamHost: `${info.target.address}:${info.target.port}`,
+          responseFlags: flags,
+          bytesReceived: info.bytesIn,
+          bytesSent: info.bytesOut,
+        });
+        this.logger.debug({ tunnel: info }, 'tunnel stream closed');
+      },
     }, this.logger.child({ component: 'tunnel' }));
+  }
+
+  /**
+   * Who is at either end of a tunnel stream: the source pod by the tunnel connection's peer
+   * address (the source node's proxy connects from inside the source pod), else the
+   * workload the stream names; the destination is the pod of this node it was delivered to.
+   */
+  private tunnelLabels(target: string, meta: { sourceWorkload?: string; peer: string }) {
+    const config = this.config.current;
+    const peerPod = config.snapshot.podByIP(meta.peer.replace(/^::ffff:/, ''));
+    let source: WorkloadInfo | undefined = peerPod ? config.workload(peerPod) : undefined;
+    if (!source && meta.sourceWorkload) {
+      const [namespace, name] = meta.sourceWorkload.split('/');
+      if (namespace && name) source = { namespace, name };
+    }
+    const dstPod = this.podsByIP.get(target)?.pod;
+    const destination = dstPod ? config.workload(dstPod) : undefined;
+    return { reporter: 'destination' as const, ...(source ? { source } : {}), ...(destination ? { destination } : {}), mtls: false };
   }
 
   get tunnelEnabled(): boolean {

@@ -9,7 +9,8 @@ export interface TunnelDelivery {
   /** Opens a connection to a pod of this node (from inside its namespace), or rejects
    * with an HTTP status when the destination is not served here. */
   deliver(target: { address: string; port: number }, meta: { sourceWorkload?: string; peer: string }): Promise<Duplex>;
-  onStream?(info: { target: string; sourceWorkload?: string; bytesIn: number; bytesOut: number; durationMs: number; error?: string }): void;
+  /** A delivered stream ended: bytesIn came from the tunnel (the source), bytesOut from the pod. */
+  onStream?(info: { target: { address: string; port: number }; sourceWorkload?: string; peer: string; startedAt: number; bytesIn: number; bytesOut: number; durationMs: number; error?: string }): void;
 }
 
 /**
@@ -57,7 +58,7 @@ export class TunnelServer {
         const finish = (error?: string) => {
           if (done) return;
           done = true;
-          this.delivery.onStream?.({ target: `${target.address}:${target.port}`, ...(sourceWorkload ? { sourceWorkload } : {}), bytesIn, bytesOut, durationMs: Date.now() - started, ...(error ? { error } : {}) });
+          this.delivery.onStream?.({ target, ...(sourceWorkload ? { sourceWorkload } : {}), peer, startedAt: started, bytesIn, bytesOut, durationMs: Date.now() - started, ...(error ? { error } : {}) });
         };
         upstream.on('error', (err) => { finish(describeError(err)); stream.close(h2c.NGHTTP2_CONNECT_ERROR); });
         stream.on('close', () => { upstream.destroy(); finish(); });
