@@ -23,6 +23,7 @@ import { requireRoot } from './helpers/privileges';
 const EXAMPLE_DIR = join(ROOT, 'deploy', 'examples', 'sim', 'l7');
 
 const C1 = '10.244.1.21';
+const C2 = '10.244.1.22';
 
 const S1 = '10.244.1.31';
 const B1 = '10.244.2.11';
@@ -214,6 +215,10 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     const post = await http1('demo/c1', `http://${B}/echo`, '--method', 'POST', '--body', body, '--header', 'content-type: text/plain');
     assert.equal(post.status, 200, JSON.stringify(post).slice(0, 500));
     assert.equal(post.body, body);
+    // The destination node reports the tunnel streams it delivered (reporter="destination"),
+    // naming the source pod and the pod it delivered to.
+    const tunnelOpened = metricSum(await node2.metrics(), 'istio_tcp_connections_opened_total', { reporter: 'destination', source_workload: 'c1', destination_workload: 'b2' });
+    assert.ok(tunnelOpened >= 1, `node2 counted the tunnel stream to b2: ${tunnelOpened}`);
 
     // h2c (Service port with appProtocol kubernetes.io/h2c): HTTP/2 on both legs.
     const h2 = await http1('demo/c1', `http://${B}:8081/`, '--h2c');
@@ -557,6 +562,8 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     assert.equal(oneLine!.request_id, one.json.headers['x-request-id']);
     assert.equal(oneLine!.traceparent, one.json.headers.traceparent);
     assert.equal(oneLine!.source_workload, 'c2');
+    // The downstream peer is the pod itself, not the loopback address eBPF capture connects from.
+    assert.match(oneLine!.source_address ?? '', new RegExp(`^${C2.replace(/\./g, '\\.')}:\\d+$`));
     assert.equal(oneLine!.method, 'POST');
     assert.equal(oneLine!.bytes_received, 5);
     assert.equal(oneLine!.bytes_sent, Buffer.byteLength(one.body));
