@@ -497,11 +497,12 @@ async function main(): Promise<void> {
   const source = sourceState();
   const sim = new SimFixture(uniqueSimName('bprx'), dir);
   let interrupted = false;
+  let removing: Promise<void> | undefined;
   const onSignal = () => {
     if (interrupted) return;
     interrupted = true;
     console.error('bench:proxy: interrupted, removing the simulation');
-    void sim.close().finally(() => {
+    removing = sim.close().finally(() => {
       rmSync(dir, { recursive: true, force: true });
       process.exit(130);
     });
@@ -575,6 +576,10 @@ async function main(): Promise<void> {
     if (!interrupted) {
       await sim.close();
       rmSync(dir, { recursive: true, force: true });
+    } else {
+      // The signal also ended the load generator, which fails the run: do not let the
+      // error path exit before the simulation is gone.
+      await removing;
     }
   }
 
