@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Cancellation } from '../http/cancellation';
 import type { BodySource, RequestBody, UpstreamResponse } from '../http/exchange';
 import { headersFromList, type HeaderRecord } from '../http/headers';
-import { ChunkedDecoder } from './chunked-decoder';
+import { BodyReader } from './body-reader';
 import { findHeadEnd, parseResponseHead } from './head-parser';
 import { H1ParseError } from './parse-error';
 import { PushedBody } from './pushed-body';
@@ -60,7 +60,7 @@ export class H1ClientConnection {
   private job: H1Job | undefined;
   private buf: Buffer | undefined;
   private scanFrom = 0;
-  private body: { sink: PushedBody; remaining: number; decoder: ChunkedDecoder | undefined; untilClose: boolean } | undefined;
+  private body: BodyReader | undefined;
   private responded = false;
   private requestSent = false;
   private responseDone = false;
@@ -188,10 +188,10 @@ export class H1ClientConnection {
         this.maybeDone();
         return;
       }
-      const untilClose = !head.chunked && head.contentLength === undefined;
-      if (untilClose) this.keepAlive = false;
+      // No framing: the body runs until the upstream closes, so the connection cannot be reused.
+      if (!head.chunked && head.contentLength === undefined) this.keepAlive = false;
       const sink = new PushedBody(this.flow);
-      this.body = { sink, remaining: head.contentLength ?? Infinity, decoder: head.chunked ? new ChunkedDecoder() : undefined, untilClose };
+      this.body = new BodyReader(sink, head.chunked, head.contentLength ?? Infinity);
       this.buf = undefined;
       this.answer(job, { status: head.status, headers, endToEnd: true, body: sink });
       if (rest) this.feedBody(this.body, rest);
@@ -209,35 +209,20 @@ export class H1ClientConnection {
     destroy: () => this.stream.destroy(),
   };
 
-  private feedBody(b: NonNullable<H1ClientConnection['body']>, chunk: Buffer): void {
-    if (b.decoder) {
-      let used: number;
-      try {
-        used = b.decoder.push(chunk, (data) => b.sink.push(data));
-      } catch (err) {
-        this.fail(connError(`malformed chunked response body: ${(err as Error).message}`, 'ERR_NM_UPSTREAM_PROTOCOL'));
-        return;
-      }
-      if (!b.decoder.done) return;
-      if (used < chunk.length) this.keepAlive = false;
-      this.body = undefined;
-      this.responseDone = true;
-      const t = b.decoder.trailers;
-      b.sink.finish(t.length > 0 ? headersFromList(t, []) : undefined);
-    } else {
-      if (chunk.length < b.remaining) {
-        b.remaining -= chunk.length;
-        b.sink.push(chunk);
-        return;
-      }
-      if (chunk.length > b.remaining) this.keepAlive = false;
-      const last = chunk.length > b.remaining ? chunk.subarray(0, b.remaining) : chunk;
-      b.remaining = 0;
-      this.body = undefined;
-      this.responseDone = true;
-      if (last.length > 0) b.sink.push(last);
-      b.sink.finish(undefined);
+  private feedBody(reader: BodyReader, chunk: Buffer): void {
+    let done: boolean;
+    try {
+      done = reader.feed(chunk);
+    } catch (err) {
+      this.fail(connError(`malformed chunked response body: ${(err as Error).message}`, 'ERR_NM_UPSTREAM_PROTOCOL'));
+      return;
     }
+    if (!done) return;
+    // Bytes after the response: the upstream is out of step; do not reuse the connection.
+    if (reader.rest) this.keepAlive = false;
+    this.body = undefined;
+    this.responseDone = true;
+    reader.finish();
     this.maybeDone();
   }
 
@@ -257,7 +242,7 @@ export class H1ClientConnection {
     if (b?.untilClose) {
       this.body = undefined;
       this.responseDone = true;
-      b.sink.finish(undefined);
+      b.finish();
       this.keepAlive = false;
       this.maybeDone();
       this.stream.destroy();

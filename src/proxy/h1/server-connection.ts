@@ -2,11 +2,11 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../log';
 import type { DownstreamExchange, RequestBody } from '../http/exchange';
 import { headerFromList, headersFromList, type HeaderRecord } from '../http/headers';
-import { ChunkedDecoder } from './chunked-decoder';
+import { BodyReader } from './body-reader';
 import { findHeadEnd, parseRequestHead, type RequestHead } from './head-parser';
 import { H1ParseError } from './parse-error';
 import { PushedBody } from './pushed-body';
-import { appendHeaders, chunkHeader, lastChunk, simpleResponse, statusLine, writeHeadAndBody } from './serialize';
+import { appendHeaders, chunkHeader, closingResponse, lastChunk, statusLine, writeHeadAndBody } from './serialize';
 
 /** Limits that keep one misbehaving client from hurting the pods that share the proxy. */
 export interface H1Limits {
@@ -46,7 +46,7 @@ export class H1ServerConnection {
   /** A parsed head whose (small) body is still arriving. */
   private waiting: { head: RequestHead; headEnd: number } | undefined;
   /** The body being streamed to the active exchange. */
-  private streaming: { body: PushedBody; remaining: number; decoder: ChunkedDecoder | undefined } | undefined;
+  private streaming: BodyReader | undefined;
   private headStartedAt = 0;
   private requestStartedAt = 0;
   private idleSince: number;
@@ -91,7 +91,7 @@ export class H1ServerConnection {
     if (this.streaming) {
       const s = this.streaming;
       this.streaming = undefined;
-      s.body.abort(Object.assign(new Error('the client closed the connection in the middle of the request body'), { code: 'ECONNRESET' }));
+      s.sink.abort(Object.assign(new Error('the client closed the connection in the middle of the request body'), { code: 'ECONNRESET' }));
     }
     // Nothing in progress: the client is done with this connection.
     if (!this.active) this.close();
@@ -104,7 +104,7 @@ export class H1ServerConnection {
   private readonly onClose = (): void => {
     this.closed = true;
     if (this.streaming) {
-      this.streaming.body.abort(Object.assign(new Error('the client connection closed'), { code: 'ECONNRESET' }));
+      this.streaming.sink.abort(Object.assign(new Error('the client connection closed'), { code: 'ECONNRESET' }));
       this.streaming = undefined;
     }
     this.active?.clientGone();
@@ -151,7 +151,7 @@ export class H1ServerConnection {
       return;
     }
     this.closed = true;
-    this.socket.end(simpleResponse(status, '', true), 'latin1');
+    this.socket.end(closingResponse(status), 'latin1');
     this.socket.once('finish', () => this.socket.destroy());
   }
 
@@ -207,8 +207,7 @@ export class H1ServerConnection {
     const length = head.contentLength ?? 0;
     if (head.chunked || buf.length - headEnd < length) {
       const stream = new PushedBody(this.socket.destroyed ? deadFlow : this.flow);
-      const decoder = head.chunked ? new ChunkedDecoder() : undefined;
-      this.streaming = { body: stream, remaining: head.chunked ? Infinity : length, decoder };
+      this.streaming = new BodyReader(stream, head.chunked, length);
       body = stream;
       const first = buf.subarray(headEnd);
       this.buf = undefined;
@@ -229,38 +228,20 @@ export class H1ServerConnection {
     destroy: () => this.socket.destroy(),
   };
 
-  private feedBody(s: NonNullable<H1ServerConnection['streaming']>, chunk: Buffer): void {
-    let rest: Buffer | undefined;
-    if (s.decoder) {
-      let used: number;
-      try {
-        used = s.decoder.push(chunk, (data) => s.body.push(data));
-      } catch (err) {
-        this.streaming = undefined;
-        s.body.abort(err as Error);
-        this.socket.destroy();
-        return;
-      }
-      if (!s.decoder.done) return;
-      rest = used < chunk.length ? chunk.subarray(used) : undefined;
+  private feedBody(reader: BodyReader, chunk: Buffer): void {
+    let done: boolean;
+    try {
+      done = reader.feed(chunk);
+    } catch (err) {
       this.streaming = undefined;
-      this.keepRest(rest);
-      const t = s.decoder.trailers;
-      s.body.finish(t.length > 0 ? headersFromList(t, []) : undefined);
-    } else {
-      if (chunk.length < s.remaining) {
-        s.remaining -= chunk.length;
-        s.body.push(chunk);
-        return;
-      }
-      const last = chunk.subarray(0, s.remaining);
-      rest = chunk.length > s.remaining ? chunk.subarray(s.remaining) : undefined;
-      s.remaining = 0;
-      this.streaming = undefined;
-      if (last.length > 0) s.body.push(last);
-      this.keepRest(rest);
-      s.body.finish(undefined);
+      reader.sink.abort(err as Error);
+      this.socket.destroy();
+      return;
     }
+    if (!done) return;
+    this.streaming = undefined;
+    this.keepRest(reader.rest);
+    reader.finish();
   }
 
   /**
