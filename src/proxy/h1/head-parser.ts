@@ -213,9 +213,11 @@ const CONN_CLOSE = 1;
 const CONN_KEEP_ALIVE = 2;
 const CONN_UPGRADE = 4;
 
-/** Appends the lower-cased tokens of a Connection value to `out`; returns CONN_* bits. */
-function connectionTokens(v: string, out: string[]): number {
-  let bits = 0;
+/**
+ * Calls `item(a, b)` for each element of a comma-separated list value (RFC 9110 §5.6.1),
+ * with `v.slice(a, b)` the element without its surrounding OWS; a === b for an empty one.
+ */
+function forEachListItem(v: string, item: (a: number, b: number) => void): void {
   const n = v.length;
   let p = 0;
   while (p <= n) {
@@ -226,22 +228,29 @@ function connectionTokens(v: string, out: string[]): number {
     let c = 0;
     while (a < b && ((c = v.charCodeAt(a)) === 0x20 || c === 0x09)) a++;
     while (b > a && ((c = v.charCodeAt(b - 1)) === 0x20 || c === 0x09)) b--;
-    if (a < b) {
-      let kinds = 0;
-      for (let k = a; k < b; k++) {
-        const t = TCHAR[v.charCodeAt(k)];
-        if (t === 0) fail400('invalid token in Connection');
-        kinds |= t;
-      }
-      let tok = v.slice(a, b);
-      if ((kinds & 2) !== 0) tok = tok.toLowerCase();
-      out.push(tok);
-      if (tok === 'close') bits |= CONN_CLOSE;
-      else if (tok === 'keep-alive') bits |= CONN_KEEP_ALIVE;
-      else if (tok === 'upgrade') bits |= CONN_UPGRADE;
-    }
+    item(a, b);
     p = q + 1;
   }
+}
+
+/** Appends the lower-cased tokens of a Connection value to `out`; returns CONN_* bits. */
+function connectionTokens(v: string, out: string[]): number {
+  let bits = 0;
+  forEachListItem(v, (a, b) => {
+    if (a === b) return;
+    let kinds = 0;
+    for (let k = a; k < b; k++) {
+      const t = TCHAR[v.charCodeAt(k)];
+      if (t === 0) fail400('invalid token in Connection');
+      kinds |= t;
+    }
+    let tok = v.slice(a, b);
+    if ((kinds & 2) !== 0) tok = tok.toLowerCase();
+    out.push(tok);
+    if (tok === 'close') bits |= CONN_CLOSE;
+    else if (tok === 'keep-alive') bits |= CONN_KEEP_ALIVE;
+    else if (tok === 'upgrade') bits |= CONN_UPGRADE;
+  });
   return bits;
 }
 
@@ -266,29 +275,19 @@ function contentLengthValue(v: string): number {
  */
 function transferEncodingChunked(v: string, request: boolean): boolean {
   if (v === 'chunked') return true;
-  const n = v.length;
-  let p = 0;
   let chunkedCount = 0;
   let other = false;
   let empty = false;
   let last = '';
-  while (p <= n) {
-    let q = v.indexOf(',', p);
-    if (q === -1) q = n;
-    let a = p;
-    let b = q;
-    let c = 0;
-    while (a < b && ((c = v.charCodeAt(a)) === 0x20 || c === 0x09)) a++;
-    while (b > a && ((c = v.charCodeAt(b - 1)) === 0x20 || c === 0x09)) b--;
+  forEachListItem(v, (a, b) => {
     if (a === b) {
       empty = true;
-    } else {
-      last = v.slice(a, b).toLowerCase();
-      if (last === 'chunked') chunkedCount++;
-      else other = true;
+      return;
     }
-    p = q + 1;
-  }
+    last = v.slice(a, b).toLowerCase();
+    if (last === 'chunked') chunkedCount++;
+    else other = true;
+  });
   if (chunkedCount > 1) fail400('chunked applied more than once in Transfer-Encoding');
   if (request) {
     if (other) throw new H1ParseError(501, 'unsupported transfer coding in Transfer-Encoding');
