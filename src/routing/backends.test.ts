@@ -1,18 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pickWeighted } from './backends';
-
-/** mulberry32: a small seeded PRNG, so that the distribution test is deterministic. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../policy/random';
 
 test('a 90/10 split over 10,000 picks lands within ±1%', () => {
   const items = [
@@ -20,7 +9,7 @@ test('a 90/10 split over 10,000 picks lands within ±1%', () => {
     { name: 'canary', weight: 10 },
   ];
   for (const seed of [1, 42, 2024]) {
-    const random = seeded(seed);
+    const random = mulberry32(seed);
     const counts = { stable: 0, canary: 0 };
     for (let i = 0; i < 10_000; i++) counts[pickWeighted(items, random)!.name as 'stable' | 'canary']++;
     assert.ok(Math.abs(counts.stable / 10_000 - 0.9) <= 0.01, `seed ${seed}: stable ${counts.stable}`);
@@ -41,7 +30,7 @@ test('pickWeighted maps the random number onto cumulative weights', () => {
 
 test('weight 0 is never picked; all zero or empty gives undefined', () => {
   const items = [{ id: 'off', weight: 0 }, { id: 'on', weight: 5 }, { id: 'off2', weight: 0 }];
-  const random = seeded(7);
+  const random = mulberry32(7);
   for (let i = 0; i < 1000; i++) assert.equal(pickWeighted(items, random)!.id, 'on');
   assert.equal(pickWeighted([{ weight: 0 }, { weight: 0 }]), undefined);
   assert.equal(pickWeighted([{ weight: 0 }]), undefined);

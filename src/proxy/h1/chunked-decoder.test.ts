@@ -2,18 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChunkedDecoder, type ChunkedLimits } from './chunked-decoder';
 import { H1ParseError } from './parse-error';
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../policy/random';
 
 interface Decoded {
   data: Buffer;
@@ -128,7 +117,7 @@ test('body bytes are zero-copy views of the pushed buffers', () => {
 });
 
 test('random bodies fed whole, byte by byte and in random splits decode identically (seeded)', () => {
-  const next = rng(0x5eed);
+  const next = mulberry32(0x5eed);
   for (let round = 0; round < 60; round++) {
     const parts: Buffer[] = [];
     const data: Buffer[] = [];

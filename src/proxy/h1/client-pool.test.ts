@@ -9,6 +9,7 @@ import { ChunkedDecoder } from './chunked-decoder';
 import { findHeadEnd, parseRequestHead, type RequestHead } from './head-parser';
 import { H1ClientPool } from './client-pool';
 import type { H1UpstreamRequest } from './client-connection';
+import { readBody } from './testing';
 
 /**
  * H1ClientPool / H1ClientConnection against a raw loopback upstream the test controls: it
@@ -139,21 +140,6 @@ function req(method: string, path: string, extra: Partial<H1UpstreamRequest> = {
   return { method, path, authority: 'svc.ns:8080', headers: {}, body: undefined, ...extra };
 }
 
-/** Reads a response body whole. */
-function readBody(body: BodySource | undefined): Promise<{ data: string; trailers: HeaderRecord | undefined }> {
-  if (!body) return Promise.resolve({ data: '', trailers: undefined });
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    body.start({
-      write(chunk) {
-        parts.push(Buffer.from(chunk));
-        return true;
-      },
-      end: (trailers) => resolve({ data: Buffer.concat(parts).toString('latin1'), trailers }),
-      fail: reject,
-    });
-  });
-}
 
 async function fetchWhole(pool: H1ClientPool, r: H1UpstreamRequest, cancel?: Cancellation): Promise<{ res: UpstreamResponse; data: string; trailers: HeaderRecord | undefined }> {
   const res = await pool.request(r, cancel);

@@ -9,6 +9,7 @@ import { ChunkedDecoder } from './chunked-decoder';
 import { findHeadEnd, parseResponseHead, type RequestHead } from './head-parser';
 import { H1Server } from './server';
 import type { H1Handlers, H1Limits } from './server-connection';
+import { readBody } from './testing';
 
 /**
  * H1Server / H1ServerConnection over real loopback sockets: a raw client writes exact bytes
@@ -188,22 +189,6 @@ async function readResponse(c: RawClient, opts: { noBody?: boolean } = {}): Prom
   return { raw, status: head.status, headers: head.headers, body: body.toString('latin1'), trailers };
 }
 
-/** Reads a streamed body whole. */
-function collect(body: BodySource): Promise<{ data: string; trailers: HeaderRecord | undefined }> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    body.start({
-      write(chunk) {
-        parts.push(Buffer.from(chunk));
-        return true;
-      },
-      end(trailers) {
-        resolve({ data: Buffer.concat(parts).toString('latin1'), trailers });
-      },
-      fail: reject,
-    });
-  });
-}
 
 function isSource(b: unknown): b is BodySource {
   return b !== undefined && !Buffer.isBuffer(b) && typeof (b as BodySource).start === 'function';
@@ -270,7 +255,7 @@ test('a chunked request body streams to the handler with exact bytes and trailer
     request(ex) {
       if (ex.method === 'GET') return reply(ex, 200, 'next');
       assert.ok(isSource(ex.body));
-      const p = collect(ex.body);
+      const p = readBody(ex.body);
       got.push(p);
       void p.then((b) => reply(ex, 200, `${b.data.length}`));
     },
@@ -330,7 +315,7 @@ test('a chunked body of many small chunks read after it arrived does not leave t
       assert.ok(isSource(ex.body));
       const body = ex.body;
       // The handler starts the body a little later (as a pipeline that first picks a route).
-      setTimeout(() => void collect(body).then((b) => reply(ex, 200, b.data)), 20);
+      setTimeout(() => void readBody(body).then((b) => reply(ex, 200, b.data)), 20);
     },
   });
   const c = await RawClient.connect(t, s.port);
@@ -644,7 +629,7 @@ test('Expect: 100-continue is answered before the final response, and not forwar
   const s2 = await startServer(t, {
     request(ex2) {
       assert.ok(isSource(ex2.body));
-      void collect(ex2.body).then((b) => reply(ex2, 200, b.data));
+      void readBody(ex2.body).then((b) => reply(ex2, 200, b.data));
     },
   });
   const c3 = await RawClient.connect(t, s2.port);
