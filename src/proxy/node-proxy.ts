@@ -8,7 +8,7 @@ import { MeshSnapshot } from '../config/snapshot';
 import type { RejectedObject } from '../config/objects';
 import { describeError } from '../errors';
 import { logger } from '../log';
-import type { PodInfo } from '../mesh/model';
+import { cachedServiceKey, type Endpoint, type PodInfo, type ServiceInfo, type ServicePort } from '../mesh/model';
 import { endpointKey } from '../policy/load-balancer';
 import { AccessLog, type AccessLogDestination } from '../telemetry/access-log';
 import { IstioMetrics, type WorkloadInfo } from '../telemetry/istio-metrics';
@@ -323,16 +323,23 @@ export class NodeProxy {
     });
   }
 
+  /**
+   * An endpoint of a Service port for a connection-level hand-off (TCP, TLS, upgrades):
+   * ready endpoints, outlier-ejected ones left out, the Service's load balancer.
+   */
+  pickEndpoint(config: ProxyConfig, service: ServiceInfo, port: ServicePort, family: 4 | 6): Endpoint | undefined {
+    const eps = config.snapshot.readyEndpoints(service, port, family);
+    const policy = this.config.policies.forService(cachedServiceKey(service));
+    return policy.pick(eps.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
+  }
+
   /** WebSocket upgrades and CONNECT: replay the request head to the target and pipe bytes. */
   private passThrough(conn: ConnectionInfo, rawHead: Buffer, socket: Socket, rest: Buffer): void {
     const config = this.config.current;
     const svc = config.snapshot.serviceByClusterIP(conn.original.address, conn.original.port);
     let target = { address: conn.original.address, port: conn.original.port };
     if (svc?.port) {
-      const family = isIPv6(conn.original.address) ? 6 : 4;
-      const eps = config.snapshot.readyEndpoints(svc.service, svc.port, family);
-      const policy = this.config.policies.forService(`${svc.service.namespace}/${svc.service.name}`);
-      const ep = policy.pick(eps.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
+      const ep = this.pickEndpoint(config, svc.service, svc.port, conn.original.family);
       if (!ep) {
         socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
         return;

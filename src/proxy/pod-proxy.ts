@@ -1,10 +1,9 @@
-import { isIPv6, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { CaptureSettings } from '../capture/settings';
 import type { PodListenerFds } from '../capture/backend';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
 import { podKey, type PodInfo, type ServiceInfo } from '../mesh/model';
-import { endpointKey } from '../policy/load-balancer';
 import type { WorkloadInfo } from '../telemetry/istio-metrics';
 import type { ConnectionLog } from './connection-log';
 import type { ConnectionInfo } from './http/pipeline';
@@ -183,10 +182,7 @@ export class PodProxy {
     const config = this.deps.node.config.current;
     if (service) {
       const port = service.ports.find((p) => p.port === original.port)!;
-      const family = isIPv6(original.address) ? 6 : 4;
-      const eps = config.snapshot.readyEndpoints(service, port, family);
-      const policy = this.deps.node.config.policies.forService(`${service.namespace}/${service.name}`);
-      const ep = policy.pick(eps.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
+      const ep = this.deps.node.pickEndpoint(config, service, port, original.family);
       if (!ep) return undefined;
       const pod = ep.podKey ? config.snapshot.pods.get(ep.podKey) : config.snapshot.podByIP(ep.address);
       return { address: ep.address, port: ep.port, resolution: `service ${service.namespace}/${service.name}:${port.port}`, service, ...(pod ? { destination: config.workload(pod) } : {}) };

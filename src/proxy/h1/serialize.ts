@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import type { Writable } from 'node:stream';
 import type { HeaderRecord } from '../http/headers';
 
 /**
@@ -68,9 +69,9 @@ export function lastChunk(trailers: HeaderRecord | undefined): string {
   return trailers ? appendHeaders('0\r\n', trailers) + '\r\n' : '0\r\n\r\n';
 }
 
-/** A complete short response, for errors the proxy answers itself. */
-export function simpleResponse(status: number, extra: string, close: boolean): string {
-  return `${statusLine(status)}${close ? 'connection: close\r\n' : ''}${extra}content-length: 0\r\n\r\n`;
+/** A complete empty response that closes the connection, for malformed requests. */
+export function closingResponse(status: number): string {
+  return `${statusLine(status)}connection: close\r\ncontent-length: 0\r\n\r\n`;
 }
 
 /** Bodies up to this size go out in one buffer with their head (one write, no writev). */
@@ -80,7 +81,7 @@ const JOIN_MAX = 16 * 1024;
  * Writes a head and the first body bytes: one buffer for a small body (Node's single-buffer
  * write is cheaper than a corked writev of a string and a buffer), else corked.
  */
-export function writeHeadAndBody(out: NodeJS.WritableStream & { cork(): void; uncork(): void; write(b: Buffer | string, enc?: BufferEncoding): boolean }, head: string, body: Buffer): boolean {
+export function writeHeadAndBody(out: Writable, head: string, body: Buffer): boolean {
   if (body.length <= JOIN_MAX) {
     const buf = Buffer.allocUnsafe(head.length + body.length);
     buf.write(head, 0, 'latin1');

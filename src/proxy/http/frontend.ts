@@ -9,10 +9,8 @@ import type { DownstreamExchange } from './exchange';
 import { H2Exchange } from './h2-exchange';
 import type { ConnectionInfo, HttpPipeline } from './pipeline';
 
-/** Limits that keep one misbehaving client from hurting the pods that share the proxy. */
-export type FrontendLimits = H1Limits;
-
-export const DEFAULT_FRONTEND_LIMITS: FrontendLimits = {
+/** The limits on downstream clients (see H1Limits); the HTTP/2 server takes the head size and idle time. */
+export const DEFAULT_FRONTEND_LIMITS: H1Limits = {
   maxHeaderSize: 16 * 1024,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 300_000,
@@ -43,7 +41,7 @@ export class HttpFrontend {
     private readonly pipeline: HttpPipeline,
     passThrough: RawPassThrough,
     private readonly log: Logger,
-    limits: FrontendLimits = DEFAULT_FRONTEND_LIMITS,
+    limits: H1Limits = DEFAULT_FRONTEND_LIMITS,
   ) {
     this.h1 = new H1Server({
       request: (ex, socket) => this.dispatch(ex, this.info.get(socket)),

@@ -193,7 +193,8 @@ export class HttpPipeline {
         }
       }
       try {
-        // The authority upstream: a URL rewrite may have replaced it (as the Host header).
+        // The authority upstream: a URL rewrite or a header filter may have set a Host header;
+        // it travels as the authority (HTTP/1.1 host line, :authority), never twice.
         const upstreamAuthority = typeof headers['host'] === 'string' ? headers['host'] : authority;
         if (headers['host'] !== undefined) delete headers['host'];
         await this.sendWithRetries(ex, conn, config, { method, path, authority: upstreamAuthority, headers, grpc }, targetService, targetPort, policy, match, state, cancel);
