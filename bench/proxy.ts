@@ -288,6 +288,12 @@ interface Row {
   rpsPerProxyCore: number;
   /** The share of the proxy's CPU spent in the kernel (stime). */
   proxySystemShare: number;
+  /**
+   * The server pod's and the client pod's CPU seconds per 1000 requests: the scale for the
+   * proxy's figure (the server is a plain node:http app that handles one socket per request).
+   */
+  serverCpuPer1000: number;
+  clientCpuPer1000: number;
   /** Average cores busy in the window. */
   cores: { proxy: number; client: number; server: number; machine: number; other: number };
   failures: number;
@@ -309,6 +315,8 @@ function toRow(c: Cell): Omit<Row, 'addedP50Ms' | 'addedP99Ms'> {
     proxyCpuPer1000: (c.cpu.agent / c.requests) * 1000,
     rpsPerProxyCore: c.requests / c.cpu.agent,
     proxySystemShare: c.cpu.agentSystem / c.cpu.agent,
+    serverCpuPer1000: (c.cpu.server / c.requests) * 1000,
+    clientCpuPer1000: (c.cpu.client / c.requests) * 1000,
     cores: {
       proxy: c.cpu.agent / wall,
       client: c.cpu.client / wall,
@@ -625,6 +633,11 @@ async function main(): Promise<void> {
   console.log(`  ${check(added.every((r) => r.addedP99Ms <= 0.5))}  <= 0.5 ms added p99 at ${rate} req/s: ${added.map((r) => `${r.placement} ${signed(r.addedP99Ms)} ms`).join(', ')}`);
   console.log(`  ${check(added.every((r) => r.proxyCpuPer1000 <= 0.1))}  <= 0.1 CPU s per 1000 requests at ${rate} req/s: ${added.map((r) => `${r.placement} ${fmt(r.proxyCpuPer1000, 4)}`).join(', ')}` +
     `  (closed loop: ${perCore.map((r) => `${r.placement} ${fmt(r.proxyCpuPer1000, 4)}`).join(', ')})`);
+  // What the pods' own processes spend at the same rate: the proxy relays two sockets per
+  // request where the server answers one, so this is the scale its CPU figure is read on.
+  const directOpen = rows.filter((r) => r.mode === 'direct' && r.load === 'open');
+  console.log(`  for scale, CPU s per 1000 requests at ${rate} req/s in direct runs: the node:http server ${directOpen.map((r) => `${r.placement} ${fmt(r.serverCpuPer1000, 4)}`).join(', ')};` +
+    ` the load generator ${directOpen.map((r) => `${r.placement} ${fmt(r.clientCpuPer1000, 4)}`).join(', ')}`);
   const busy = rows.filter((r) => r.load === 'closed').map((r) => r.cores.machine);
   const ncpu = cpus().length;
   if (Math.max(...busy) > 0.9 * ncpu) console.log(`\nnote: closed-loop runs kept the machine's cores busy (${busy.map((b) => b.toFixed(2)).join(', ')} of ${ncpu}): client, proxy and server share them, so req/s is CPU-bound and "req/s per core" is the figure that carries over`);
