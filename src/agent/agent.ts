@@ -1,4 +1,5 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../telemetry/process-metrics';
 import type { CaptureBackend, CaptureTarget } from '../capture/backend';
 import { AdminServer } from '../admin/admin-server';
 import { HealthServer } from '../admin/health-server';
@@ -101,7 +102,7 @@ export class Agent {
     private readonly options: AgentOptions,
     private readonly deps: AgentDeps,
   ) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'nodemesh_agent_' });
+    collectProcessMetrics(this.registry, 'nodemesh_agent_');
     this.proxy = new NodeProxy(this.registry, deps.backend.settings, {
       nodeName: options.nodeName,
       ...(options.accessLog ? { accessLog: options.accessLog === '-' ? 'stdout' : { path: options.accessLog } } : {}),

@@ -1,4 +1,5 @@
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../telemetry/process-metrics';
 import { AdminServer } from '../admin/admin-server';
 import { HealthServer } from '../admin/health-server';
 import type { ConfigSource } from '../agent/agent';
@@ -74,7 +75,7 @@ export class Sidecar {
 
   constructor(private readonly options: SidecarOptions) {
     this.log = logger('sidecar', { pod: options.podKey });
-    collectDefaultMetrics({ register: this.registry, prefix: 'nodemesh_sidecar_' });
+    collectProcessMetrics(this.registry, 'nodemesh_sidecar_');
     this.proxy = new NodeProxy(this.registry, options.settings, {
       tunnel: false,
       ...(options.accessLog ? { accessLog: options.accessLog === '-' ? 'stdout' : { path: options.accessLog } } : {}),
