@@ -47,6 +47,7 @@ import { execInPod } from '../src/sim/exec';
 import { removeSimAgentState } from '../src/agent/agent-state';
 import { adminGet } from '../src/admin/admin-client';
 import { mergeHistograms, type LatencySummary, type LoadResult } from '../src/sim/apps/load-generator';
+import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags';
 
 const LOAD_GENERATOR = join(ROOT, 'dist', 'src', 'sim', 'apps', 'load-generator.js');
 const CLIENT = 'bench/c1';
@@ -412,7 +413,7 @@ async function profileAgent(sim: SimFixture, dir: string, profileDir: string, lo
   const before = new Set(readdirSync(profileDir));
   writeTopology(dir, 'ambient');
   const instance = `sim-${sim.name}-node1`;
-  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profileDir, CLI, 'agent', '--sim', sim.name, '--node', 'node1', '--source', dir, ...AGENT_ARGS], {
+  const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', profileDir, CLI, 'agent', '--sim', sim.name, '--node', 'node1', '--source', dir, ...AGENT_ARGS], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' },
   });

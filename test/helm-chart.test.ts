@@ -20,6 +20,7 @@ import { isCI } from './helpers/privileges';
 import { parseTrafficPolicies } from '../src/policy/traffic-policy';
 import type { OtherObject } from '../src/config/objects';
 import type { K8sObject } from '../src/config/k8s-yaml';
+import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags';
 
 const ROOT = resolve(__dirname, '..', '..');
 const CHART = join(ROOT, 'deploy', 'helm', 'nodemesh');
@@ -963,7 +964,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
 
     const single = (op: string) => runtime.instructions.filter((i) => i.op === op);
     assert.equal(single('ENTRYPOINT').length, 1);
-    assert.deepEqual(JSON.parse(single('ENTRYPOINT')[0]!.args), ['node', '/app/dist/src/cli/main.js']);
+    assert.deepEqual(JSON.parse(single('ENTRYPOINT')[0]!.args), ['node', ...PROXY_NODE_FLAGS, '/app/dist/src/cli/main.js'], 'the image runs the proxy with the flags the simulator uses');
     assert.deepEqual(JSON.parse(single('CMD')[0]!.args), ['agent', '--help']);
     assert.deepEqual(single('WORKDIR').map((i) => i.args), ['/app']);
     // `nodemesh` on PATH runs the same CLI as the ENTRYPOINT (the injected init container's command).

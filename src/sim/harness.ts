@@ -11,6 +11,7 @@ import { execInPod } from './exec';
 import { simDown } from './down';
 import { simUp } from './up';
 import type { SimState } from './state';
+import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
 
 /**
  * A running simulation with processes in it: apps in pods and agents on nodes, started
@@ -136,7 +137,7 @@ export class SimFixture {
   /** Starts `nodemesh agent` for a node; resolves once its admin socket answers. */
   async startAgent(node: string, args: string[] = [], source = this.source): Promise<AgentHandle> {
     const instance = `sim-${this.name}-${node}`;
-    const child = spawn(process.execPath, [CLI, 'agent', '--sim', this.name, '--node', node, '--source', source, ...args], {
+    const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, CLI, 'agent', '--sim', this.name, '--node', node, '--source', source, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' },
     });

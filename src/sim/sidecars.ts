@@ -10,6 +10,7 @@ import { spawnIn } from './exec';
 import { stateDir } from './names';
 import type { StateStore, SimPod } from './state';
 import type { TopologyPlan } from './topology';
+import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
 
 /**
  * Sidecar mode in the simulator: a pod whose effective mode is `sidecar` gets what an
@@ -154,7 +155,7 @@ export async function ensureSidecar(store: StateStore, pod: SimPod): Promise<voi
   const fd = openSync(logFile, 'a');
   let pid: number | undefined;
   try {
-    const child = spawnIn(pod.cgroup, pod.netns, [process.execPath, CLI, 'sidecar', '--source', state.source, '--pod', pod.key, '--admin-socket', sock], {
+    const child = spawnIn(pod.cgroup, pod.netns, [process.execPath, ...PROXY_NODE_FLAGS, CLI, 'sidecar', '--source', state.source, '--pod', pod.key, '--admin-socket', sock], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: { ...process.env, NODEMESH_LOG_LEVEL: process.env.NODEMESH_SIDECAR_LOG_LEVEL ?? 'info' },
