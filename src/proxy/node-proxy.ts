@@ -27,6 +27,7 @@ import { TunnelClient } from './tunnel/tunnel-client';
 import { TunnelServer } from './tunnel/tunnel-server';
 import { hasCode } from '../errors';
 import type { ProxyConfig } from './proxy-config';
+import { getOrCreate, newMap, newWeakMap } from '../util/get-or-create';
 
 export interface NodeProxyOptions {
   /** The node this proxy serves; pods elsewhere are reached through their node's tunnel. */
@@ -238,16 +239,8 @@ export class NodeProxy {
     // enrolled here, so it is kept per configuration and forgotten when pods come and go.
     // Keyed by objects and strings that already exist (no key string to build and hash).
     const config = this.config.current;
-    let byConn = this.transports.get(config);
-    if (!byConn) {
-      byConn = new WeakMap();
-      this.transports.set(config, byConn);
-    }
-    let byAddress = byConn.get(conn);
-    if (!byAddress) {
-      byAddress = new Map();
-      byConn.set(conn, byAddress);
-    }
+    const byConn = getOrCreate(this.transports, config, newWeakMap<ConnectionInfo, Map<string, UpstreamTransport>>);
+    const byAddress = getOrCreate(byConn, conn, newMap<string, UpstreamTransport>);
     let transport = byAddress.get(endpoint.address);
     if (!transport) {
       transport = this.makeTransport(conn, endpoint);

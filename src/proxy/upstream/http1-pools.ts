@@ -1,5 +1,6 @@
 import { H1ClientPool } from '../h1/client-pool';
 import type { UpstreamTransport } from './transport';
+import { getOrCreate, newMap } from '../../util/get-or-create';
 
 const CONNECT_TIMEOUT_MS = 5000;
 const KEEP_ALIVE_MS = 30_000;
@@ -18,16 +19,8 @@ export class Http1Pools {
 
   get(transport: UpstreamTransport, address: string, port: number): H1ClientPool {
     // Fast path per transport object, without building the registry's key string.
-    let byAddress = this.byTransport.get(transport);
-    if (!byAddress) {
-      byAddress = new Map();
-      this.byTransport.set(transport, byAddress);
-    }
-    let byPort = byAddress.get(address);
-    if (!byPort) {
-      byPort = new Map();
-      byAddress.set(address, byPort);
-    }
+    const byAddress = getOrCreate(this.byTransport, transport, newMap<string, Map<number, H1ClientPool>>);
+    const byPort = getOrCreate(byAddress, address, newMap<number, H1ClientPool>);
     let pool = byPort.get(port);
     if (pool && !pool.isClosed) return pool;
     pool = this.lookup(transport, address, port);
