@@ -5,7 +5,7 @@ import { headersFromList, type HeaderRecord } from '../http/headers';
 import { BodyReader } from './body-reader';
 import { findHeadEnd, parseResponseHead } from './head-parser';
 import { H1ParseError } from './parse-error';
-import { PushedBody } from './pushed-body';
+import { PushedBody, flowOf } from './pushed-body';
 import { appendHeaders, chunkHeader, lastChunk, writeHeadAndBody } from './serialize';
 
 /** How a kept-alive connection the server has just closed fails a request written to it. */
@@ -190,7 +190,7 @@ export class H1ClientConnection {
       }
       // No framing: the body runs until the upstream closes, so the connection cannot be reused.
       if (!head.chunked && head.contentLength === undefined) this.keepAlive = false;
-      const sink = new PushedBody(this.flow);
+      const sink = new PushedBody(flowOf(this.stream));
       this.body = new BodyReader(sink, head.chunked, head.contentLength ?? Infinity);
       this.buf = undefined;
       this.answer(job, { status: head.status, headers, endToEnd: true, body: sink });
@@ -202,12 +202,6 @@ export class H1ClientConnection {
   private answer(job: H1Job, res: UpstreamResponse): void {
     job.resolve(res);
   }
-
-  private readonly flow = {
-    pause: () => this.stream.pause(),
-    resume: () => this.stream.resume(),
-    destroy: () => this.stream.destroy(),
-  };
 
   private feedBody(reader: BodyReader, chunk: Buffer): void {
     let done: boolean;

@@ -1,5 +1,25 @@
+import type { Duplex } from 'node:stream';
 import type { HeaderRecord } from '../http/headers';
 import type { BodySink, BodySource } from '../http/exchange';
+
+/** How a body holds back, lets go of, or ends the connection it arrives on. */
+export interface Flow {
+  pause(): void;
+  resume(): void;
+  destroy(err?: Error): void;
+}
+
+/**
+ * The flow of a connection's socket (or tunnel stream). Destroying drops the body's error:
+ * the body's consumer gets it; the socket's own listeners would take it for a socket error.
+ */
+export function flowOf(stream: Duplex): Flow {
+  return {
+    pause: () => stream.pause(),
+    resume: () => stream.resume(),
+    destroy: () => stream.destroy(),
+  };
+}
 
 /**
  * A body an HTTP/1.1 connection decodes as it arrives (a streamed request body, or an
@@ -17,7 +37,7 @@ export class PushedBody implements BodySource {
   private held = false;
   bytes = 0;
 
-  constructor(private readonly flow: { pause(): void; resume(): void; destroy(err?: Error): void }) {}
+  constructor(private readonly flow: Flow) {}
 
   /** From the connection: decoded body bytes. */
   push(chunk: Buffer): void {

@@ -5,7 +5,7 @@ import { headerFromList, headersFromList, type HeaderRecord } from '../http/head
 import { BodyReader } from './body-reader';
 import { findHeadEnd, parseRequestHead, type RequestHead } from './head-parser';
 import { H1ParseError } from './parse-error';
-import { PushedBody } from './pushed-body';
+import { PushedBody, flowOf, type Flow } from './pushed-body';
 import { appendHeaders, chunkHeader, closingResponse, lastChunk, statusLine, writeHeadAndBody } from './serialize';
 
 /** Limits that keep one misbehaving client from hurting the pods that share the proxy. */
@@ -206,7 +206,7 @@ export class H1ServerConnection {
     let rest: Buffer | undefined;
     const length = head.contentLength ?? 0;
     if (head.chunked || buf.length - headEnd < length) {
-      const stream = new PushedBody(this.socket.destroyed ? deadFlow : this.flow);
+      const stream = new PushedBody(this.socket.destroyed ? deadFlow : flowOf(this.socket));
       this.streaming = new BodyReader(stream, head.chunked, length);
       body = stream;
       const first = buf.subarray(headEnd);
@@ -221,12 +221,6 @@ export class H1ServerConnection {
     }
     this.handlers.request(this.active, this.socket);
   }
-
-  private readonly flow = {
-    pause: () => this.socket.pause(),
-    resume: () => this.socket.resume(),
-    destroy: () => this.socket.destroy(),
-  };
 
   private feedBody(reader: BodyReader, chunk: Buffer): void {
     let done: boolean;
@@ -289,7 +283,7 @@ export class H1ServerConnection {
   }
 }
 
-const deadFlow = { pause: () => undefined, resume: () => undefined, destroy: () => undefined };
+const deadFlow: Flow = { pause: () => undefined, resume: () => undefined, destroy: () => undefined };
 
 /** One request/response on a downstream HTTP/1.1 connection. */
 class H1Exchange implements DownstreamExchange {
