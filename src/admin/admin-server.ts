@@ -3,6 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Registry } from 'prom-client';
 import { logger } from '../log';
+import { closeHttpServer } from './close-http-server';
 
 /** A read-only admin route: returns JSON-able data, or a string for text/plain. */
 export type AdminRoute = (query: URLSearchParams) => unknown | Promise<unknown>;
@@ -80,8 +81,9 @@ export class AdminServer {
     }
   }
 
+  /** Closes now: keep-alive and in-flight admin connections (a scrape, `status`) are cut, never waited for. */
   async close(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await Promise.all(this.servers.map((s) => closeHttpServer(s)));
     if (this.options.socketPath) rmSync(this.options.socketPath, { force: true });
   }
 }

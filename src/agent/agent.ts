@@ -7,6 +7,7 @@ import { DirectorySource, type SourceResult } from '../config/directory-source';
 import { MeshSnapshot } from '../config/snapshot';
 import { NodemeshError, describeError, hasCode } from '../errors';
 import { logger } from '../log';
+import { withDeadline } from '../util/deadline';
 import { podKey, type PodInfo } from '../mesh/model';
 import { NodeProxy } from '../proxy/node-proxy';
 import { probeCapture } from './capture-probe';
@@ -94,6 +95,7 @@ export class Agent {
   private health: HealthServer | undefined;
   private reconciling: Promise<void> = Promise.resolve();
   private synced = false;
+  private stopping = false;
   private lastRejected: SourceResult['rejected'] = [];
   private readonly podGauge: Gauge<'status'>;
   private readonly enrollments: Counter<'result'>;
@@ -177,6 +179,7 @@ export class Agent {
   }
 
   private readiness(): { ready: boolean; reason: string } {
+    if (this.stopping) return { ready: false, reason: 'stopping: draining open connections' };
     if (!this.synced) return { ready: false, reason: 'configuration not synced yet' };
     return { ready: true, reason: `ready: ${this.enrolled.size} pods captured, ${this.failed.size} failed` };
   }
@@ -328,15 +331,20 @@ export class Agent {
   }
 
   /**
-   * Stops serving. Capture stays installed for the next agent (which adopts it) unless
+   * Stops serving, bounded: not ready at once; the reconcile in progress gets
+   * RECONCILE_WAIT_MS; the proxy drains for drainMs (or until `cut`), then destroys what
+   * is left. Capture stays installed for the next agent (which adopts it) unless
    * `releaseAll`, which releases every pod first (uninstall, `sim down`).
    */
-  async stop(releaseAll = false): Promise<void> {
+  async stop(releaseAll = false, cut?: AbortSignal): Promise<void> {
+    this.stopping = true;
     this.source?.close();
     if (this.retryTimer) clearInterval(this.retryTimer);
-    await this.reconciling;
+    await withDeadline(this.reconciling, RECONCILE_WAIT_MS, 'the reconcile in progress', 'an enrolment or release is stuck (an iptables or netns command); stopping anyway').catch((err: unknown) => {
+      this.log.warn({ err: describeError(err) }, 'stopping before the reconcile finished');
+    });
     if (releaseAll) for (const key of [...this.enrolled.keys()]) await this.release(key);
-    await this.proxy.close(this.options.drainMs ?? 0);
+    await this.proxy.close(this.options.drainMs ?? 0, cut);
     for (const e of this.enrolled.values()) e.sandbox.close();
     this.enrolled.clear();
     await this.admin?.close();
@@ -346,3 +354,6 @@ export class Agent {
     await this.health?.close();
   }
 }
+
+/** How long a stop waits for the reconcile in progress (one pod's enrolment, normally milliseconds). */
+const RECONCILE_WAIT_MS = 5000;

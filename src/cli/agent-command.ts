@@ -14,7 +14,8 @@ import type { ConfigSource } from '../agent/agent';
 import { KubeSource, loadKubeConfig } from '../kube/kube-source';
 import { KubeStatusWriter } from '../kube/status-writer';
 import { LifecycleFlag } from '../kube/lifecycle-flag';
-import { parseFlags, parseList, parsePort, parsePorts } from './args';
+import { parseDrainMs, parseFlags, parseList, parsePort, parsePorts } from './args';
+import { STOP_MARGIN_MS, stopOnSignal } from './stop-on-signal';
 
 const HELP = `usage: nodemesh agent --kube --node NAME [flags]              (on a cluster node)
        nodemesh agent --sim SIM --node NAME --source DIR [flags]  (on the local simulator)
@@ -133,7 +134,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     objectDir: resolve(__dirname, '..', '..', 'bpf'),
     locator,
     adminSocket: values['admin-socket'] ?? join(runDirFor(instance), 'admin.sock'),
-    drainMs: Number(values['drain-ms']),
+    drainMs: parseDrainMs(values['drain-ms']),
     ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
   };
   const adminPort = parsePort('--admin-port', values['admin-port']) ?? (values.sim ? undefined : 15020);
@@ -146,25 +147,22 @@ export async function agentCommand(argv: string[]): Promise<number> {
   await agent.start();
   log.info({ backend: report.choice, reason: report.reason, adminSocket: config.adminSocket, pods: agent.podRecords().length }, 'agent ready');
 
-  return new Promise<number>((done) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      stopping = true;
-      log.info({ signal }, 'stopping: capture stays installed for the next agent');
-      const started = Date.now();
-      const releaseAll = lifecycle?.uninstalling ?? false;
+  const releaseAll = () => lifecycle?.uninstalling ?? false;
+  return stopOnSignal({
+    log,
+    drainMs: config.drainMs ?? 0,
+    // Uninstalling releases every pod first (iptables commands, each bounded by its own timeout).
+    marginMs: () => STOP_MARGIN_MS + (releaseAll() ? UNINSTALL_MARGIN_MS : 0),
+    stopping: 'stopping: capture stays installed for the next agent',
+    stop: (cut) => {
+      const all = releaseAll();
       lifecycle?.stop();
-      if (releaseAll) log.info('uninstalling: releasing every pod and removing the pinned state');
-      agent.stop(releaseAll).then(
-        () => { removePid(); log.info({ ms: Date.now() - started }, 'stopped'); done(0); },
-        (err: unknown) => { log.error({ err: String(err) }, 'stop failed'); removePid(); done(1); },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+      if (all) log.info('uninstalling: releasing every pod and removing the pinned state');
+      return agent.stop(all, cut);
+    },
+    finally: removePid,
   });
 }
+
+/** Extra time the stop may take when it releases every pod (uninstall, `sim down`). */
+const UNINSTALL_MARGIN_MS = 60_000;

@@ -27,3 +27,12 @@ export function parsePort(flag: string, text: string | undefined): number | unde
   const [port] = parsePorts(flag, text);
   return port;
 }
+
+/** `--drain-ms`: the grace for open connections on SIGTERM, a whole number of milliseconds. */
+export function parseDrainMs(text: string | undefined): number {
+  const ms = Number(text);
+  if (text === undefined || text.trim() === '' || !Number.isInteger(ms) || ms < 0) {
+    throw new NodemeshError('ERR_NM_USAGE', `--drain-ms must be a whole number of milliseconds, got '${text ?? ''}'`);
+  }
+  return ms;
+}

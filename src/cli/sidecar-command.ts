@@ -11,7 +11,8 @@ import type { IptablesBackend } from '../netfilter/iptables';
 import { runSidecarInit } from '../sidecar/init';
 import { openOwnNetwork } from '../sidecar/self-network';
 import { Sidecar } from '../sidecar/sidecar';
-import { parseFlags, parseList, parsePort, parsePorts } from './args';
+import { parseFlags, parseList, parsePort, parsePorts, parseDrainMs } from './args';
+import { stopOnSignal } from './stop-on-signal';
 
 const SIDECAR_HELP = `usage: nodemesh sidecar --source DIR --pod NS/NAME [flags]   (the simulator, a YAML source)
        nodemesh sidecar --kube [--pod NS/NAME] [flags]        (in an injected pod)
@@ -77,8 +78,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
   }
   const podKey = podKeyFrom(values.pod);
   const log = logger('sidecar', { pod: podKey });
-  const drainMs = Number(values['drain-ms']);
-  if (!Number.isInteger(drainMs) || drainMs < 0) throw new NodemeshError('ERR_NM_USAGE', `--drain-ms must be a whole number of milliseconds, got '${values['drain-ms']}'`);
+  const drainMs = parseDrainMs(values['drain-ms']);
   const settings = validateCaptureSettings({ ...DEFAULT_CAPTURE_SETTINGS, captureInbound: !values['no-inbound'] });
 
   let source: ConfigSource;
@@ -109,23 +109,11 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
   const status = sidecar.status();
   log.info({ status: status.status, reason: status.reason, ips: status.ips, adminSocket: values['admin-socket'] }, 'sidecar started');
 
-  return new Promise<number>((done) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      stopping = true;
-      log.info({ signal, drainMs }, 'stopping: draining open connections');
-      const started = Date.now();
-      sidecar.stop().then(
-        () => { log.info({ ms: Date.now() - started }, 'stopped'); done(0); },
-        (err: unknown) => { log.error({ err: String(err) }, 'stop failed'); done(1); },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+  return stopOnSignal({
+    log,
+    drainMs,
+    stopping: 'stopping: draining open connections',
+    stop: (cut) => sidecar.stop(cut),
   });
 }
 

@@ -28,6 +28,7 @@ import { TunnelServer } from './tunnel/tunnel-server';
 import { hasCode } from '../errors';
 import type { ProxyConfig } from './proxy-config';
 import { getOrCreate, newMap, newWeakMap } from '../util/get-or-create';
+import { pollUntil, withDeadline } from '../util/deadline';
 
 export interface NodeProxyOptions {
   /** The node this proxy serves; pods elsewhere are reached through their node's tunnel. */
@@ -359,22 +360,39 @@ export class NodeProxy {
   }
 
   /**
-   * Graceful drain: stop listening, let open connections finish until `graceMs`, close
-   * idle pooled connections, then cut what is left.
+   * Graceful drain, bounded: stop listening and send GOAWAY on HTTP/2 sessions at once; let
+   * open connections finish until `graceMs` has passed (or `cut` aborts: a second signal);
+   * then destroy everything still open (client sockets, pooled upstream connections and
+   * sessions, tunnel sessions). Nothing a peer does or fails to do can make this take much
+   * longer than `graceMs`.
    */
-  async close(graceMs = 0): Promise<void> {
+  async close(graceMs = 0, cut?: AbortSignal): Promise<void> {
+    const deadlineAt = Date.now() + graceMs;
     const entries = [...this.pods.values()];
     this.pods.clear();
     this.podsByIP.clear();
     await Promise.all(entries.map((e) => e.proxy.stop(false)));
     this.frontend.close();
     this.tunnelServer.close();
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && entries.some((e) => e.proxy.activeConnections > 0)) {
-      await new Promise((r) => setTimeout(r, 50));
+    const drained = await pollUntil(() => entries.every((e) => e.proxy.activeConnections === 0), deadlineAt, cut);
+    if (!drained) {
+      const open = entries.reduce((n, e) => n + e.proxy.activeConnections, 0);
+      this.logger.warn({ open, graceMs, cut: cut?.aborted ?? false }, 'drain over: closing the connections still open');
     }
     await Promise.all(entries.map((e) => e.proxy.stop(true)));
-    await Promise.all([this.pools.close(), this.sessions.close(), this.tunnelClient.close()]);
-    await this.accessLog?.close();
+    this.frontend.destroy();
+    this.tunnelServer.destroy();
+    // Idle pooled sessions get a GOAWAY; at the deadline (already now when the drain ran
+    // out or was cut) the rest is destroyed, so a frozen peer cannot hold the process.
+    const sessionsBy = cut?.aborted ? Date.now() : deadlineAt;
+    await Promise.all([this.pools.close(), this.sessions.close(sessionsBy), this.tunnelClient.close(sessionsBy)]);
+    if (this.accessLog) {
+      await withDeadline(this.accessLog.close(), ACCESS_LOG_FLUSH_MS, 'flushing the access log').catch((err: unknown) => {
+        this.logger.warn({ err: describeError(err) }, 'access log not flushed');
+      });
+    }
   }
 }
+
+/** How long the access log may take to flush its last lines at shutdown (a full disk, a stuck pipe). */
+const ACCESS_LOG_FLUSH_MS = 1000;

@@ -13,6 +13,7 @@ import { logger } from '../log';
 import { podKey, type PodInfo } from '../mesh/model';
 import { NodeProxy } from '../proxy/node-proxy';
 import type { PodNetwork } from '../proxy/pod-network';
+import { withDeadline } from '../util/deadline';
 
 /**
  * Sidecar mode (DESIGN.md, "Sidecar mode"): the node proxy's code run as a process inside
@@ -179,14 +180,19 @@ export class Sidecar {
   }
 
   /** Stops: not ready at once, listeners closed, open connections get drainMs, then everything closes. */
-  async stop(): Promise<void> {
+  async stop(cut?: AbortSignal): Promise<void> {
     this.stopping = true;
     this.setStatus('draining', 'stopping', this.record.ips);
     this.options.source.close();
-    await this.applying;
-    await this.proxy.close(this.options.drainMs ?? 0);
+    await withDeadline(this.applying, APPLY_WAIT_MS, 'the configuration change in progress').catch((err: unknown) => {
+      this.log.warn({ err: describeError(err) }, 'stopping before the configuration change finished');
+    });
+    await this.proxy.close(this.options.drainMs ?? 0, cut);
     await this.admin?.close();
     this.options.sandbox?.close();
     await this.health?.close();
   }
 }
+
+/** How long a stop waits for the configuration change in progress (normally milliseconds). */
+const APPLY_WAIT_MS = 5000;

@@ -2,6 +2,7 @@ import { createServer as createH2Server, type Http2Server, type Http2Session, ty
 import type { Socket } from 'node:net';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
+import { SessionSet } from '../http2-close';
 import type { RequestHead } from '../h1/head-parser';
 import { H1Server } from '../h1/server';
 import type { H1Limits } from '../h1/server-connection';
@@ -36,6 +37,7 @@ export class HttpFrontend {
   private pendingSession: Http2Session | undefined;
   private readonly h1: H1Server;
   private readonly h2: Http2Server;
+  private readonly h2Sessions = new SessionSet();
 
   constructor(
     private readonly pipeline: HttpPipeline,
@@ -56,6 +58,7 @@ export class HttpFrontend {
     // An Http2Session's `socket` is a Proxy, never the socket handed over: key h2
     // connections by their session instead.
     this.h2.on('session', (session: Http2Session) => {
+      this.h2Sessions.add(session);
       if (!this.pendingH2) return;
       this.info.set(session, this.pendingH2);
       this.pendingSession = session;
@@ -112,9 +115,18 @@ export class HttpFrontend {
     socket.resume();
   }
 
-  /** Stops taking connections; open ones finish their current request (drain). */
+  /**
+   * Stops taking connections (drain): HTTP/1.1 ones close after their current response,
+   * HTTP/2 ones get a GOAWAY and close once their streams in flight are done.
+   */
   close(): void {
     this.h1.close();
     this.h2.close();
+    this.h2Sessions.goAway();
+  }
+
+  /** After the drain: every HTTP/2 session still open goes (their sockets go with the pods). */
+  destroy(): void {
+    this.h2Sessions.destroy();
   }
 }

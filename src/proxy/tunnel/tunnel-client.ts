@@ -1,6 +1,7 @@
 import { connect, constants as h2c, type ClientHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { NodemeshError } from '../../errors';
+import { closePooledSessionsBy } from '../http2-close';
 import { HEADER_ORIGINAL_DESTINATION, HEADER_SOURCE_WORKLOAD, authorityOf } from './tunnel-protocol';
 
 /**
@@ -79,9 +80,10 @@ export class TunnelClient {
     }
   }
 
-  async close(): Promise<void> {
+  /** GOAWAY to every session; what is still open at `deadlineAt` is destroyed (a frozen peer never answers). */
+  async close(deadlineAt = Date.now()): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.all(all.map((p) => p.then((s) => new Promise<void>((r) => s.close(() => r())), () => undefined)));
+    await closePooledSessionsBy(all, deadlineAt);
   }
 }

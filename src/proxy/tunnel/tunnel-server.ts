@@ -1,8 +1,9 @@
-import { createServer, constants as h2c, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { createServer, constants as h2c, type Http2Server, type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
+import { SessionSet } from '../http2-close';
 import { HEADER_SOURCE_WORKLOAD, parseAuthority } from './tunnel-protocol';
 
 export interface TunnelDelivery {
@@ -20,10 +21,12 @@ export interface TunnelDelivery {
  */
 export class TunnelServer {
   private readonly server: Http2Server;
+  private readonly sessions = new SessionSet();
 
   constructor(private readonly delivery: TunnelDelivery, private readonly log: Logger) {
     this.server = createServer({ settings: { enableConnectProtocol: false } });
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.onStream(stream, headers));
+    this.server.on('session', (session: Http2Session) => this.sessions.add(session));
     this.server.on('sessionError', (err: Error) => this.log.debug({ err: describeError(err) }, 'tunnel session error'));
   }
 
@@ -72,7 +75,14 @@ export class TunnelServer {
     );
   }
 
+  /** Drain: GOAWAY to every session (streams in flight go on; the sources open new sessions elsewhere). */
   close(): void {
     this.server.close();
+    this.sessions.goAway();
+  }
+
+  /** After the drain: whatever is left goes. */
+  destroy(): void {
+    this.sessions.destroy();
   }
 }

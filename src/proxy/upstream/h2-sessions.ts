@@ -1,6 +1,7 @@
 import { connect, type ClientHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { UpstreamTransport } from './transport';
+import { closePooledSessionsBy } from '../http2-close';
 
 const CONNECT_TIMEOUT_MS = 5000;
 
@@ -40,10 +41,10 @@ export class H2Sessions {
     }
   }
 
-  /** Graceful: GOAWAY, let open streams finish. */
-  async close(): Promise<void> {
+  /** Graceful: GOAWAY, let open streams finish until `deadlineAt`, then destroy what is left. */
+  async close(deadlineAt = Date.now()): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.all(all.map((p) => p.then((s) => new Promise<void>((r) => s.close(() => r())), () => undefined)));
+    await closePooledSessionsBy(all, deadlineAt);
   }
 }

@@ -1,0 +1,18 @@
+import type { Server } from 'node:http';
+
+/**
+ * Stops an http.Server at once: no new connections, and the open ones (idle keep-alive
+ * probes and scrapes, or a slow client) are destroyed instead of waited for, so that
+ * close() resolves promptly whatever the clients do.
+ */
+export function closeHttpServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!server.listening) {
+      server.closeAllConnections();
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
