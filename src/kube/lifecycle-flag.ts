@@ -2,6 +2,7 @@ import { CoreV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { describeError } from '../errors';
 import { logger } from '../log';
 import { Backoff } from './backoff';
+import { kubeRequest } from './api-deadline';
 
 /**
  * The uninstall contract of the Helm chart (deploy/helm/nodemesh/README.md): a ConfigMap
@@ -35,7 +36,7 @@ export class LifecycleFlag {
 
   private async list(): Promise<string | undefined> {
     const api = this.kc.makeApiClient(CoreV1Api);
-    const list = await api.listNamespacedConfigMap({ namespace: this.namespace, fieldSelector: `metadata.name=${this.name}` });
+    const list = await kubeRequest(api.listNamespacedConfigMap({ namespace: this.namespace, fieldSelector: `metadata.name=${this.name}` }), `reading the uninstall flag ConfigMap ${this.namespace}/${this.name}`);
     const item = list.items[0];
     if (item) this.value = item.data?.['uninstalling'] === 'true';
     return list.metadata?.resourceVersion;
@@ -50,7 +51,8 @@ export class LifecycleFlag {
           watch
             .watch(
               `/api/v1/namespaces/${this.namespace}/configmaps`,
-              { fieldSelector: `metadata.name=${this.name}`, allowWatchBookmarks: true, ...(rv ? { resourceVersion: rv } : {}) },
+              // The server ends the watch after timeoutSeconds; the loop starts the next one.
+              { fieldSelector: `metadata.name=${this.name}`, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT_SECONDS, ...(rv ? { resourceVersion: rv } : {}) },
               (type: string, obj: { metadata?: { resourceVersion?: string }; data?: Record<string, string>; code?: number }) => {
                 if (type === 'ERROR') {
                   reject(Object.assign(new Error('watch error'), { status: obj.code }));
@@ -82,3 +84,6 @@ export class LifecycleFlag {
     this.abort?.abort();
   }
 }
+
+/** Server-side timeout of one watch of the flag. */
+const WATCH_TIMEOUT_SECONDS = 300;

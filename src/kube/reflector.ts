@@ -4,6 +4,7 @@ import { NodemeshError, describeError } from '../errors';
 import type { Logger } from '../log';
 import { Backoff, type BackoffOptions } from './backoff';
 import { collectionPath, httpStatusOf, normalizeObject, objectKey, type KubeResource, type Lister } from './resources';
+import { kubeRequest } from './api-deadline';
 
 /**
  * List-then-watch of one resource into an in-memory store: what client-go calls a
@@ -259,17 +260,10 @@ export class Reflector {
     this.options.onSynced();
   }
 
-  private async withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} took longer than ${this.opts.requestTimeoutMs} ms`)), this.opts.requestTimeoutMs);
-    });
-    try {
-      return await Promise.race([promise, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+    return kubeRequest(promise, what, this.opts.requestTimeoutMs);
   }
+
 
   /** A full, paged LIST that replaces the store. */
   private async list(): Promise<void> {

@@ -4,6 +4,7 @@ import type { K8sObject } from '../config/k8s-yaml';
 import { describeError } from '../errors';
 import { logger } from '../log';
 import { httpStatusOf } from './resources';
+import { kubeRequest } from './api-deadline';
 
 /**
  * Tells users what nodemesh made of their objects, where `kubectl describe` shows it:
@@ -194,9 +195,9 @@ export class KubeStatusWriter {
   private async read(verdict: ObjectVerdict): Promise<K8sObject> {
     const meta = metaOf(verdict.object);
     const { group, version } = this.apiParts(verdict);
-    const found = verdict.namespaced
-      ? await this.custom.getNamespacedCustomObject({ group, version, namespace: meta.namespace ?? 'default', plural: verdict.plural, name: meta.name })
-      : await this.custom.getClusterCustomObject({ group, version, plural: verdict.plural, name: meta.name });
+    const found = await kubeRequest(verdict.namespaced
+      ? this.custom.getNamespacedCustomObject({ group, version, namespace: meta.namespace ?? 'default', plural: verdict.plural, name: meta.name })
+      : this.custom.getClusterCustomObject({ group, version, plural: verdict.plural, name: meta.name }), `reading ${verdict.plural} ${meta.namespace ?? ''}/${meta.name}`);
     return found as K8sObject;
   }
 
@@ -210,11 +211,9 @@ export class KubeStatusWriter {
     const body = { metadata: { resourceVersion: meta.resourceVersion }, status: { conditions } };
     const { group, version } = this.apiParts(verdict);
     const options = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-    if (verdict.namespaced) {
-      await this.custom.patchNamespacedCustomObjectStatus({ group, version, namespace: meta.namespace ?? 'default', plural: verdict.plural, name: meta.name, body }, options);
-    } else {
-      await this.custom.patchClusterCustomObjectStatus({ group, version, plural: verdict.plural, name: meta.name, body }, options);
-    }
+    await kubeRequest(verdict.namespaced
+      ? this.custom.patchNamespacedCustomObjectStatus({ group, version, namespace: meta.namespace ?? 'default', plural: verdict.plural, name: meta.name, body }, options)
+      : this.custom.patchClusterCustomObjectStatus({ group, version, plural: verdict.plural, name: meta.name, body }, options), `patching the status of ${verdict.plural} ${meta.namespace ?? ''}/${meta.name}`);
   }
 
   /**
@@ -256,7 +255,7 @@ export class KubeStatusWriter {
     const patch = async (count: number | undefined): Promise<void> => {
       const body: Record<string, unknown> = { lastTimestamp: kubeTime(now), message };
       if (count !== undefined) body.count = count;
-      await this.core.patchNamespacedEvent({ name, namespace, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      await kubeRequest(this.core.patchNamespacedEvent({ name, namespace, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)), `patching Event ${namespace}/${name}`);
       if (count !== undefined) this.eventCounts.set(key, count);
     };
     try {
@@ -271,7 +270,7 @@ export class KubeStatusWriter {
         }
       }
       try {
-        await this.core.createNamespacedEvent({ namespace, body: event });
+        await kubeRequest(this.core.createNamespacedEvent({ namespace, body: event }), `creating an Event in ${namespace}`);
         this.eventCounts.set(key, 1);
         return;
       } catch (err) {
@@ -279,7 +278,7 @@ export class KubeStatusWriter {
       }
       let count: number | undefined;
       try {
-        count = ((await this.core.readNamespacedEvent({ name, namespace })).count ?? 1) + 1;
+        count = ((await kubeRequest(this.core.readNamespacedEvent({ name, namespace }), `reading Event ${namespace}/${name}`)).count ?? 1) + 1;
       } catch (err) {
         if (httpStatusOf(err) !== 403) throw err;
       }

@@ -12,6 +12,7 @@ import { simDown } from './down';
 import { simUp } from './up';
 import type { SimState } from './state';
 import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
+import { withDeadline } from '../util/deadline';
 
 /**
  * A running simulation with processes in it: apps in pods and agents on nodes, started
@@ -25,6 +26,11 @@ export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 /** The stand-in application run inside pods (src/sim/apps/tcp-echo.ts). */
 export const ECHO_APP = join(ROOT, 'dist', 'src', 'sim', 'apps', 'tcp-echo.js');
 export const EXAMPLE_TOPOLOGY = join(ROOT, 'deploy', 'examples', 'sim', 'topology.yaml');
+
+/** How long a command run in a pod by a test may take (the longest L7 client runs take seconds). */
+const RUN_IN_POD_TIMEOUT_MS = 120_000;
+/** How long AgentHandle.stop waits: longer than any drain a test gives an agent. */
+const AGENT_STOP_TIMEOUT_MS = 90_000;
 
 export function uniqueSimName(prefix: string): string {
   return `${prefix}${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 2).toString(36)}`.slice(0, 12);
@@ -118,12 +124,24 @@ export class SimFixture {
     }
   }
 
-  async runInPod(pod: string, argv: string[]): Promise<string> {
+  /**
+   * Runs a command in a pod to completion and returns its output. A command still running
+   * after `timeoutMs` is killed and the call fails, naming it: a test never waits on a
+   * client that hangs.
+   */
+  async runInPod(pod: string, argv: string[], timeoutMs = RUN_IN_POD_TIMEOUT_MS): Promise<string> {
     const child = execInPod(this.state, pod, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (d: string) => { out += d; });
-    await once(child, 'exit');
+    const exited = once(child, 'exit');
+    try {
+      await withDeadline(exited, timeoutMs, `\`${argv.join(' ')}\` in pod ${pod}`);
+    } catch (err) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`${(err as Error).message}; it printed: ${out.slice(-500)}`);
+    }
     return out.trim();
   }
 
@@ -204,12 +222,23 @@ export class AgentHandle {
     }, timeoutMs);
   }
 
-  /** SIGTERM and wait for the exit (capture stays installed for the next agent). */
-  async stop(): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
+  /**
+   * SIGTERM and wait for the exit (capture stays installed for the next agent). An agent
+   * still running after `timeoutMs` (its stop is bounded by drain + a few seconds) is
+   * killed and the call fails with its log.
+   */
+  async stop(timeoutMs = AGENT_STOP_TIMEOUT_MS): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    const exited = once(this.child, 'exit') as Promise<[number | null]>;
     this.child.kill('SIGTERM');
-    const [code] = (await once(this.child, 'exit')) as [number | null];
-    return code;
+    try {
+      const [code] = await withDeadline(exited, timeoutMs, `the agent ${this.instance}'s stop`);
+      return code;
+    } catch (err) {
+      this.child.kill('SIGKILL');
+      await exited;
+      throw new Error(`${(err as Error).message}; log:\n${this.log.slice(-2000)}`);
+    }
   }
 
   pidFileExists(): boolean {
