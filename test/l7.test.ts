@@ -33,6 +33,8 @@ const IP_OF: Record<string, string> = { b1: B1, b2: B2, 'b-shadow': SHADOW, s1: 
 
 const B = 'b.demo.svc.cluster.local';
 const TEST_TIMEOUT = 120_000;
+/** node1's grace on SIGTERM: long, so that the drain test decides when its request ends. */
+const NODE1_DRAIN_MS = 30_000;
 
 // ------------------------------------------------------------------------------ helpers
 
@@ -155,6 +157,8 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
       const got = accessLines(file).filter(match);
       return got.length >= n ? got : undefined;
     }, 10_000);
+    // An absence check: a line logged twice would come right after the first; 300 ms
+    // more cannot make a correct proxy fail, only give a wrong one time to show itself.
     await new Promise((r) => setTimeout(r, 300));
     const settled = accessLines(file).filter(match);
     assert.equal(settled.length, lines.length, 'more access-log lines than requests');
@@ -171,7 +175,7 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     sim = await new SimFixture(uniqueSimName('l7'), dir).up();
     await Promise.all(['b1', 'b2', 'b-shadow', 's1'].map((p) => sim!.startL7App(`demo/${p}`, ['--name', p])));
     [node1, node2] = await Promise.all([
-      sim.startAgent('node1', ['--capture', 'ebpf', '--access-log', log1]),
+      sim.startAgent('node1', ['--capture', 'ebpf', '--access-log', log1, '--drain-ms', String(NODE1_DRAIN_MS)]),
       sim.startAgent('node2', ['--capture', 'ebpf', '--access-log', log2]),
     ]);
     for (const p of ['c1', 'c2', 's1']) await node1.waitPod(`demo/${p}`, 'enrolled');
@@ -485,6 +489,7 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     assert.equal(one.json.name, 'b1');
     assert.equal(one.json.path, path);
     await waitFor('the shadow to receive every copy', async () => ((await served('b-shadow')).paths[path] ?? 0) >= 21, 10_000);
+    // An absence check (no copy sent twice): waiting longer cannot fail a correct proxy.
     await new Promise((res) => setTimeout(res, 300));
     assert.equal((await served('b-shadow')).paths[path], 21);
     assert.equal((await served('b1')).paths[path], 21);
@@ -576,15 +581,21 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     const original = readFileSync(join(dir, 'routes.yaml'), 'utf8');
     const allV2 = original.replace(/- \{ name: b-v1, port: 80, weight: 90 \}\n\s+- \{ name: b-v2, port: 80, weight: 10 \}/, '- { name: b-v2, port: 80, weight: 1 }');
     assert.notEqual(allV2, original);
-    // A long request (2 s streamed body) and steady load, while the routes change twice.
-    const slow = http1('demo/c2', `http://${B}/slow-body/200?chunks=10`);
+    // A long request, held by the app after its first chunk until the routes have changed
+    // twice (so it is in flight across both changes on any machine), and steady load: 600
+    // requests of at least 20 ms each, 4 at a time, so at least 3 s of it.
+    const hold = `reconfig-${Date.now().toString(36)}`;
+    const slow = http1('demo/c2', `http://${B}/slow-body/20?chunks=10&hold=${hold}`, '--timeout', '60000');
     const load = httpMany('demo/c1', `http://${B}/slow-body/10?chunks=2`, 600, 4);
-    await new Promise((r) => setTimeout(r, 300));
+    const holder = await waitFor('the long request to be in flight (its first chunk sent)', async () => {
+      for (const p of ['b1', 'b2']) if ((await http1('demo/c3', `http://${IP_OF[p]}:8080/holds`)).json?.held?.includes(hold)) return p;
+      return undefined;
+    }, 20_000);
     await writeSource('routes.yaml', allV2);
-    await new Promise((r) => setTimeout(r, 300));
     const switched = await httpMany('demo/c2', `http://${B}/after-change`, 20, 2);
     assert.deepEqual(switched.servedBy, { b2: 20 }, 'the new routes apply to new requests');
     await writeSource('routes.yaml', original);
+    assert.equal((await http1('demo/c3', `http://${IP_OF[holder]}:8080/release/${hold}`)).status, 200);
     const [slowDone, loadDone] = await Promise.all([slow, load]);
     assert.equal(slowDone.status, 200, JSON.stringify(slowDone));
     assert.equal(slowDone.body.split('\n').filter(Boolean).length, 10, 'the in-flight streamed body completed');
@@ -670,6 +681,9 @@ spec:
 
     // The reader that never reads: the proxy applies back-pressure instead of buffering
     // the 200 MB response, so its memory stays well below that while the client stalls.
+    // Give a proxy that buffered instead of applying back-pressure 6 s to show it in its RSS
+    // (an absence check: a slower machine only makes a buffering proxy grow less, never a
+    // correct one grow more).
     while (Date.now() - started < 6000) await new Promise((r) => setTimeout(r, 100));
     const grown = rss(node1) - rssBefore;
     assert.ok(grown < 100 * 1024 * 1024, `agent RSS grew by ${(grown / 1048576).toFixed(1)} MB while a client did not read`);
@@ -692,15 +706,21 @@ spec:
 
   test('graceful drain on SIGTERM: the request in flight completes, new connections bypass the old agent', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
     if (!requireRoot(t)) return;
-    // 10 chunks, one every 200 ms: 2 s, inside the agent's 5 s drain.
-    const inFlight = http1('demo/c1', `http://${B}/slow-body/201?chunks=10`);
-    await waitFor('the slow request to be in flight', async () => (await served('b1')).paths['/slow-body/201'] || (await served('b2')).paths['/slow-body/201'], 5000);
-    const stopped = node1.stop();
+    // The app holds the response after its first chunk until the test releases it, so
+    // "in flight" and "still draining" are states the test sees, not a race with a timer.
+    const hold = `drain-${Date.now().toString(36)}`;
+    // Its client waits up to 60 s (the app's own hold limit) rather than the default 10 s.
+    const inFlight = http1('demo/c1', `http://${B}/slow-body/20?chunks=10&hold=${hold}`, '--timeout', '60000');
+    const holder = await waitFor('the slow response to be in flight (its first chunk sent)', async () => {
+      for (const p of ['b1', 'b2']) if ((await http1('demo/c3', `http://${IP_OF[p]}:8080/holds`)).json?.held?.includes(hold)) return p;
+      return undefined;
+    }, 20_000);
     const stopAt = Date.now();
+    const stopped = node1.stop();
     // While the old agent drains, a new connection from c1 is not captured (its listener
     // is gone, so eBPF capture fails open): it reaches b directly, without the proxy's
     // request id or trace context.
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor('node1 to close its listeners and drain', () => node1.log.includes('listeners closed: draining'), 20_000);
     const fresh = await http1('demo/c1', `http://${B}/during-drain`);
     assert.equal(fresh.status, 200, JSON.stringify(fresh));
     assert.equal(fresh.json.headers['x-request-id'], undefined, 'the new request went through the old agent');
@@ -708,16 +728,19 @@ spec:
     await waitFor('node2 to log the direct connection', () => accessLines(log2).some((l) => l.kind === 'tcp' && l.reporter === 'destination'
       && (l.source_address ?? '').startsWith(`${C1}:`) && l.source_workload === 'c1'), 5000);
     assert.equal(node1.child.exitCode, null, 'still draining');
+    const released = await http1('demo/c3', `http://${IP_OF[holder]}:8080/release/${hold}`);
+    assert.equal(released.status, 200, JSON.stringify(released));
     const done = await inFlight;
-    const doneAt = Date.now();
     assert.equal(done.status, 200, JSON.stringify(done));
     assert.equal(done.body.split('\n').filter(Boolean).length, 10, 'the in-flight body completed');
     assert.equal(await stopped, 0);
-    // It exits once nothing is in flight, not at the end of its 5 s grace: no connection
-    // from the earlier tests (gRPC clients that left without a GOAWAY included) lingers.
-    assert.ok(Date.now() - doneAt < 1500, `the agent exited ${Date.now() - doneAt} ms after the last request (${Date.now() - stopAt} ms after SIGTERM)`);
+    // It exits once nothing is in flight, not at the end of its grace (NODE1_DRAIN_MS): no
+    // connection from the earlier tests (gRPC clients that left without a GOAWAY included)
+    // lingers, and the grace never ran out.
+    const drainOver = node1.log.split('\n').find((l) => l.includes('drain over: closing the connections still open'));
+    assert.equal(drainOver, undefined, `the agent waited for its whole ${NODE1_DRAIN_MS} ms grace (${Date.now() - stopAt} ms after SIGTERM): ${drainOver}`);
     const lines = accessLines(log1);
     assert.equal(lines.filter((l) => l.path === '/during-drain').length, 0);
-    assert.equal(lines.filter((l) => l.path === '/slow-body/201?chunks=10' && l.response_code === 200 && l.response_flags === '-').length, 1, 'the drained request was logged');
+    assert.equal(lines.filter((l) => l.path === `/slow-body/20?chunks=10&hold=${hold}` && l.response_code === 200 && l.response_flags === '-').length, 1, 'the drained request was logged');
   });
 });

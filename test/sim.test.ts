@@ -287,6 +287,33 @@ status: { podIP: 10.9.0.2 }`);
   });
 });
 
+/** The pids whose parent is `pid` (from /proc: no pattern, no guessing). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces) start after its ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/** Running (a zombie whose parent has not reaped it yet has finished). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 test('simulator: down cleans up after an up killed half-way', { timeout: 120_000 }, async (t) => {
   if (!requireRoot(t)) return;
   const name = `k${tag}`;
@@ -310,9 +337,16 @@ test('simulator: down cleans up after an up killed half-way', { timeout: 120_000
     await new Promise((r) => setTimeout(r, 5));
   }
   const killedMidway = child.exitCode === null;
+  // The commands it was running (`ip netns add`, ...) outlive it: note them, and let them
+  // finish before looking at what the crash left, so that none creates something after.
+  const orphans = killedMidway ? childrenOf(child.pid!) : [];
   if (killedMidway) child.kill('SIGKILL');
   await exited;
-  await new Promise((r) => setTimeout(r, 300)); // let an `ip` it had started finish
+  const settleBy = Date.now() + 30_000;
+  while (orphans.some(alive)) {
+    assert.ok(Date.now() < settleBy, `commands started by the killed up still running after 30 s: ${orphans.filter(alive).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   t.diagnostic(killedMidway ? `killed up after ${recorded} namespaces were recorded` : 'up finished before it could be killed');
   assert.ok((await simNetns(name)).length > 0, 'the killed up left namespaces behind');
 

@@ -374,10 +374,11 @@ export class NodeProxy {
     await Promise.all(entries.map((e) => e.proxy.stop(false)));
     this.frontend.close();
     this.tunnelServer.close();
+    this.logger.info({ open: entries.reduce((n, e) => n + e.proxy.activeConnections, 0), graceMs }, 'listeners closed: draining');
     const drained = await pollUntil(() => entries.every((e) => e.proxy.activeConnections === 0), deadlineAt, cut);
     if (!drained) {
-      const open = entries.reduce((n, e) => n + e.proxy.activeConnections, 0);
-      this.logger.warn({ open, graceMs, cut: cut?.aborted ?? false }, 'drain over: closing the connections still open');
+      const open = entries.flatMap((e) => e.proxy.describeActive());
+      this.logger.warn({ open: open.length, connections: open.slice(0, 20), graceMs, cut: cut?.aborted ?? false }, 'drain over: closing the connections still open');
     }
     await Promise.all(entries.map((e) => e.proxy.stop(true)));
     this.frontend.destroy();

@@ -63,7 +63,8 @@ export class PodProxy {
   private readonly outbound: Array<{ family: 4 | 6; server: Server }> = [];
   private readonly inbound: Array<{ family: 4 | 6; server: Server }> = [];
   private readonly tunnel: Server[] = [];
-  private readonly active = new Set<Socket>();
+  /** Open sockets, with what each is, so a drain that runs out can say what was left. */
+  private readonly active = new Map<Socket, 'outbound' | 'inbound' | 'tunnel' | 'upstream'>();
   readonly key: string;
 
   constructor(private readonly deps: PodProxyDeps) {
@@ -91,7 +92,7 @@ export class PodProxy {
           const tun = await network.listen({ family, address: any, port: settings.tunnelPort });
           tun.on('connection', (s: Socket) => {
             s.setNoDelay(true);
-            this.track(s);
+            this.track(s, 'tunnel');
             this.deps.node.acceptTunnel(s);
           });
           this.tunnel.push(tun);
@@ -120,15 +121,25 @@ export class PodProxy {
     // Stop listening now; open connections are tracked in `active` and are not waited
     // for here (server.close's callback would wait for every one of them).
     for (const { server } of servers) server.close();
-    if (abort) for (const s of this.active) s.destroy();
+    if (abort) for (const s of this.active.keys()) s.destroy();
   }
 
   get activeConnections(): number {
     return this.active.size;
   }
 
-  private track(s: Socket): void {
-    this.active.add(s);
+  /** What is still open: for the log line of a drain that ran out. */
+  describeActive(): Array<{ pod: string; kind: string; peer: string; local: string }> {
+    return [...this.active].map(([s, kind]) => ({
+      pod: this.key,
+      kind,
+      peer: fmt({ address: s.remoteAddress ?? '?', port: s.remotePort ?? 0 }),
+      local: fmt({ address: s.localAddress ?? '?', port: s.localPort ?? 0 }),
+    }));
+  }
+
+  private track(s: Socket, kind: 'outbound' | 'inbound' | 'tunnel' | 'upstream'): void {
+    this.active.set(s, kind);
     s.once('close', () => this.active.delete(s));
   }
 
@@ -136,7 +147,7 @@ export class PodProxy {
     // Like every upstream socket: a proxy must not add Nagle's delay to small writes
     // (a streamed response's chunks waited for the client's delayed ACK, ~40 ms each).
     client.setNoDelay(true);
-    this.track(client);
+    this.track(client, 'outbound');
     client.pause();
     client.on('error', () => undefined);
     const { network, settings, pod, node } = this.deps;
@@ -198,7 +209,7 @@ export class PodProxy {
 
   private onInbound(client: Socket): void {
     client.setNoDelay(true);
-    this.track(client);
+    this.track(client, 'inbound');
     client.pause();
     client.on('error', () => undefined);
     const { network, settings, pod, node } = this.deps;
@@ -301,7 +312,7 @@ export class PodProxy {
     const transport = node.transportFor(conn, target);
     transport.open(target, this.deps.connectTimeoutMs ?? 10_000).then(
       (upstream) => {
-        this.track(upstream as Socket);
+        this.track(upstream as Socket, 'upstream');
         relay(client, upstream as Socket).then((r) => finish(r.bytesUp, r.bytesDown, r.error ? describeError(r.error) : undefined, r.error ? 'UC' : '-'));
       },
       (err: unknown) => {

@@ -132,6 +132,23 @@ test('HTTP routes: echo, status, headers, bytes, slow-body, reset', async () => 
   assert.ok('error' in reset2, JSON.stringify(reset2));
 });
 
+test('slow-body with hold: the first line, then nothing until /release; /holds says what is in flight', async () => {
+  const holds = async () => (single(await httpCommand(http('/holds'))).json as { held: string[] }).held;
+  assert.deepEqual(await holds(), []);
+  let done = false;
+  const held = httpCommand(http('/slow-body/10?chunks=3&hold=h1')).then((r) => { done = true; return single(r); });
+  // In flight once the app says so (it has sent the first line), however slow the machine.
+  for (let i = 0; i < 200 && !(await holds()).includes('h1'); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.deepEqual(await holds(), ['h1']);
+  assert.equal(done, false, 'a held response finished before its release');
+  assert.equal(single(await httpCommand(http('/release/nope'))).status, 404);
+  assert.equal(single(await httpCommand(http('/release/h1'))).status, 200);
+  const r = await held;
+  assert.equal(r.status, 200);
+  assert.equal(r.body, `${NAME} chunk 1\n${NAME} chunk 2\n${NAME} chunk 3\n`);
+  assert.deepEqual(await holds(), []);
+});
+
 test('flaky: the first N requests per key get 503, counted in the app', async () => {
   const key = `k${Date.now()}`;
   const summary = (await httpCommand(http(`/flaky/${key}/3`), { count: 5 })) as HttpSummaryResult;

@@ -22,7 +22,12 @@
  *   /headers           JSON of the request headers
  *   /count             JSON {name, total, paths: {path: n}} of the requests served (not
  *                      counting /count itself); DELETE /count resets
- *   /slow-body/MS      a chunked body of ?chunks=N (default 5) lines, one every MS ms
+ *   /slow-body/MS      a chunked body of ?chunks=N (default 5) lines, one every MS ms;
+ *                      with ?hold=NAME the first line goes out at once and the rest only
+ *                      after /release/NAME (or HOLD_LIMIT_MS, so nothing hangs): a test
+ *                      knows the response is in flight instead of guessing from timing
+ *   /holds             JSON {held: [NAME...]}: held responses whose first line was sent
+ *   /release/NAME      releases a held response (404 when none is held under NAME)
  *   /reset             no answer: the connection (HTTP/2: the stream) is reset
  * gRPC (--grpc, insecure): nodemesh.test.Echo from echo.proto (Unary, ServerStream,
  *   ClientStream, BidiStream); replies carry served_by = NAME.
@@ -107,9 +112,14 @@ interface Res {
   readonly destroyed?: boolean;
 }
 
+/** A held slow body is released after this even if no test asks: nothing may hang on a test that died. */
+const HOLD_LIMIT_MS = 60_000;
+
 class Routes {
   readonly counts = new Map<string, number>();
   readonly flaky = new Map<string, number>();
+  /** Held slow bodies (?hold=NAME) whose first chunk was sent, by NAME: calling it releases the rest. */
+  readonly holds = new Map<string, () => void>();
   total = 0;
 
   constructor(readonly name: string) {}
@@ -119,7 +129,7 @@ class Routes {
     const path = url.pathname;
     const parts = path.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
-    if (parts[0] !== 'count') {
+    if (parts[0] !== 'count' && parts[0] !== 'holds' && parts[0] !== 'release') {
       this.total += 1;
       this.counts.set(path, (this.counts.get(path) ?? 0) + 1);
     }
@@ -224,20 +234,50 @@ class Routes {
       case 'slow-body': {
         const ms = Math.max(0, Number(parts[1]) || 0);
         const chunks = Math.max(1, Number(url.searchParams.get('chunks') ?? 5) || 5);
+        const hold = url.searchParams.get('hold');
         req.resume();
         res.statusCode = 200;
         res.setHeader('content-type', 'text/plain');
         let sent = 0;
-        const timer = setInterval(() => {
+        let timer: NodeJS.Timeout | undefined;
+        const next = () => {
           sent += 1;
           res.write(`${this.name} chunk ${sent}\n`);
           if (sent >= chunks) {
             clearInterval(timer);
             res.end();
           }
-        }, ms);
-        res.on('close', () => clearInterval(timer));
+        };
+        const stream = () => { if (sent < chunks) timer = setInterval(next, ms); };
+        res.on('close', () => {
+          clearInterval(timer);
+          if (hold) this.holds.delete(hold);
+        });
+        if (!hold) {
+          stream();
+          return;
+        }
+        next();
+        if (sent >= chunks) return;
+        const limit = setTimeout(() => release(), HOLD_LIMIT_MS);
+        const release = () => {
+          clearTimeout(limit);
+          if (this.holds.get(hold) !== release) return;
+          this.holds.delete(hold);
+          stream();
+        };
+        this.holds.set(hold, release);
         return;
+      }
+      case 'holds':
+        req.resume();
+        return json(200, { name: this.name, held: [...this.holds.keys()] });
+      case 'release': {
+        req.resume();
+        const release = this.holds.get(parts[1] ?? '');
+        if (!release) return json(404, { name: this.name, error: `no response held as '${parts[1] ?? ''}'` });
+        release();
+        return json(200, { name: this.name, released: parts[1] });
       }
       case 'reset':
         req.resume();
