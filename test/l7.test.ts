@@ -708,6 +708,12 @@ spec:
     if (!requireRoot(t)) return;
     // The app holds the response after its first chunk until the test releases it, so
     // "in flight" and "still draining" are states the test sees, not a race with a timer.
+    // Every connection of the earlier tests has closed: the drain waits only for this test's.
+    await waitFor('node1 to have no connection open', async () => {
+      const open = await adminGet<unknown[]>(node1.socket, '/debug/open');
+      if (open.length > 0) throw new Error(`still open: ${JSON.stringify(open)}`);
+      return true;
+    }, 20_000);
     const hold = `drain-${Date.now().toString(36)}`;
     // Its client waits up to 60 s (the app's own hold limit) rather than the default 10 s.
     const inFlight = http1('demo/c1', `http://${B}/slow-body/20?chunks=10&hold=${hold}`, '--timeout', '60000');

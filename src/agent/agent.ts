@@ -164,6 +164,7 @@ export class Agent {
           namespaces: await this.deps.backend.enrolled(),
         }),
         '/debug/config': () => this.proxy.describeConfig(this.lastRejected),
+        '/debug/open': () => this.proxy.openConnections(),
       },
     });
     await this.admin.start();

@@ -359,6 +359,11 @@ export class NodeProxy {
     return n;
   }
 
+  /** The sockets open now, by pod and kind (what a drain would wait for): `/debug/open`. */
+  openConnections(): Array<{ pod: string; kind: string; peer: string; local: string }> {
+    return [...this.pods.values()].flatMap((p) => p.proxy.describeActive());
+  }
+
   /**
    * Graceful drain, bounded: stop listening and send GOAWAY on HTTP/2 sessions at once; let
    * open connections finish until `graceMs` has passed (or `cut` aborts: a second signal);

@@ -111,6 +111,7 @@ export class Sidecar {
           namespaces: [],
         }),
         '/debug/config': () => this.proxy.describeConfig(this.lastRejected),
+        '/debug/open': () => this.proxy.openConnections(),
       },
     });
     await this.admin.start();
