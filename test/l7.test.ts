@@ -132,6 +132,11 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     assert.equal(r.status, 200, `count of ${pod}: ${JSON.stringify(r)}`);
     return r.json;
   }
+  /** Which of b's pods holds the response `hold` (its first chunk sent), asked from c3. */
+  async function heldBy(hold: string): Promise<string | undefined> {
+    for (const p of ['b1', 'b2']) if ((await http1('demo/c3', `http://${IP_OF[p]}:8080/holds`)).json?.held?.includes(hold)) return p;
+    return undefined;
+  }
   const servedPath = async (pods: string[], path: string) => (await Promise.all(pods.map((p) => served(p)))).reduce((n, c) => n + (c.paths[path] ?? 0), 0);
 
   /** Writes a file into the watched source directory atomically; waits for both agents to load it. */
@@ -587,10 +592,7 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     const hold = `reconfig-${Date.now().toString(36)}`;
     const slow = http1('demo/c2', `http://${B}/slow-body/20?chunks=10&hold=${hold}`, '--timeout', '60000');
     const load = httpMany('demo/c1', `http://${B}/slow-body/10?chunks=2`, 600, 4);
-    const holder = await waitFor('the long request to be in flight (its first chunk sent)', async () => {
-      for (const p of ['b1', 'b2']) if ((await http1('demo/c3', `http://${IP_OF[p]}:8080/holds`)).json?.held?.includes(hold)) return p;
-      return undefined;
-    }, 20_000);
+    const holder = await waitFor('the long request to be in flight (its first chunk sent)', () => heldBy(hold), 20_000);
     await writeSource('routes.yaml', allV2);
     const switched = await httpMany('demo/c2', `http://${B}/after-change`, 20, 2);
     assert.deepEqual(switched.servedBy, { b2: 20 }, 'the new routes apply to new requests');
@@ -717,10 +719,7 @@ spec:
     const hold = `drain-${Date.now().toString(36)}`;
     // Its client waits up to 60 s (the app's own hold limit) rather than the default 10 s.
     const inFlight = http1('demo/c1', `http://${B}/slow-body/20?chunks=10&hold=${hold}`, '--timeout', '60000');
-    const holder = await waitFor('the slow response to be in flight (its first chunk sent)', async () => {
-      for (const p of ['b1', 'b2']) if ((await http1('demo/c3', `http://${IP_OF[p]}:8080/holds`)).json?.held?.includes(hold)) return p;
-      return undefined;
-    }, 20_000);
+    const holder = await waitFor('the slow response to be in flight (its first chunk sent)', () => heldBy(hold), 20_000);
     const stopAt = Date.now();
     const stopped = node1.stop();
     // While the old agent drains, a new connection from c1 is not captured (its listener

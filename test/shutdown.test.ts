@@ -10,6 +10,7 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -20,6 +21,7 @@ import { IptablesCapture } from '../src/capture/iptables/iptables-capture';
 import { execInPod, waitExit } from '../src/sim/exec';
 import { CLI, ROOT, SimFixture, uniqueSimName, waitFor, type AgentHandle, type HeldConnection } from '../src/sim/harness';
 import type { SidecarPodRecord } from '../src/sidecar/sidecar';
+import { withDeadline } from '../src/util/deadline';
 import { requireRoot } from './helpers/privileges';
 
 const TOPOLOGY = join(ROOT, 'test', 'fixtures', 'shutdown', 'topology.yaml');
@@ -56,15 +58,12 @@ async function portIsFree(port: number): Promise<boolean> {
   }
 }
 
-/** Resolves with the exit code once `pid`'s process has exited, and how long after `since`. */
-async function timedExit(child: { exitCode: number | null; signalCode: NodeJS.Signals | null; once(e: 'exit', f: (...a: unknown[]) => void): unknown }, since: number, limitMs: number, what: string): Promise<{ code: number | null; ms: number }> {
+/** Resolves with the exit code once `child` has exited, and how long after `since`; fails after `limitMs`. */
+async function timedExit(child: ChildProcess, since: number, limitMs: number, what: string): Promise<{ code: number | null; ms: number }> {
   if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, ms: Date.now() - since };
-  const exited = new Promise<{ code: number | null; ms: number }>((resolve) => {
-    child.once('exit', (code) => resolve({ code: code as number | null, ms: Date.now() - since }));
-  });
   // A generous deadline for the test itself; the assertion on `ms` is what judges.
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} still running ${limitMs} ms after SIGTERM`)), limitMs).unref());
-  return Promise.race([exited, timeout]);
+  const [code] = (await withDeadline(once(child, 'exit'), limitMs, `the exit of ${what} after SIGTERM`)) as [number | null];
+  return { code, ms: Date.now() - since };
 }
 
 describe('bounded shutdown on the simulator', { concurrency: false, timeout: 300_000 }, () => {

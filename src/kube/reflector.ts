@@ -264,7 +264,6 @@ export class Reflector {
     return kubeRequest(promise, what, this.opts.requestTimeoutMs);
   }
 
-
   /** A full, paged LIST that replaces the store. */
   private async list(): Promise<void> {
     this.stats.lists += 1;

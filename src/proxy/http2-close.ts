@@ -42,10 +42,6 @@ export class SessionSet {
     session.once('close', () => this.sessions.delete(session));
   }
 
-  get size(): number {
-    return this.sessions.size;
-  }
-
   /** GOAWAY to each: streams in flight finish, no new ones start. */
   goAway(): void {
     for (const s of this.sessions) if (!s.closed && !s.destroyed) s.close();

@@ -17,7 +17,7 @@ import { HttpFrontend } from './http/frontend';
 import { HttpPipeline, type ConnectionInfo } from './http/pipeline';
 import { ProxyMetrics } from './metrics';
 import type { PodNetwork } from './pod-network';
-import { PodProxy } from './pod-proxy';
+import { PodProxy, type OpenSocket } from './pod-proxy';
 import { ProxyConfigStore } from './proxy-config';
 import { H2Sessions } from './upstream/h2-sessions';
 import { Http1Pools } from './upstream/http1-pools';
@@ -360,7 +360,7 @@ export class NodeProxy {
   }
 
   /** The sockets open now, by pod and kind (what a drain would wait for): `/debug/open`. */
-  openConnections(): Array<{ pod: string; kind: string; peer: string; local: string }> {
+  openConnections(): OpenSocket[] {
     return [...this.pods.values()].flatMap((p) => p.proxy.describeActive());
   }
 

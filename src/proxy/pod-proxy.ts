@@ -59,12 +59,20 @@ interface TcpTarget {
  * inbound ones are delivered to the pod's app. Listeners live in the pod's namespace, so
  * upstream connections leave with the pod's own source address.
  */
+/** A socket a pod's proxy holds open (`/debug/open`, and what a drain waits for). */
+export interface OpenSocket {
+  pod: string;
+  kind: 'outbound' | 'inbound' | 'tunnel' | 'upstream';
+  peer: string;
+  local: string;
+}
+
 export class PodProxy {
   private readonly outbound: Array<{ family: 4 | 6; server: Server }> = [];
   private readonly inbound: Array<{ family: 4 | 6; server: Server }> = [];
   private readonly tunnel: Server[] = [];
   /** Open sockets, with what each is, so a drain that runs out can say what was left. */
-  private readonly active = new Map<Socket, 'outbound' | 'inbound' | 'tunnel' | 'upstream'>();
+  private readonly active = new Map<Socket, OpenSocket['kind']>();
   readonly key: string;
 
   constructor(private readonly deps: PodProxyDeps) {
@@ -129,7 +137,7 @@ export class PodProxy {
   }
 
   /** What is still open: for the log line of a drain that ran out. */
-  describeActive(): Array<{ pod: string; kind: string; peer: string; local: string }> {
+  describeActive(): OpenSocket[] {
     return [...this.active].map(([s, kind]) => ({
       pod: this.key,
       kind,
@@ -138,7 +146,7 @@ export class PodProxy {
     }));
   }
 
-  private track(s: Socket, kind: 'outbound' | 'inbound' | 'tunnel' | 'upstream'): void {
+  private track(s: Socket, kind: OpenSocket['kind']): void {
     this.active.set(s, kind);
     s.once('close', () => this.active.delete(s));
   }

@@ -240,6 +240,7 @@ class Routes {
         res.setHeader('content-type', 'text/plain');
         let sent = 0;
         let timer: NodeJS.Timeout | undefined;
+        let limit: NodeJS.Timeout | undefined;
         const next = () => {
           sent += 1;
           res.write(`${this.name} chunk ${sent}\n`);
@@ -251,6 +252,7 @@ class Routes {
         const stream = () => { if (sent < chunks) timer = setInterval(next, ms); };
         res.on('close', () => {
           clearInterval(timer);
+          clearTimeout(limit);
           if (hold) this.holds.delete(hold);
         });
         if (!hold) {
@@ -259,7 +261,7 @@ class Routes {
         }
         next();
         if (sent >= chunks) return;
-        const limit = setTimeout(() => release(), HOLD_LIMIT_MS);
+        limit = setTimeout(() => release(), HOLD_LIMIT_MS);
         const release = () => {
           clearTimeout(limit);
           if (this.holds.get(hold) !== release) return;
