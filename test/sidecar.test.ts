@@ -9,7 +9,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { adminGet } from '../src/admin/admin-client';
 import { requireRoot } from './helpers/privileges';
 import { iptablesNatRules, netnsNames } from './helpers/leftovers';
@@ -150,9 +150,16 @@ describe('sidecar mode on the simulator', { concurrency: false, timeout: 300_000
     const init = execInPod(sim!.state, 'demo/s1', [process.execPath, CLI, 'sidecar-init', '--pod-ip', s1.ips.join(','), '--exclude-uid', '1337', '--iptables-backend', sim!.state.iptablesBackend], { stdio: 'ignore' });
     assert.equal(await waitExit(init), 0);
     assert.match(await iptablesNatRules(s1.netnsPath), /-m owner --uid-owner 1337 -m comment --comment nodemesh -j RETURN/);
+    // The checkout may sit below a directory only root may enter (`mktemp -d` makes 0700
+    // ones), where uid 1337 could not load the CLI: it is bind-mounted, in a mount
+    // namespace of the sidecar's own (gone with it), at a path anyone can traverse.
+    const view = mkdtempSync(join(tmpdir(), 'nm-sidecar-root-'));
+    chmodSync(view, 0o755);
+    t.after(() => rmSync(view, { recursive: true, force: true }));
     child = execInPod(sim!.state, 'demo/s1', [
+      'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'sh', ROOT, view,
       'setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--',
-      process.execPath, CLI, 'sidecar', '--source', dir!, '--pod', 'demo/s1', '--admin-socket', socket, '--drain-ms', '500',
+      process.execPath, join(view, relative(ROOT, CLI)), 'sidecar', '--source', dir!, '--pod', 'demo/s1', '--admin-socket', socket, '--drain-ms', '500',
     ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' } });
     child.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
     child.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
