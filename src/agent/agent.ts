@@ -9,7 +9,7 @@ import { NodemeshError, describeError, hasCode } from '../errors';
 import { logger } from '../log';
 import { withDeadline } from '../util/deadline';
 import { podKey, type PodInfo } from '../mesh/model';
-import { NodeProxy } from '../proxy/node-proxy';
+import { NodeProxy } from '../proxy/node/node-proxy';
 import { probeCapture } from './capture-probe';
 import type { PodLocator } from './pod-locator';
 import type { PodSandbox, PodSandboxFactory } from './pod-sandbox';

@@ -1,6 +1,6 @@
 import { isIPv4 } from 'node:net';
 import { NodemeshError, describeError } from '../errors';
-import { PROBE_REPLY_PREFIX } from '../proxy/pod-proxy';
+import { PROBE_REPLY_PREFIX } from '../proxy/outbound/probe';
 import type { PodSandbox } from './pod-sandbox';
 
 /**

@@ -11,7 +11,7 @@ import { MeshSnapshot } from '../config/snapshot';
 import { describeError } from '../errors';
 import { logger } from '../log';
 import { podKey, type PodInfo } from '../mesh/model';
-import { NodeProxy } from '../proxy/node-proxy';
+import { NodeProxy } from '../proxy/node/node-proxy';
 import type { PodNetwork } from '../proxy/pod-network';
 import { withDeadline } from '../util/deadline';
 

@@ -8,7 +8,8 @@ import { H1Server } from '../h1/server';
 import type { H1Limits } from '../h1/server-connection';
 import type { DownstreamExchange } from './exchange';
 import { H2Exchange } from './h2-exchange';
-import type { ConnectionInfo, HttpPipeline } from './pipeline';
+import type { ConnectionInfo } from '../connection-info';
+import type { RequestHandler } from './staged-pipeline';
 
 /** The limits on downstream clients (see H1Limits); the HTTP/2 server takes the head size and idle time. */
 export const DEFAULT_FRONTEND_LIMITS: H1Limits = {
@@ -40,7 +41,7 @@ export class HttpFrontend {
   private readonly h2Sessions = new SessionSet();
 
   constructor(
-    private readonly pipeline: HttpPipeline,
+    private readonly pipeline: RequestHandler,
     passThrough: RawPassThrough,
     private readonly log: Logger,
     limits: H1Limits = DEFAULT_FRONTEND_LIMITS,

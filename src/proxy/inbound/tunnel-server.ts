@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
 import { SessionSet } from '../http2-close';
-import { HEADER_SOURCE_WORKLOAD, parseAuthority } from './tunnel-protocol';
+import { HEADER_SOURCE_WORKLOAD, parseAuthority } from '../tunnel/tunnel-protocol';
 
 export interface TunnelDelivery {
   /** Opens a connection to a pod of this node (from inside its namespace), or rejects

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { podSourceAddress } from './pod-proxy';
+import { podSourceAddress } from './pod-source-address';
 
 test('a loopback source (eBPF capture) is named by the pod address of its family', () => {
   const ips = ['10.244.1.22', 'fd00:244:1::22'];

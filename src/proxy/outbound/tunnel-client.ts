@@ -2,7 +2,7 @@ import { connect, constants as h2c, type ClientHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { NodemeshError } from '../../errors';
 import { closePooledSessionsBy } from '../http2-close';
-import { HEADER_ORIGINAL_DESTINATION, HEADER_SOURCE_WORKLOAD, authorityOf } from './tunnel-protocol';
+import { HEADER_ORIGINAL_DESTINATION, HEADER_SOURCE_WORKLOAD, authorityOf } from '../tunnel/tunnel-protocol';
 
 /**
  * Pooled tunnel sessions: one HTTP/2 connection per (source pod, destination node),

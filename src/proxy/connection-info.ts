@@ -1,0 +1,20 @@
+import type { PodInfo } from '../mesh/model';
+
+/** A socket address as the proxy sees it: the family travels with it (no re-parsing). */
+export interface ProxyAddress {
+  family: 4 | 6;
+  address: string;
+  port: number;
+}
+
+/** What the proxy knows about the connection a request arrived on (both directions). */
+export interface ConnectionInfo {
+  direction: 'outbound' | 'inbound';
+  /** The enrolled pod whose listener accepted the connection. */
+  pod: PodInfo | undefined;
+  podKey: string;
+  original: ProxyAddress;
+  sourceAddress: string;
+  /** The downstream protocol. */
+  protocol: 'http1' | 'h2';
+}

@@ -1,0 +1,45 @@
+import type { PodInfo } from '../../mesh/model';
+import type { WorkloadInfo } from '../../telemetry/istio-metrics';
+import type { ProxyConfig } from '../proxy-config';
+
+/**
+ * Whether a connection or tunnel stream may be delivered to a pod of this node, and who is
+ * at either end, decided from the configuration and the connection's facts alone (no
+ * sockets): unit-tested without root.
+ */
+
+/** The facts of something that arrived for a pod: a plaintext connection on 15006 or a tunnel stream. */
+export interface InboundFacts {
+  /** Where it is going: the original destination, or the stream's :authority. */
+  target: { address: string; port: number };
+  /** The enrolled pod of this node at the target address, if any. */
+  localPod: PodInfo | undefined;
+  /** The peer address of the connection (a tunnel's: the source node's proxy, from inside the source pod). */
+  peer: string;
+  /** "namespace/name" the tunnel stream says it comes from (a claim until mTLS authenticates it). */
+  claimedSource?: string;
+}
+
+export type InboundDecision =
+  /** Deliver into the pod's namespace, from 127.0.0.6 (IPv6: the pod's own address). */
+  | { kind: 'deliver'; pod: PodInfo; target: { address: string; port: number }; destination: WorkloadInfo; source: WorkloadInfo | undefined }
+  /** Not a pod this node serves: the proxy is never an open relay (HTTP status for a tunnel stream). */
+  | { kind: 'refuse'; status: 404; reason: string };
+
+export function decideInbound(config: ProxyConfig, facts: InboundFacts): InboundDecision {
+  const { target, localPod } = facts;
+  if (!localPod) return { kind: 'refuse', status: 404, reason: `${target.address} is not an enrolled pod of this node` };
+  return { kind: 'deliver', pod: localPod, target, destination: config.workload(localPod), source: inboundSource(config, facts) };
+}
+
+/**
+ * The source workload: the pod at the peer address (the source node's proxy connects from
+ * inside the source pod), else the workload the stream names.
+ */
+export function inboundSource(config: ProxyConfig, facts: Pick<InboundFacts, 'peer' | 'claimedSource'>): WorkloadInfo | undefined {
+  const peerPod = config.snapshot.podByIP(facts.peer.replace(/^::ffff:/, ''));
+  if (peerPod) return config.workload(peerPod);
+  if (!facts.claimedSource) return undefined;
+  const [namespace, name] = facts.claimedSource.split('/');
+  return namespace && name ? { namespace, name } : undefined;
+}

@@ -1,0 +1,28 @@
+import type { CaptureSettings } from '../capture/settings';
+import type { Logger } from '../log';
+import type { AccessLog } from '../telemetry/access-log';
+import type { IstioMetrics } from '../telemetry/istio-metrics';
+import type { ConnectionLog } from './connection-log';
+import type { LocalPods } from './local-pods';
+import type { ProxyMetrics } from './metrics';
+import type { ProxyConfigStore } from './proxy-config';
+
+/**
+ * What outbound and inbound both read: the configuration, the pods of this node, the
+ * capture settings and the telemetry sinks. One object, built by the node proxy, so
+ * neither direction needs the other (or the node proxy) to do its work.
+ */
+export interface ProxyInputs {
+  readonly config: ProxyConfigStore;
+  readonly pods: LocalPods;
+  readonly settings: CaptureSettings;
+  /** The node this proxy serves; undefined in sidecar mode (no tunnel). */
+  readonly nodeName: string | undefined;
+  /** Whether enrolled pods of other nodes are reached through their node's tunnel (15008). */
+  readonly tunnelEnabled: boolean;
+  readonly istio: IstioMetrics;
+  readonly accessLog: AccessLog | undefined;
+  readonly metrics: ProxyMetrics;
+  readonly log: ConnectionLog;
+  readonly logger: Logger;
+}

@@ -1,0 +1,173 @@
+import type { Registry } from 'prom-client';
+import type { PodListenerFds } from '../../capture/backend';
+import type { CaptureSettings } from '../../capture/settings';
+import { MeshSnapshot } from '../../config/snapshot';
+import type { RejectedObject } from '../../config/objects';
+import { describeError } from '../../errors';
+import { logger } from '../../log';
+import { podKey, type PodInfo } from '../../mesh/model';
+import { AccessLog, type AccessLogDestination } from '../../telemetry/access-log';
+import { IstioMetrics } from '../../telemetry/istio-metrics';
+import { pollUntil, withDeadline } from '../../util/deadline';
+import { ConnectionLog } from '../connection-log';
+import { Inbound } from '../inbound/inbound';
+import type { ProxyInputs } from '../inputs';
+import { LocalPods } from '../local-pods';
+import { ProxyMetrics } from '../metrics';
+import type { OpenSocket } from '../open-socket';
+import { Outbound } from '../outbound/outbound';
+import type { PodNetwork } from '../pod-network';
+import { ProxyConfigStore } from '../proxy-config';
+import { PodProxy } from './pod-proxy';
+
+export interface NodeProxyOptions {
+  /** The node this proxy serves; pods elsewhere are reached through their node's tunnel. */
+  nodeName?: string;
+  /** Use the HTTP/2 CONNECT tunnel (15008) towards enrolled pods on other nodes (default on). */
+  tunnel?: boolean;
+  /** Where access logs go; undefined: no access log. */
+  accessLog?: AccessLogDestination;
+  /** How long to wait for a client's first bytes before treating it as server-first TCP. */
+  sniffTimeoutMs?: number;
+}
+
+/** How long the access log may take to flush its last lines at shutdown (a full disk, a stuck pipe). */
+const ACCESS_LOG_FLUSH_MS = 1000;
+const DEFAULT_SNIFF_TIMEOUT_MS = 200;
+
+/**
+ * The one proxy of a node: a PodProxy (listeners) per enrolled pod, wired to the outbound
+ * and inbound sides, which share one set of inputs (configuration, this node's pods,
+ * telemetry). Adding or removing a pod touches only that pod.
+ */
+export class NodeProxy {
+  readonly log = new ConnectionLog();
+  readonly metrics: ProxyMetrics;
+  readonly istio: IstioMetrics;
+  readonly config = new ProxyConfigStore(MeshSnapshot.empty());
+  readonly accessLog: AccessLog | undefined;
+  private readonly pods = new LocalPods();
+  private readonly listeners = new Map<string, PodProxy>();
+  private readonly outbound: Outbound;
+  private readonly inbound: Inbound;
+  private readonly logger = logger('proxy');
+
+  constructor(
+    registry: Registry,
+    private readonly settings: CaptureSettings,
+    private readonly options: NodeProxyOptions = {},
+  ) {
+    this.metrics = new ProxyMetrics(registry);
+    this.istio = new IstioMetrics(registry);
+    this.accessLog = options.accessLog ? new AccessLog({ destination: options.accessLog }) : undefined;
+    const inputs: ProxyInputs = {
+      config: this.config,
+      pods: this.pods,
+      settings,
+      nodeName: options.nodeName,
+      tunnelEnabled: this.tunnelEnabled,
+      istio: this.istio,
+      accessLog: this.accessLog,
+      metrics: this.metrics,
+      log: this.log,
+      logger: this.logger,
+    };
+    this.outbound = new Outbound(inputs, { sniffTimeoutMs: options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS });
+    this.inbound = new Inbound(inputs);
+  }
+
+  get tunnelEnabled(): boolean {
+    return this.options.tunnel !== false && this.options.nodeName !== undefined;
+  }
+
+  /** A new configuration snapshot; requests in flight keep the one they started with. */
+  updateSnapshot(snapshot: MeshSnapshot): void {
+    this.config.update(snapshot);
+  }
+
+  /**
+   * What /debug/config shows: the configuration in force, and every object rejected on
+   * the way (by the source, given here, and by route and policy compilation).
+   */
+  describeConfig(sourceRejected: readonly RejectedObject[]) {
+    const c = this.config.current;
+    return {
+      version: c.snapshot.version,
+      pods: c.snapshot.pods.size,
+      services: c.snapshot.services.size,
+      routes: c.routes.describe(),
+      policies: this.config.policies.status(),
+      rejected: [...sourceRejected, ...c.rejected],
+      warnings: c.warnings,
+    };
+  }
+
+  /** Starts the pod's listeners (replacing any it had) and returns their descriptors. */
+  async addPod(pod: PodInfo, network: PodNetwork): Promise<PodListenerFds> {
+    const key = podKey(pod);
+    await this.removePod(key);
+    const local = { key, pod, network };
+    const proxy = new PodProxy({ local, settings: this.settings, outbound: this.outbound, inbound: this.inbound, tunnel: this.tunnelEnabled, metrics: this.metrics });
+    const fds = await proxy.start();
+    this.listeners.set(key, proxy);
+    this.pods.add(local);
+    return fds;
+  }
+
+  async removePod(key: string, abort = false): Promise<void> {
+    const proxy = this.listeners.get(key);
+    if (!proxy) return;
+    this.listeners.delete(key);
+    this.pods.remove(key);
+    await proxy.stop(abort);
+    await this.outbound.dropPod(key);
+  }
+
+  has(key: string): boolean {
+    return this.listeners.has(key);
+  }
+
+  activeConnections(): number {
+    let n = 0;
+    for (const p of this.listeners.values()) n += p.activeConnections;
+    return n;
+  }
+
+  /** The sockets open now, by pod and kind (what a drain would wait for): `/debug/open`. */
+  openConnections(): OpenSocket[] {
+    return [...this.listeners.values()].flatMap((p) => p.describeActive());
+  }
+
+  /**
+   * Graceful drain, bounded: stop listening and send GOAWAY on HTTP/2 sessions at once; let
+   * open connections finish until `graceMs` has passed (or `cut` aborts: a second signal);
+   * then destroy everything still open (client sockets, pooled upstream connections and
+   * sessions, tunnel sessions). Nothing a peer does or fails to do can make this take much
+   * longer than `graceMs`.
+   */
+  async close(graceMs = 0, cut?: AbortSignal): Promise<void> {
+    const deadlineAt = Date.now() + graceMs;
+    const entries = [...this.listeners.values()];
+    this.listeners.clear();
+    this.pods.takeAll();
+    await Promise.all(entries.map((e) => e.stop(false)));
+    this.outbound.stopAccepting();
+    this.inbound.stopAccepting();
+    this.logger.info({ open: entries.reduce((n, e) => n + e.activeConnections, 0), graceMs }, 'listeners closed: draining');
+    const drained = await pollUntil(() => entries.every((e) => e.activeConnections === 0), deadlineAt, cut);
+    if (!drained) {
+      const open = entries.flatMap((e) => e.describeActive());
+      this.logger.warn({ open: open.length, connections: open.slice(0, 20), graceMs, cut: cut?.aborted ?? false }, 'drain over: closing the connections still open');
+    }
+    await Promise.all(entries.map((e) => e.stop(true)));
+    this.inbound.destroy();
+    // Idle pooled sessions get a GOAWAY; at the deadline (already now when the drain ran
+    // out or was cut) the rest is destroyed, so a frozen peer cannot hold the process.
+    await this.outbound.destroy(cut?.aborted ? Date.now() : deadlineAt);
+    if (this.accessLog) {
+      await withDeadline(this.accessLog.close(), ACCESS_LOG_FLUSH_MS, 'flushing the access log').catch((err: unknown) => {
+        this.logger.warn({ err: describeError(err) }, 'access log not flushed');
+      });
+    }
+  }
+}

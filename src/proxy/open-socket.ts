@@ -1,0 +1,16 @@
+/** A socket a pod's proxy holds open (`/debug/open`, and what a drain waits for). */
+export interface OpenSocket {
+  pod: string;
+  kind: 'outbound' | 'inbound' | 'tunnel' | 'upstream';
+  peer: string;
+  local: string;
+}
+
+/** Tracks a socket as open until it closes (so a drain can wait for it and name it). */
+export type TrackSocket = (socket: import('node:net').Socket, kind: OpenSocket['kind']) => void;
+
+/** "address:port", "[v6]:port"; "?" for what a closed socket no longer knows. */
+export function formatAddress(a: { address?: string | undefined; port?: number | undefined }): string {
+  const addr = a.address ?? '?';
+  return addr.includes(':') ? `[${addr}]:${a.port}` : `${addr}:${a.port}`;
+}

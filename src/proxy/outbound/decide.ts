@@ -1,0 +1,118 @@
+import { isIPv6 } from 'node:net';
+import { cachedServiceKey, type PodInfo, type ServiceInfo, type ServicePort } from '../../mesh/model';
+import type { WorkloadInfo } from '../../telemetry/istio-metrics';
+import type { ProxyAddress } from '../connection-info';
+import type { ProxyConfig } from '../proxy-config';
+import { protocolFromAppProtocol, type Protocol } from '../protocol/sniff';
+
+/**
+ * Where an outbound connection goes and how, decided from the configuration and the
+ * connection's facts alone: no sockets, no state. The outbound handler then does what the
+ * decision says (sniff, route per request, pick an endpoint, open the transport); tests
+ * exercise every branch here without root.
+ */
+
+/** The facts of a connection a pod opened, as capture recorded them. */
+export interface OutboundFacts {
+  /** The pod whose outbound listener accepted the connection. */
+  source: PodInfo;
+  /** SO_ORIGINAL_DST: what the app connected to. */
+  original: ProxyAddress;
+  /** The capture self-test port (connections to the pod's own IP on it are answered by the proxy). */
+  probePort: number;
+}
+
+export type OutboundDestination =
+  /** The capture self-test: the proxy answers itself. */
+  | { kind: 'probe' }
+  /**
+   * A Service port: HTTP is routed per request, anything else relayed to an endpoint its
+   * load balancer picks. `protocol` is set when the port's appProtocol says it (no sniffing).
+   */
+  | { kind: 'service'; service: ServiceInfo; port: ServicePort; protocol: Protocol | undefined; policyKey: string; source: WorkloadInfo }
+  /** A pod of the mesh by its IP: HTTP gets the pipeline (telemetry, no routes), else a relay. */
+  | { kind: 'pod'; pod: PodInfo; destination: WorkloadInfo; source: WorkloadInfo }
+  /** Outside the mesh: relayed as bytes, with no sniffing (server-first protocols stay fast). */
+  | { kind: 'passthrough'; source: WorkloadInfo };
+
+export function decideOutbound(config: ProxyConfig, facts: OutboundFacts): OutboundDestination {
+  const { original, source } = facts;
+  if (original.port === facts.probePort && source.ips.includes(original.address)) return { kind: 'probe' };
+  const sourceIdentity = config.workload(source);
+  const svc = config.snapshot.serviceByClusterIP(original.address, original.port);
+  if (svc?.port) {
+    return {
+      kind: 'service',
+      service: svc.service,
+      port: svc.port,
+      protocol: protocolFromAppProtocol(svc.port.appProtocol, svc.port.name),
+      policyKey: cachedServiceKey(svc.service),
+      source: sourceIdentity,
+    };
+  }
+  const pod = config.snapshot.podByIP(original.address);
+  if (pod) return { kind: 'pod', pod, destination: config.workload(pod), source: sourceIdentity };
+  return { kind: 'passthrough', source: sourceIdentity };
+}
+
+/** What the transport decision needs to know about this node. */
+export interface TransportFacts {
+  /** The node this proxy serves; undefined in sidecar mode. */
+  nodeName: string | undefined;
+  tunnelEnabled: boolean;
+  tunnelPort: number;
+  /** Whether the source pod is still enrolled here (a released pod's connections cannot open new ones). */
+  sourceEnrolled: boolean;
+  /** The enrolled pod of this node at an address, if any. */
+  localPodAt(address: string): PodInfo | undefined;
+}
+
+export type TransportDecision =
+  /** An enrolled pod of this node: in-process hand-over, a socket made in its namespace. */
+  | { kind: 'local'; pod: PodInfo; expect: WorkloadInfo }
+  /**
+   * An enrolled pod of another node: a CONNECT stream through that node's proxy, to the
+   * lowest enrolled pod IP there of the endpoint's family (so every source picks the same
+   * one). `present` is who the stream says it comes from; `expect` who must answer.
+   */
+  | { kind: 'tunnel'; node: string; via: { address: string; port: number }; present: WorkloadInfo; expect: WorkloadInfo }
+  /** Anything else: a socket from the source pod's namespace (its own source address). */
+  | { kind: 'direct' }
+  /** The source pod left this node: nothing may be opened on its behalf. */
+  | { kind: 'source-gone' };
+
+export function decideTransport(config: ProxyConfig, facts: TransportFacts, source: PodInfo, endpoint: { address: string }): TransportDecision {
+  const local = facts.localPodAt(endpoint.address);
+  if (local) return { kind: 'local', pod: local, expect: config.workload(local) };
+  if (!facts.sourceEnrolled) return { kind: 'source-gone' };
+  const dstPod = config.snapshot.podByIP(endpoint.address);
+  if (dstPod && facts.tunnelEnabled && facts.nodeName !== undefined && dstPod.nodeName !== facts.nodeName && isAmbient(config, dstPod)) {
+    const family = isIPv6(endpoint.address) ? 6 : 4;
+    const via = tunnelAddressesOf(config, dstPod.nodeName).find((ip) => (isIPv6(ip) ? 6 : 4) === family);
+    if (via) return { kind: 'tunnel', node: dstPod.nodeName, via: { address: via, port: facts.tunnelPort }, present: config.workload(source), expect: config.workload(dstPod) };
+  }
+  return { kind: 'direct' };
+}
+
+function isAmbient(config: ProxyConfig, pod: PodInfo): boolean {
+  return !pod.hostNetwork && config.snapshot.effectiveMode(pod) === 'ambient';
+}
+
+const tunnelAddresses = new WeakMap<ProxyConfig, Map<string, string[]>>();
+
+/** The addresses of a node's enrolled pods, where its proxy listens on 15008, sorted (kept per configuration). */
+export function tunnelAddressesOf(config: ProxyConfig, nodeName: string): readonly string[] {
+  let byNode = tunnelAddresses.get(config);
+  if (!byNode) {
+    byNode = new Map();
+    for (const pod of config.snapshot.pods.values()) {
+      if (!isAmbient(config, pod)) continue;
+      const list = byNode.get(pod.nodeName) ?? [];
+      list.push(...pod.ips);
+      byNode.set(pod.nodeName, list);
+    }
+    for (const list of byNode.values()) list.sort();
+    tunnelAddresses.set(config, byNode);
+  }
+  return byNode.get(nodeName) ?? [];
+}

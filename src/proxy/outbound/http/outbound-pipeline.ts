@@ -1,0 +1,46 @@
+import type { ConnectionInfo } from '../../connection-info';
+import { Cancellation } from '../../http/cancellation';
+import type { DownstreamExchange } from '../../http/exchange';
+import { newRequestState } from '../../http/request-state';
+import { StagedPipeline, type HttpStage } from '../../http/staged-pipeline';
+import type { ProxyConfig } from '../../proxy-config';
+import { ClientPolicyStage } from './client-policy-stage';
+import type { OutboundRequest, OutboundStageDeps } from './outbound-request';
+import { RouteStage } from './route-stage';
+import { TelemetryStage } from './telemetry-stage';
+import { UpstreamStage } from './upstream-stage';
+
+/**
+ * The outbound HTTP pipeline, in order: telemetry (ids in, report out), route, client
+ * policy, upstream. Authorization (server-side policy, next) slots in before upstream.
+ */
+export function outboundStages(deps: OutboundStageDeps): HttpStage<OutboundRequest>[] {
+  return [new TelemetryStage(deps.metrics, deps.accessLog), new RouteStage(deps.random), new ClientPolicyStage(deps.config), new UpstreamStage(deps)];
+}
+
+export function newOutboundRequest(ex: DownstreamExchange, conn: ConnectionInfo, config: ProxyConfig): OutboundRequest {
+  const contentType = ex.headers['content-type'];
+  return {
+    ex,
+    conn,
+    config,
+    state: newRequestState(),
+    cancel: new Cancellation(),
+    method: ex.method,
+    grpc: typeof contentType === 'string' && contentType.startsWith('application/grpc'),
+    path: ex.path,
+    headers: ex.headers,
+    authority: ex.authority,
+    requestId: '',
+    traceparent: '',
+    targetService: undefined,
+    targetPort: conn.original.port,
+    match: undefined,
+    policy: undefined,
+    release: undefined,
+  };
+}
+
+export function createOutboundPipeline(deps: OutboundStageDeps): StagedPipeline<OutboundRequest> {
+  return new StagedPipeline(outboundStages(deps), deps.config, newOutboundRequest, deps.logger);
+}

@@ -1,0 +1,72 @@
+import { serviceHost } from '../../../mesh/model';
+import type { AccessLog } from '../../../telemetry/access-log';
+import type { IstioMetrics } from '../../../telemetry/istio-metrics';
+import { ensureRequestId, ensureTraceContext } from '../../../telemetry/trace-context';
+import type { HttpStage } from '../../http/staged-pipeline';
+import { sourceWorkload, type OutboundRequest } from './outbound-request';
+
+/**
+ * First in, last out: gives the request its id and trace context before anything else
+ * sees it, and when the request is over, records the Istio metrics and the access log
+ * line from what the other stages decided.
+ */
+export class TelemetryStage implements HttpStage<OutboundRequest> {
+  readonly name = 'telemetry';
+
+  constructor(private readonly metrics: IstioMetrics, private readonly accessLog: AccessLog | undefined) {}
+
+  run(req: OutboundRequest): void {
+    const { headers } = req;
+    req.requestId = ensureRequestId(headers).requestId;
+    headers['x-request-id'] = req.requestId;
+    req.traceparent = ensureTraceContext(headers).traceparent;
+    headers['traceparent'] = req.traceparent;
+  }
+
+  finish(req: OutboundRequest): void {
+    const { conn, config, ex, state, method, path, grpc } = req;
+    const durationMs = performance.now() - state.started;
+    const flags = state.flags.length ? [...new Set(state.flags)].join(',') : '-';
+    const source = sourceWorkload(req);
+    const destination = conn.direction === 'inbound' && conn.pod ? config.workload(conn.pod) : state.destWorkload;
+    const svc = state.destService;
+    const destinationService = svc ? { name: svc.name, namespace: svc.namespace, host: serviceHost(svc) } : undefined;
+    this.metrics.recordRequest({
+      reporter: conn.direction === 'outbound' ? 'source' : 'destination',
+      ...(source ? { source } : {}),
+      ...(destination ? { destination } : {}),
+      ...(destinationService ? { destinationService } : {}),
+      protocol: grpc ? 'grpc' : 'http',
+      responseCode: state.responseCode,
+      ...(state.grpcStatus !== undefined ? { grpcStatus: state.grpcStatus } : {}),
+      responseFlags: flags,
+      durationMs,
+      requestBytes: ex.bodyBytesRead,
+      responseBytes: state.responseBytes,
+      mtls: false,
+    });
+    this.accessLog?.http({
+      startTime: state.startedAt,
+      durationMs,
+      reporter: conn.direction === 'outbound' ? 'source' : 'destination',
+      ...(source ? { source } : {}),
+      sourceAddress: conn.sourceAddress,
+      ...(destination ? { destination } : {}),
+      ...(destinationService ? { destinationService: destinationService.host } : {}),
+      ...(state.upstreamHost ? { upstreamHost: state.upstreamHost } : {}),
+      ...(state.route ? { route: state.route } : {}),
+      responseFlags: flags,
+      bytesReceived: ex.bodyBytesRead,
+      bytesSent: state.responseBytes,
+      attempts: Math.max(1, state.attempts),
+      method,
+      path,
+      protocol: conn.protocol === 'h2' ? 'HTTP/2' : 'HTTP/1.1',
+      responseCode: state.responseCode,
+      ...(state.grpcStatus !== undefined ? { grpcStatus: state.grpcStatus } : {}),
+      requestId: req.requestId,
+      traceparent: req.traceparent,
+      ...(ex.headers['user-agent'] ? { userAgent: String(ex.headers['user-agent']) } : {}),
+    });
+  }
+}

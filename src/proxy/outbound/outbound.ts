@@ -1,0 +1,190 @@
+import type { Socket } from 'node:net';
+import { describeError } from '../../errors';
+import { cachedServiceKey, type Endpoint, type ServiceInfo, type ServicePort } from '../../mesh/model';
+import { endpointKey } from '../../policy/load-balancer';
+import type { ConnectionInfo } from '../connection-info';
+import { HttpFrontend } from '../http/frontend';
+import type { ProxyInputs } from '../inputs';
+import type { LocalPod } from '../local-pods';
+import { formatAddress, type TrackSocket } from '../open-socket';
+import type { ProxyConfig } from '../proxy-config';
+import { sniff } from '../protocol/sniff';
+import { forwardTcp, refuseConnection, type TcpTarget } from '../tcp-forward';
+import { relay } from '../tcp-relay';
+import { H2Sessions } from '../upstream/h2-sessions';
+import { Http1Pools } from '../upstream/http1-pools';
+import type { UpstreamTransport } from '../upstream/transport';
+import { decideOutbound, type OutboundDestination } from './decide';
+import { createOutboundPipeline } from './http/outbound-pipeline';
+import { podSourceAddress } from './pod-source-address';
+import { answerProbe } from './probe';
+import { OutboundTransports } from './transports';
+
+export interface OutboundOptions {
+  /** How long to wait for a client's first bytes before treating it as server-first TCP. */
+  sniffTimeoutMs: number;
+  random?: () => number;
+}
+
+const PASS_THROUGH_CONNECT_MS = 5000;
+const SERVICE_UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+
+/**
+ * The outbound side: connections the pods of this node open. Each is decided
+ * (`decideOutbound`), then sniffed and served by the HTTP pipeline, or relayed as TCP to
+ * an endpoint over the transport `decideTransport` chose.
+ */
+export class Outbound {
+  readonly http: HttpFrontend;
+  private readonly pools = new Http1Pools();
+  private readonly sessions = new H2Sessions();
+  private readonly transports: OutboundTransports;
+
+  constructor(private readonly inputs: ProxyInputs, private readonly options: OutboundOptions) {
+    this.transports = new OutboundTransports(inputs);
+    const pipeline = createOutboundPipeline({
+      config: inputs.config,
+      pools: this.pools,
+      sessions: this.sessions,
+      metrics: inputs.istio,
+      accessLog: inputs.accessLog,
+      logger: inputs.logger,
+      transportFor: (conn, endpoint) => this.transports.transportFor(conn, endpoint),
+      random: options.random ?? Math.random,
+    });
+    this.http = new HttpFrontend(pipeline, (conn, rawHead, _head, socket, rest) => this.passThrough(conn, rawHead, socket, rest), inputs.logger);
+  }
+
+  transportFor(conn: ConnectionInfo, endpoint: { address: string; port: number }): UpstreamTransport {
+    return this.transports.transportFor(conn, endpoint);
+  }
+
+  /** A connection accepted on a pod's outbound listener (15001). */
+  async accept(client: Socket, local: LocalPod, track: TrackSocket): Promise<void> {
+    // Like every upstream socket: a proxy must not add Nagle's delay to small writes
+    // (a streamed response's chunks waited for the client's delayed ACK, ~40 ms each).
+    client.setNoDelay(true);
+    track(client, 'outbound');
+    client.pause();
+    client.on('error', () => undefined);
+    const { settings } = this.inputs;
+    const { pod, key } = local;
+    const source = formatAddress({ address: podSourceAddress(client.remoteAddress, pod.ips), port: client.remotePort });
+    const facts = { direction: 'outbound' as const, pod, podKey: key, sourceAddress: source };
+    const original = local.network.originalDestination(client, settings.outboundPort);
+    if (!original) {
+      refuseConnection(this.inputs, client, facts, undefined, 'no original destination: capture did not record one for this connection (SO_ORIGINAL_DST unanswered)');
+      return;
+    }
+    const config = this.inputs.config.current;
+    const decision = decideOutbound(config, { source: pod, original, probePort: settings.probePort });
+    if (decision.kind === 'probe') {
+      answerProbe(this.inputs, client, key, pod, source, formatAddress(original));
+      return;
+    }
+    const conn: ConnectionInfo = { ...facts, original, protocol: 'http1' };
+    if (decision.kind !== 'passthrough') {
+      const protocol = (decision.kind === 'service' ? decision.protocol : undefined) ?? (await sniff(client, this.options.sniffTimeoutMs)).protocol;
+      if (client.destroyed) return;
+      if (protocol === 'http1' || protocol === 'h2') {
+        if (protocol === 'http1') this.http.serveHttp1(client, conn);
+        else this.http.serveH2(client, conn);
+        this.logHttp(client, key, source, formatAddress(original));
+        return;
+      }
+    }
+    const target = this.tcpTarget(config, decision, original);
+    if (!target) {
+      const svc = decision.kind === 'service' ? decision.service : undefined;
+      refuseConnection(this.inputs, client, facts, original, `service ${svc?.namespace}/${svc?.name} has no ready endpoints: check its selector and that its pods are ready`);
+      return;
+    }
+    forwardTcp(this.inputs, client, conn, target, this.transports.transportFor(conn, target), track);
+  }
+
+  /** The endpoint of a TCP (or TLS pass-through) connection. */
+  private tcpTarget(config: ProxyConfig, decision: Exclude<OutboundDestination, { kind: 'probe' }>, original: { family: 4 | 6; address: string; port: number }): TcpTarget | undefined {
+    if (decision.kind === 'service') {
+      const { service, port } = decision;
+      const ep = this.pickEndpoint(config, service, port, original.family);
+      if (!ep) return undefined;
+      const pod = ep.podKey ? config.snapshot.pods.get(ep.podKey) : config.snapshot.podByIP(ep.address);
+      return { address: ep.address, port: ep.port, resolution: `service ${service.namespace}/${service.name}:${port.port}`, service, ...(pod ? { destination: config.workload(pod) } : {}) };
+    }
+    if (decision.kind === 'pod') {
+      return { address: original.address, port: original.port, resolution: `pod ${decision.pod.namespace}/${decision.pod.name}`, destination: decision.destination };
+    }
+    return { address: original.address, port: original.port, resolution: 'passthrough' };
+  }
+
+  /**
+   * An endpoint of a Service port for a connection-level hand-off (TCP, TLS, upgrades):
+   * ready endpoints, outlier-ejected ones left out, the Service's load balancer.
+   */
+  private pickEndpoint(config: ProxyConfig, service: ServiceInfo, port: ServicePort, family: 4 | 6): Endpoint | undefined {
+    const eps = config.snapshot.readyEndpoints(service, port, family);
+    const policy = this.inputs.config.policies.forService(cachedServiceKey(service));
+    return policy.pick(eps.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
+  }
+
+  /** WebSocket upgrades and CONNECT: replay the request head to the target and pipe bytes. */
+  private passThrough(conn: ConnectionInfo, rawHead: Buffer, socket: Socket, rest: Buffer): void {
+    const config = this.inputs.config.current;
+    const svc = config.snapshot.serviceByClusterIP(conn.original.address, conn.original.port);
+    let target = { address: conn.original.address, port: conn.original.port };
+    if (svc?.port) {
+      const ep = this.pickEndpoint(config, svc.service, svc.port, conn.original.family);
+      if (!ep) {
+        socket.end(SERVICE_UNAVAILABLE);
+        return;
+      }
+      target = { address: ep.address, port: ep.port };
+    }
+    this.transports.transportFor(conn, target).open(target, PASS_THROUGH_CONNECT_MS).then(
+      (upstream) => {
+        upstream.write(rawHead);
+        if (rest.length) upstream.write(rest);
+        void relay(socket, upstream as Socket);
+      },
+      (err: unknown) => {
+        this.inputs.logger.debug({ err: describeError(err) }, 'pass-through connect failed');
+        socket.end(SERVICE_UNAVAILABLE);
+      },
+    );
+  }
+
+  /** One connection-log record per HTTP connection, when it closes. */
+  private logHttp(client: Socket, podKey: string, source: string, original: string): void {
+    const started = Date.now();
+    client.once('close', () => {
+      this.inputs.log.add({
+        direction: 'outbound',
+        pod: podKey,
+        source,
+        originalDestination: original,
+        resolution: 'http (per-request routing)',
+        bytesUp: client.bytesRead,
+        bytesDown: client.bytesWritten,
+        durationMs: Date.now() - started,
+        result: 'ok',
+      });
+    });
+  }
+
+  /** Pooled connections made from (or into) a pod's namespace must not outlive it. */
+  async dropPod(key: string): Promise<void> {
+    this.transports.tunnel.dropPrefix(`tunnel:${key}:`);
+    await Promise.all([this.pools.dropTransport(`direct:${key}`), this.pools.dropTransport(`local:${key}`), this.sessions.dropTransport(`direct:${key}`), this.sessions.dropTransport(`local:${key}`)]);
+  }
+
+  /** The drain begins: HTTP/1.1 connections close after their response, h2 sessions get a GOAWAY. */
+  stopAccepting(): void {
+    this.http.close();
+  }
+
+  /** The drain is over: downstream h2 sessions go; pooled upstream sessions get until `deadlineAt`. */
+  async destroy(deadlineAt: number): Promise<void> {
+    this.http.destroy();
+    await Promise.all([this.pools.close(), this.sessions.close(deadlineAt), this.transports.tunnel.close(deadlineAt)]);
+  }
+}

@@ -1,0 +1,108 @@
+import type { Socket } from 'node:net';
+import { describeError } from '../errors';
+import type { ServiceInfo } from '../mesh/model';
+import type { WorkloadInfo } from '../telemetry/istio-metrics';
+import type { ConnectionInfo, ProxyAddress } from './connection-info';
+import type { ProxyInputs } from './inputs';
+import { formatAddress, type TrackSocket } from './open-socket';
+import { relay } from './tcp-relay';
+import type { UpstreamTransport } from './upstream/transport';
+
+/** Where a connection relayed as bytes goes, and who is at either end (telemetry). */
+export interface TcpTarget {
+  address: string;
+  port: number;
+  /** How the target was found, for the connection log ("service ns/name:80", "pod ...", "passthrough", "local app"). */
+  resolution: string;
+  service?: ServiceInfo;
+  source?: WorkloadInfo;
+  destination?: WorkloadInfo;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Relays a connection as bytes to `target` over `transport`, with its metrics, access
+ * log line and connection-log record when it ends. Outbound (TCP, TLS pass-through) and
+ * inbound (15006 to the pod's app) differ only in the facts they pass.
+ */
+export function forwardTcp(
+  inputs: ProxyInputs,
+  client: Socket,
+  conn: ConnectionInfo,
+  target: TcpTarget,
+  transport: UpstreamTransport,
+  track: TrackSocket,
+  connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
+): void {
+  const { metrics, istio, accessLog, log, logger } = inputs;
+  const pod = conn.pod!;
+  const direction = conn.direction;
+  const labels = { direction, namespace: pod.namespace, pod: pod.name };
+  const config = inputs.config.current;
+  const sourceWorkload = direction === 'outbound' ? config.workload(pod) : target.source;
+  const tcpLabels = {
+    reporter: direction === 'outbound' ? ('source' as const) : ('destination' as const),
+    ...(sourceWorkload ? { source: sourceWorkload } : {}),
+    ...(target.destination ? { destination: target.destination } : {}),
+    ...(target.service ? { destinationService: { name: target.service.name, namespace: target.service.namespace, host: `${target.service.name}.${target.service.namespace}.svc.cluster.local` } } : {}),
+    mtls: false,
+  };
+  metrics.active.inc({ direction });
+  istio.tcpOpened(tcpLabels);
+  const started = Date.now();
+  const finish = (up: number, down: number, error: string | undefined, flags: string) => {
+    metrics.active.dec({ direction });
+    metrics.connections.inc({ ...labels, result: error ? 'error' : 'ok' });
+    metrics.bytes.inc({ ...labels, flow: 'sent' }, up);
+    metrics.bytes.inc({ ...labels, flow: 'received' }, down);
+    istio.tcpClosed({ ...tcpLabels, responseFlags: flags, sentBytes: up, receivedBytes: down });
+    accessLog?.tcp({
+      startTime: started,
+      durationMs: Date.now() - started,
+      reporter: tcpLabels.reporter,
+      ...(sourceWorkload ? { source: sourceWorkload } : {}),
+      sourceAddress: conn.sourceAddress,
+      ...(target.destination ? { destination: target.destination } : {}),
+      ...(tcpLabels.destinationService ? { destinationService: tcpLabels.destinationService.host } : {}),
+      upstreamHost: formatAddress(target),
+      responseFlags: flags,
+      bytesReceived: up,
+      bytesSent: down,
+    });
+    const record = log.add({
+      direction,
+      pod: conn.podKey,
+      source: conn.sourceAddress,
+      originalDestination: formatAddress(conn.original),
+      upstream: formatAddress(target),
+      resolution: target.resolution,
+      bytesUp: up,
+      bytesDown: down,
+      durationMs: Date.now() - started,
+      result: error ? 'error' : 'ok',
+      ...(error ? { error } : {}),
+    });
+    logger.debug({ connection: record }, 'connection closed');
+  };
+  transport.open(target, connectTimeoutMs).then(
+    (upstream) => {
+      track(upstream as Socket, 'upstream');
+      relay(client, upstream as Socket).then((r) => finish(r.bytesUp, r.bytesDown, r.error ? describeError(r.error) : undefined, r.error ? 'UC' : '-'));
+    },
+    (err: unknown) => {
+      client.resetAndDestroy();
+      finish(0, 0, `upstream connect failed: ${describeError(err)}`, 'UF');
+    },
+  );
+}
+
+/** A connection the proxy cannot serve: counted, logged with the reason, and reset. */
+export function refuseConnection(inputs: ProxyInputs, client: Socket, conn: { direction: 'outbound' | 'inbound'; pod: { namespace: string; name: string }; podKey: string; sourceAddress: string }, original: ProxyAddress | undefined, reason: string): void {
+  const { metrics, log, logger } = inputs;
+  const originalDestination = original ? formatAddress(original) : '?';
+  metrics.connections.inc({ direction: conn.direction, namespace: conn.pod.namespace, pod: conn.pod.name, result: 'error' });
+  log.add({ direction: conn.direction, pod: conn.podKey, source: conn.sourceAddress, originalDestination, bytesUp: 0, bytesDown: 0, durationMs: 0, result: 'error', error: reason });
+  logger.warn({ pod: conn.podKey, direction: conn.direction, source: conn.sourceAddress, originalDestination }, reason);
+  client.resetAndDestroy();
+}
