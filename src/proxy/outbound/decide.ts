@@ -1,5 +1,5 @@
 import { isIPv6 } from 'node:net';
-import { cachedServiceKey, type PodInfo, type ServiceInfo, type ServicePort } from '../../mesh/model';
+import { cachedServiceKey, type Endpoint, type PodInfo, type ServiceInfo, type ServicePort } from '../../mesh/model';
 import type { WorkloadInfo } from '../../telemetry/istio-metrics';
 import type { ProxyAddress } from '../connection-info';
 import type { ProxyConfig } from '../proxy-config';
@@ -26,10 +26,11 @@ export type OutboundDestination =
   /** The capture self-test: the proxy answers itself. */
   | { kind: 'probe' }
   /**
-   * A Service port: HTTP is routed per request, anything else relayed to an endpoint its
-   * load balancer picks. `protocol` is set when the port's appProtocol says it (no sniffing).
+   * A Service port: HTTP is routed per request, anything else relayed to one of `endpoints`
+   * (ready, of the connection's family) that the Service's load balancer picks (policies
+   * under `policyKey`). `protocol` is set when the port's appProtocol says it (no sniffing).
    */
-  | { kind: 'service'; service: ServiceInfo; port: ServicePort; protocol: Protocol | undefined; policyKey: string; source: WorkloadInfo }
+  | { kind: 'service'; service: ServiceInfo; port: ServicePort; endpoints: readonly Endpoint[]; protocol: Protocol | undefined; policyKey: string; source: WorkloadInfo }
   /** A pod of the mesh by its IP: HTTP gets the pipeline (telemetry, no routes), else a relay. */
   | { kind: 'pod'; pod: PodInfo; destination: WorkloadInfo; source: WorkloadInfo }
   /** Outside the mesh: relayed as bytes, with no sniffing (server-first protocols stay fast). */
@@ -45,6 +46,7 @@ export function decideOutbound(config: ProxyConfig, facts: OutboundFacts): Outbo
       kind: 'service',
       service: svc.service,
       port: svc.port,
+      endpoints: config.snapshot.readyEndpoints(svc.service, svc.port, original.family),
       protocol: protocolFromAppProtocol(svc.port.appProtocol, svc.port.name),
       policyKey: cachedServiceKey(svc.service),
       source: sourceIdentity,

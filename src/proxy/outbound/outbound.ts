@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { describeError } from '../../errors';
-import { cachedServiceKey, type Endpoint, type ServiceInfo, type ServicePort } from '../../mesh/model';
+import { cachedServiceKey, type Endpoint } from '../../mesh/model';
 import { endpointKey } from '../../policy/load-balancer';
 import type { ConnectionInfo } from '../connection-info';
 import { HttpFrontend } from '../http/frontend';
@@ -106,7 +106,7 @@ export class Outbound {
   private tcpTarget(config: ProxyConfig, decision: Exclude<OutboundDestination, { kind: 'probe' }>, original: { family: 4 | 6; address: string; port: number }): TcpTarget | undefined {
     if (decision.kind === 'service') {
       const { service, port } = decision;
-      const ep = this.pickEndpoint(config, service, port, original.family);
+      const ep = this.pickEndpoint(decision.policyKey, decision.endpoints);
       if (!ep) return undefined;
       const pod = ep.podKey ? config.snapshot.pods.get(ep.podKey) : config.snapshot.podByIP(ep.address);
       return { address: ep.address, port: ep.port, resolution: `service ${service.namespace}/${service.name}:${port.port}`, service, ...(pod ? { destination: config.workload(pod) } : {}) };
@@ -121,10 +121,9 @@ export class Outbound {
    * An endpoint of a Service port for a connection-level hand-off (TCP, TLS, upgrades):
    * ready endpoints, outlier-ejected ones left out, the Service's load balancer.
    */
-  private pickEndpoint(config: ProxyConfig, service: ServiceInfo, port: ServicePort, family: 4 | 6): Endpoint | undefined {
-    const eps = config.snapshot.readyEndpoints(service, port, family);
-    const policy = this.inputs.config.policies.forService(cachedServiceKey(service));
-    return policy.pick(eps.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
+  private pickEndpoint(policyKey: string, endpoints: readonly Endpoint[]): Endpoint | undefined {
+    const policy = this.inputs.config.policies.forService(policyKey);
+    return policy.pick(endpoints.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
   }
 
   /** WebSocket upgrades and CONNECT: replay the request head to the target and pipe bytes. */
@@ -133,7 +132,7 @@ export class Outbound {
     const svc = config.snapshot.serviceByClusterIP(conn.original.address, conn.original.port);
     let target = { address: conn.original.address, port: conn.original.port };
     if (svc?.port) {
-      const ep = this.pickEndpoint(config, svc.service, svc.port, conn.original.family);
+      const ep = this.pickEndpoint(cachedServiceKey(svc.service), config.snapshot.readyEndpoints(svc.service, svc.port, conn.original.family));
       if (!ep) {
         socket.end(SERVICE_UNAVAILABLE);
         return;

@@ -1,0 +1,47 @@
+import { MeshSnapshot } from '../config/snapshot';
+import type { PodInfo, ServiceInfo } from '../mesh/model';
+import type { ProxyConfig } from './proxy-config';
+import { ProxyConfigStore } from './proxy-config';
+
+/**
+ * A small mesh for the outbound and inbound decision tests: two nodes, ambient pods on
+ * both (one dual-stack), a sidecar pod, a Service with HTTP and gRPC ports. No sockets.
+ */
+export function meshPod(name: string, nodeName: string, ips: string[], extra: Partial<PodInfo> = {}): PodInfo {
+  return {
+    name,
+    namespace: 'demo',
+    uid: `uid-${name}`,
+    labels: { app: name.replace(/-\d+$/, '') },
+    annotations: { 'nodemesh.dev/mode': 'ambient' },
+    nodeName,
+    ips,
+    hostNetwork: false,
+    serviceAccount: `sa-${name}`,
+    containerPorts: [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'grpc', port: 9090, protocol: 'TCP' }],
+    ready: true,
+    ...extra,
+  };
+}
+
+export const client = meshPod('client', 'node1', ['10.244.1.10', 'fd00:244:1::10']);
+export const localServer = meshPod('server-1', 'node1', ['10.244.1.20']);
+export const remoteServer = meshPod('server-2', 'node2', ['10.244.2.20', 'fd00:244:2::20']);
+/** Another ambient pod of node2 with a lower IPv4: node2's tunnel address. */
+export const remoteOther = meshPod('other', 'node2', ['10.244.2.5']);
+export const sidecarPod = meshPod('legacy', 'node2', ['10.244.2.30'], { annotations: { 'nodemesh.dev/mode': 'sidecar' } });
+
+export const serverService: ServiceInfo = {
+  name: 'server',
+  namespace: 'demo',
+  clusterIPs: ['10.96.0.10', 'fd00:96::10'],
+  ports: [
+    { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+    { name: 'grpc', port: 9090, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'grpc' },
+  ],
+  selector: { app: 'server' },
+};
+
+export function meshConfig(pods: PodInfo[] = [client, localServer, remoteServer, remoteOther, sidecarPod]): ProxyConfig {
+  return new ProxyConfigStore(MeshSnapshot.from({ namespaces: [], pods, services: [serverService] }, 1)).current;
+}
