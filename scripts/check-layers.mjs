@@ -108,24 +108,23 @@ function sourceFiles(dir, out = []) {
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) sourceFiles(p, out);
-    else if (/\.tsx?$/.test(name) && !/\.test\.tsx?$/.test(name) && !name.endsWith('.d.ts')) out.push(p);
+    else if (/\.tsx?$/.test(name) && !/\.test\.tsx?$/.test(name)) out.push(p);
   }
   return out;
 }
 
 // ---- cycles ----
 
-// Cycles as arrays of edges [{ from, to, line }, ...]. Every import that lies on some
-// cycle appears in at least one printed cycle (the shortest one through it), and no cycle
-// is printed twice, so the list stays as short as the edges to cut, not exponential.
-export function findCycles(graph) {
-  // Tarjan's strongly connected components; a cycle never leaves its component.
+// Strongly connected components (Tarjan): a map file -> its component's root. A cycle
+// never leaves its component, so each component with a cycle is reported as one group.
+function components(graph, skip) {
   let index = 0;
   const idx = new Map(), low = new Map(), onStack = new Set(), stack = [], comp = new Map();
   const strong = (v) => {
     idx.set(v, index); low.set(v, index); index++;
     stack.push(v); onStack.add(v);
     for (const e of graph.get(v) ?? []) {
+      if (e === skip) continue;
       if (!idx.has(e.to)) { strong(e.to); low.set(v, Math.min(low.get(v), low.get(e.to))); }
       else if (onStack.has(e.to)) low.set(v, Math.min(low.get(v), idx.get(e.to)));
     }
@@ -135,32 +134,65 @@ export function findCycles(graph) {
     }
   };
   for (const v of [...graph.keys()].sort()) if (!idx.has(v)) strong(v);
+  return comp;
+}
 
-  const cycles = [], seen = new Set();
+// The shortest cycle through edge e (breadth first from e.to back to e.from, inside the
+// component), rotated to start at its smallest file so that it reads the same from anywhere.
+function cycleThrough(graph, comp, e) {
+  const home = comp.get(e.from);
+  const back = new Map([[e.to, null]]);
+  const queue = [e.to];
+  while (queue.length && !back.has(e.from)) {
+    const u = queue.shift();
+    for (const f of graph.get(u) ?? []) {
+      if (comp.get(f.to) === home && !back.has(f.to)) { back.set(f.to, f); queue.push(f.to); }
+    }
+  }
+  const path = [];
+  for (let u = e.from; u !== e.to; u = back.get(u).from) path.unshift(back.get(u));
+  const cycle = [e, ...path];
+  const files = cycle.map((c) => c.from);
+  const at = files.indexOf([...files].sort()[0]);
+  return [...cycle.slice(at), ...cycle.slice(0, at)];
+}
+
+// Import cycles as groups, one per set of files that reach each other:
+//   { files, cycles: [[{ from, to, line }, ...], ...], cuts: [edge, ...] }.
+// Listing every elementary cycle can be exponential (one bad import between two busy
+// folders closes hundreds), so each group lists cycles until every import that lies on
+// some cycle appears in one, and `cuts` names the imports that every cycle of the group
+// goes through (removing any one of them alone makes the group acyclic).
+export function findCycles(graph) {
+  const comp = components(graph);
+  const groups = new Map();
   for (const v of [...graph.keys()].sort()) {
     for (const e of graph.get(v)) {
       if (comp.get(e.to) !== comp.get(v)) continue;
-      // Shortest path back from e.to to v inside the component (breadth first).
-      const back = new Map([[e.to, null]]);
-      const queue = [e.to];
-      while (queue.length && !back.has(v)) {
-        const u = queue.shift();
-        for (const f of graph.get(u) ?? []) {
-          if (comp.get(f.to) === comp.get(v) && !back.has(f.to)) { back.set(f.to, f); queue.push(f.to); }
-        }
-      }
-      const path = [];
-      for (let u = v; u !== e.to; u = back.get(u).from) path.unshift(back.get(u));
-      const cycle = [e, ...path];
-      // One key per cycle, whichever file it is printed from: rotate to the smallest.
-      const files = cycle.map((c) => c.from);
-      const at = files.indexOf([...files].sort()[0]);
-      const rotated = [...cycle.slice(at), ...cycle.slice(0, at)];
-      const key = rotated.map((c) => `${c.from}:${c.line}`).join(' ');
-      if (!seen.has(key)) { seen.add(key); cycles.push(rotated); }
+      const root = comp.get(v);
+      if (!groups.has(root)) groups.set(root, { files: [], cycles: [], covered: new Set(), edges: [] });
+      groups.get(root).edges.push(e);
     }
   }
-  return cycles;
+  for (const [v, root] of comp) if (groups.has(root)) groups.get(root).files.push(v);
+  const out = [];
+  for (const g of groups.values()) {
+    for (const e of g.edges) {
+      if (g.covered.has(e)) continue;
+      const cycle = cycleThrough(graph, comp, e);
+      for (const c of cycle) g.covered.add(c);
+      g.cycles.push(cycle);
+    }
+    const inGroup = new Set(g.files);
+    const cuts = g.cycles.length === 1 && g.cycles[0].length <= 2 ? [] : g.edges.filter((e) => {
+      const without = components(graph, e);
+      // Acyclic once e is gone: no two files of the group share a component, and no self-import.
+      const roots = new Set([...inGroup].map((f) => without.get(f)));
+      return roots.size === inGroup.size && !g.edges.some((f) => f !== e && f.from === f.to);
+    });
+    out.push({ files: g.files.sort(), cycles: g.cycles, cuts });
+  }
+  return out.sort((a, b) => (a.files[0] < b.files[0] ? -1 : 1));
 }
 
 // ---- the check ----
@@ -222,9 +254,13 @@ export function formatReport(result) {
       out.push(`  fix: move the piece both need down to a layer below ${v.from.row.layer}, or invert the dependency (${v.file} declares what it needs and the layer above wires the two together)`);
     }
   }
-  for (const cycle of cycles) {
-    out.push(`import cycle: ${cycle.map((e) => `${e.from}:${e.line}`).join(' -> ')} -> ${cycle[0].from}`);
+  for (const group of cycles) {
+    if (group.cycles.length > 1) out.push(`import cycles among ${group.files.length} files (${group.cycles.length} shown: every import that lies on a cycle is in one):`);
+    for (const cycle of group.cycles) out.push(`import cycle: ${cycle.map((e) => `${e.from}:${e.line}`).join(' -> ')} -> ${cycle[0].from}`);
     out.push('  rule: no import cycle between files (file:line is the import that leads to the next file)');
+    if (group.cuts.length > 0 && group.cycles.length > 1) {
+      out.push(`  every cycle of these files goes through ${group.cuts.map((e) => `${e.from}:${e.line} -> ${e.to}`).join(' and ')}: removing ${group.cuts.length === 1 ? 'that import' : 'any one of those imports'} breaks them all`);
+    }
     out.push('  fix: move what the files share into a file both import, or invert one of the imports');
   }
   for (const f of uncovered) {
@@ -235,10 +271,11 @@ export function formatReport(result) {
     out.push(`${u.file}:${u.line}: '${u.specifier}' names no file (tried .ts, /index.ts, .js -> .ts)`);
   }
   const counts = `${files.length} files, ${imports} imports checked against ${rows.length} rows of ARCHITECTURE.md`;
-  const problems = violations.length + cycles.length + uncovered.length + unresolved.length;
+  const cycleCount = cycles.reduce((n, g) => n + g.cycles.length, 0);
+  const problems = violations.length + cycleCount + uncovered.length + unresolved.length;
   out.push(problems === 0
     ? `check-layers: ${counts}; no import against the table, no cycle, every file covered`
-    : `check-layers: FAILED: ${violations.length} imports against the table, ${cycles.length} cycles, ${uncovered.length} uncovered files, ${unresolved.length} unresolved imports (${counts})`);
+    : `check-layers: FAILED: ${violations.length} imports against the table, ${cycleCount} cycles, ${uncovered.length} uncovered files, ${unresolved.length} unresolved imports (${counts})`);
   return { lines: out, problems };
 }
 

@@ -115,14 +115,40 @@ test('an import cycle between files fails and is printed as a chain', () => {
 });
 
 test('a longer cycle is printed once, whichever file it is found from', () => {
-  const cycles = findCycles(new Map([
-    ['a', [{ from: 'a', to: 'b', line: 1 }]],
-    ['b', [{ from: 'b', to: 'c', line: 2 }]],
-    ['c', [{ from: 'c', to: 'a', line: 3 }, { from: 'c', to: 'd', line: 4 }]],
-    ['d', []],
-  ]));
-  assert.deepEqual(cycles.map((c) => c.map((e) => `${e.from}:${e.line}`).join(' ')), ['a:1 b:2 c:3']);
+  const groups = findCycles(graph({ a: ['b'], b: ['c'], c: ['a', 'd'], d: [] }));
+  assert.equal(groups.length, 1);
+  assert.deepEqual(groups[0].files, ['a', 'b', 'c']);
+  assert.deepEqual(groups[0].cycles.map(chain), ['a:1 b:1 c:1']);
 });
+
+test('cycles sharing files form one group: every import on a cycle is shown, and the import they all go through is named', () => {
+  // One bad import (x -> top) closes two cycles, top -> m1 -> x and top -> m2 -> x.
+  const groups = findCycles(graph({ top: ['m1', 'm2'], m1: ['x'], m2: ['x'], x: ['top'], other: ['x'] }));
+  assert.equal(groups.length, 1);
+  assert.deepEqual(groups[0].files, ['m1', 'm2', 'top', 'x']);
+  assert.deepEqual(groups[0].cycles.map(chain), ['m1:1 x:1 top:1', 'm2:1 x:1 top:2']);
+  assert.deepEqual(groups[0].cuts.map((e) => `${e.from}->${e.to}`), ['x->top']);
+  // Two separate cycles stay two groups.
+  assert.equal(findCycles(graph({ a: ['b'], b: ['a'], c: ['d'], d: ['c'] })).length, 2);
+
+  const { status, out } = check(tree({
+    'util/a.ts': "import './b';\nimport './c';\n",
+    'util/b.ts': "import './d';\n",
+    'util/c.ts': "import './d';\n",
+    'util/d.ts': "import './a';\n",
+  }));
+  assert.equal(status, 1, out);
+  assert.match(out, /^import cycles among 4 files \(2 shown/m);
+  assert.match(out, /^import cycle: src\/util\/a\.ts:1 -> src\/util\/b\.ts:1 -> src\/util\/d\.ts:1 -> src\/util\/a\.ts$/m);
+  assert.match(out, /^import cycle: src\/util\/a\.ts:2 -> src\/util\/c\.ts:1 -> src\/util\/d\.ts:1 -> src\/util\/a\.ts$/m);
+  assert.match(out, /every cycle of these files goes through src\/util\/d\.ts:1 -> src\/util\/a\.ts: removing that import breaks them all/);
+});
+
+// A graph for findCycles from { file: [imported files] }; each file's imports are on lines 1, 2, ...
+function graph(imports) {
+  return new Map(Object.entries(imports).map(([from, tos]) => [from, tos.map((to, i) => ({ from, to, line: i + 1 }))]));
+}
+const chain = (cycle) => cycle.map((e) => `${e.from}:${e.line}`).join(' ');
 
 test('a file no row covers fails', () => {
   const { status, out } = check(tree({ 'policy/server/authz.ts': 'export const a = 1;\n' }));
