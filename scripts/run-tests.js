@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled test files with Node's built-in test runner.
-//   unit:         dist/src/**/*.test.js   (next to the code they test)
+//   unit:         dist/src/**/*.test.js   (next to the code they test), and scripts/*.test.mjs
+//                 (the scripts' own tests, and the layering check of src/, src-layers.test.mjs)
 //   integration:  dist/test/**/*.test.js  (namespaces, BPF, the simulator: run one at a time)
 // Node 20's --test takes no globs, so the files are found here.
 'use strict';
@@ -21,11 +22,14 @@ function find(dir, out = []) {
   return out.sort();
 }
 
+// The scripts are not compiled: their tests run from scripts/ itself.
+const scriptTests = () => readdirSync(__dirname).filter((n) => n.endsWith('.test.mjs')).sort().map((n) => join(__dirname, n));
+
 const kind = process.argv[2] ?? 'all';
 const filter = process.argv[3];
 const root = join(__dirname, '..', 'dist');
 let files = [];
-if (kind === 'unit' || kind === 'all') files.push(...find(join(root, 'src')));
+if (kind === 'unit' || kind === 'all') files.push(...find(join(root, 'src')), ...scriptTests());
 if (kind === 'integration' || kind === 'all') files.push(...find(join(root, 'test')));
 if (filter) files = files.filter((f) => f.includes(filter));
 if (files.length === 0) {
