@@ -9,9 +9,9 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import type { Duplex } from 'node:stream';
 import { hasCode } from '../../errors';
 import { logger } from '../../log';
-import { TunnelClient } from './tunnel-client';
+import { TunnelClient } from '../outbound/tunnel-client';
 import { HEADER_ORIGINAL_DESTINATION, HEADER_SOURCE_WORKLOAD } from './tunnel-protocol';
-import { TunnelServer, type TunnelDelivery } from './tunnel-server';
+import { TunnelServer, type TunnelDelivery } from '../inbound/tunnel-server';
 
 type StreamInfo = Parameters<NonNullable<TunnelDelivery['onStream']>>[0];
 
