@@ -3,6 +3,7 @@ import { collectProcessMetrics } from '../telemetry/process-metrics';
 import type { CaptureBackend, CaptureTarget } from '../capture/backend';
 import { AdminServer } from '../admin/admin-server';
 import { HealthServer } from '../admin/health-server';
+import type { ConfigSource } from '../config/config-source';
 import { DirectorySource, type SourceResult } from '../config/directory-source';
 import { MeshSnapshot } from '../config/snapshot';
 import { NodemeshError, describeError, hasCode } from '../errors';
@@ -33,14 +34,6 @@ export interface AgentOptions {
   captureReason?: string;
   /** Access log destination: a file path, or '-' for stdout; undefined: none. */
   accessLog?: string;
-}
-
-/** Where the mesh configuration comes from: a YAML directory or the Kubernetes API. */
-export interface ConfigSource {
-  /** Resolves with the first complete view (for Kubernetes: after the first full sync). */
-  load(): Promise<SourceResult>;
-  watch(onChange: (result: SourceResult) => void, onError?: (err: unknown) => void): void;
-  close(): void;
 }
 
 export interface AgentDeps {

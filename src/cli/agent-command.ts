@@ -10,7 +10,7 @@ import { logger } from '../log';
 import { loadSimState } from '../sim/state';
 import { ProcPodLocator } from '../agent/proc-pod-locator';
 import type { PodLocator } from '../agent/pod-locator';
-import type { ConfigSource } from '../agent/agent';
+import type { ConfigSource } from '../config/config-source';
 import { KubeSource, loadKubeConfig } from '../kube/kube-source';
 import { KubeStatusWriter } from '../kube/status-writer';
 import { LifecycleFlag } from '../kube/lifecycle-flag';

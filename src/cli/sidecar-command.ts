@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { ConfigSource } from '../agent/agent';
+import type { ConfigSource } from '../config/config-source';
 import { iptablesCaptureSettings } from '../capture/iptables/rules';
 import { DEFAULT_CAPTURE_SETTINGS, validateCaptureSettings } from '../capture/settings';
 import { DirectorySource } from '../config/directory-source';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminGet } from '../admin/admin-client';
-import type { ConfigSource } from '../agent/agent';
+import type { ConfigSource } from '../config/config-source';
 import { DEFAULT_CAPTURE_SETTINGS, type CaptureSettings } from '../capture/settings';
 import type { SourceResult } from '../config/directory-source';
 import type { PodInfo } from '../mesh/model';

@@ -2,7 +2,7 @@ import { Gauge, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../telemetry/process-metrics';
 import { AdminServer } from '../admin/admin-server';
 import { HealthServer } from '../admin/health-server';
-import type { ConfigSource } from '../agent/agent';
+import type { ConfigSource } from '../config/config-source';
 import { probeCapture } from '../agent/capture-probe';
 import type { PodSandbox } from '../agent/pod-sandbox';
 import type { CaptureSettings } from '../capture/settings';
