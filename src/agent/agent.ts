@@ -13,7 +13,7 @@ import { podKey, type PodInfo } from '../mesh/model';
 import { NodeProxy } from '../proxy/node/node-proxy';
 import { probeCapture } from './capture-probe';
 import type { PodLocator } from './pod-locator';
-import type { PodSandbox, PodSandboxFactory } from './pod-sandbox';
+import type { PodSandbox, PodSandboxFactory } from '../datapath/pod-sandbox';
 
 export interface AgentOptions {
   /** The node this agent serves: only pods with this spec.nodeName are enrolled. */

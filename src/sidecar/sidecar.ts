@@ -4,7 +4,7 @@ import { AdminServer } from '../admin/admin-server';
 import { HealthServer } from '../admin/health-server';
 import type { ConfigSource } from '../config/config-source';
 import { probeCapture } from '../agent/capture-probe';
-import type { PodSandbox } from '../agent/pod-sandbox';
+import type { PodSandbox } from '../datapath/pod-sandbox';
 import type { CaptureSettings } from '../capture/settings';
 import type { SourceResult } from '../config/directory-source';
 import { MeshSnapshot } from '../config/snapshot';
@@ -12,7 +12,7 @@ import { describeError } from '../errors';
 import { logger } from '../log';
 import { podKey, type PodInfo } from '../mesh/model';
 import { NodeProxy } from '../proxy/node/node-proxy';
-import type { PodNetwork } from '../proxy/pod-network';
+import type { PodNetwork } from '../datapath/pod-network';
 import { withDeadline } from '../util/deadline';
 
 /**
