@@ -11,6 +11,7 @@ import { logger } from '../log';
 import { withDeadline } from '../util/deadline';
 import { podKey, type PodInfo } from '../mesh/model';
 import { NodeProxy } from '../proxy/node/node-proxy';
+import type { PodRecord } from '../admin/debug-replies';
 import { probeCapture } from './capture-probe';
 import type { PodLocator } from './pod-locator';
 import type { PodSandbox, PodSandboxFactory } from '../datapath/pod-sandbox';
@@ -47,20 +48,6 @@ export interface AgentDeps {
 /** Failures that the next attempt may not hit (a sandbox still starting). */
 const RETRYABLE = new Set(['ERR_NM_POD_NOT_FOUND', 'ERR_NM_POD_NETNS_GONE']);
 const RETRY_FAILED_MS = 5000;
-
-export type PodStatus = 'enrolled' | 'failed';
-
-export interface PodRecord {
-  key: string;
-  status: PodStatus;
-  /** Why it failed, with what to check. */
-  reason?: string;
-  code?: string;
-  netnsPath?: string;
-  netnsCookie?: string;
-  ips: string[];
-  since: string;
-}
 
 interface Enrolled {
   pod: PodInfo;

@@ -2,6 +2,7 @@ import { Gauge, Registry } from 'prom-client';
 import { collectProcessMetrics } from '../telemetry/process-metrics';
 import { AdminServer } from '../admin/admin-server';
 import { HealthServer } from '../admin/health-server';
+import type { SidecarPodRecord, SidecarStatus } from '../admin/debug-replies';
 import type { ConfigSource } from '../config/config-source';
 import { probeCapture } from '../agent/capture-probe';
 import type { PodSandbox } from '../datapath/pod-sandbox';
@@ -23,17 +24,6 @@ import { withDeadline } from '../util/deadline';
  * `nodemesh sidecar-init` installed in the pod before the app started; the sidecar does
  * not touch it, and there is no tunnel (a sidecar's peer is reached on its own address).
  */
-
-export type SidecarStatus = 'waiting' | 'enrolled' | 'failed' | 'draining';
-
-/** The sidecar's one pod, in the shape of the agent's /debug/pods records. */
-export interface SidecarPodRecord {
-  key: string;
-  status: SidecarStatus;
-  reason?: string;
-  ips: string[];
-  since: string;
-}
 
 export interface SidecarOptions {
   /** namespace/name of the pod this sidecar runs in. */
