@@ -12,7 +12,7 @@ import { withDeadline } from '../util/deadline';
 import { podKey, type PodInfo } from '../mesh/model';
 import { NodeProxy } from '../proxy/node/node-proxy';
 import type { PodRecord } from '../admin/debug-replies';
-import { probeCapture } from './capture-probe';
+import { probeCapture } from '../runtime/capture-probe';
 import type { PodLocator } from './pod-locator';
 import type { PodSandbox, PodSandboxFactory } from '../datapath/pod-sandbox';
 

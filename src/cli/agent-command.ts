@@ -15,7 +15,7 @@ import { KubeSource, loadKubeConfig } from '../kube/kube-source';
 import { KubeStatusWriter } from '../kube/status-writer';
 import { LifecycleFlag } from '../kube/lifecycle-flag';
 import { parseDrainMs, parseFlags, parseList, parsePort, parsePorts } from './args';
-import { STOP_MARGIN_MS, stopOnSignal } from './stop-on-signal';
+import { STOP_MARGIN_MS, stopOnSignal } from '../runtime/stop-on-signal';
 
 const HELP = `usage: nodemesh agent --kube --node NAME [flags]              (on a cluster node)
        nodemesh agent --sim SIM --node NAME --source DIR [flags]  (on the local simulator)

@@ -4,7 +4,7 @@ import { AdminServer } from '../admin/admin-server';
 import { HealthServer } from '../admin/health-server';
 import type { SidecarPodRecord, SidecarStatus } from '../admin/debug-replies';
 import type { ConfigSource } from '../config/config-source';
-import { probeCapture } from '../agent/capture-probe';
+import { probeCapture } from '../runtime/capture-probe';
 import type { PodSandbox } from '../datapath/pod-sandbox';
 import type { CaptureSettings } from '../capture/settings';
 import type { SourceResult } from '../config/directory-source';
