@@ -20,7 +20,7 @@ import { adminGet } from '../src/admin/admin-client';
 import { IptablesCapture } from '../src/capture/iptables/iptables-capture';
 import { execInPod, waitExit } from '../src/sim/exec';
 import { CLI, ROOT, SimFixture, uniqueSimName, waitFor, type AgentHandle, type HeldConnection } from '../src/sim/harness';
-import type { SidecarPodRecord } from '../src/sidecar/sidecar';
+import type { SidecarPodRecord } from '../src/admin/debug-replies';
 import { withDeadline } from '../src/util/deadline';
 import { requireRoot } from './helpers/privileges';
 

@@ -18,7 +18,7 @@ import { execInPod, waitExit } from '../src/sim/exec';
 import { IptablesCapture } from '../src/capture/iptables/iptables-capture';
 import { simUp } from '../src/sim/up';
 import { netnsPrefix } from '../src/sim/names';
-import type { SidecarPodRecord } from '../src/sidecar/sidecar';
+import type { SidecarPodRecord } from '../src/admin/debug-replies';
 
 const ROOT = resolve(__dirname, '..', '..');
 const TOPOLOGY = join(ROOT, 'test', 'fixtures', 'sidecar', 'topology.yaml');

@@ -1,46 +1,27 @@
-import { Counter, Gauge, Registry } from 'prom-client';
-import { collectProcessMetrics } from '../telemetry/process-metrics';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { CaptureReply, PodRecord } from '../admin/debug-replies';
 import type { CaptureBackend, CaptureTarget } from '../capture/backend';
-import { AdminServer } from '../admin/admin-server';
-import { HealthServer } from '../admin/health-server';
+import type { ConfigSource } from '../config/config-source';
 import { DirectorySource, type SourceResult } from '../config/directory-source';
-import { MeshSnapshot } from '../config/snapshot';
+import type { MeshSnapshot } from '../config/snapshot';
+import type { PodSandbox, PodSandboxFactory } from '../datapath/pod-sandbox';
 import { NodemeshError, describeError, hasCode } from '../errors';
 import { logger } from '../log';
-import { withDeadline } from '../util/deadline';
 import { podKey, type PodInfo } from '../mesh/model';
-import { NodeProxy } from '../proxy/node/node-proxy';
-import { probeCapture } from './capture-probe';
+import type { NodeProxy } from '../proxy/node/node-proxy';
+import { probeCapture } from '../runtime/capture-probe';
+import { Runtime, type ServingOptions } from '../runtime/runtime';
 import type { PodLocator } from './pod-locator';
-import type { PodSandbox, PodSandboxFactory } from './pod-sandbox';
 
-export interface AgentOptions {
+export interface AgentOptions extends ServingOptions {
   /** The node this agent serves: only pods with this spec.nodeName are enrolled. */
   nodeName: string;
   /** The YAML directory (or file) source. */
   sourcePath: string;
-  /** TCP port for the admin API (15020); undefined: none. */
-  adminPort?: number;
-  /** Unix socket for the admin API (used by `nodemesh status` and tests). */
-  adminSocket?: string;
-  /** Health port (15021); undefined: none. */
-  healthPort?: number;
   /** namespace/name of the agent's own pod, never captured. */
   agentPodKey?: string;
-  /** Grace period for open connections on shutdown. */
-  drainMs?: number;
   /** Why this capture back-end was chosen (from `nodemesh doctor`'s probes). */
   captureReason?: string;
-  /** Access log destination: a file path, or '-' for stdout; undefined: none. */
-  accessLog?: string;
-}
-
-/** Where the mesh configuration comes from: a YAML directory or the Kubernetes API. */
-export interface ConfigSource {
-  /** Resolves with the first complete view (for Kubernetes: after the first full sync). */
-  load(): Promise<SourceResult>;
-  watch(onChange: (result: SourceResult) => void, onError?: (err: unknown) => void): void;
-  close(): void;
 }
 
 export interface AgentDeps {
@@ -55,20 +36,6 @@ export interface AgentDeps {
 const RETRYABLE = new Set(['ERR_NM_POD_NOT_FOUND', 'ERR_NM_POD_NETNS_GONE']);
 const RETRY_FAILED_MS = 5000;
 
-export type PodStatus = 'enrolled' | 'failed';
-
-export interface PodRecord {
-  key: string;
-  status: PodStatus;
-  /** Why it failed, with what to check. */
-  reason?: string;
-  code?: string;
-  netnsPath?: string;
-  netnsCookie?: string;
-  ips: string[];
-  since: string;
-}
-
 interface Enrolled {
   pod: PodInfo;
   sandbox: PodSandbox;
@@ -82,21 +49,11 @@ interface Enrolled {
  * uncaptured and is reported as failed with the reason.
  */
 export class Agent {
-  readonly registry = new Registry();
-  readonly proxy: NodeProxy;
-  private snapshot = MeshSnapshot.empty();
-  private version = 0;
+  private readonly runtime: Runtime;
   private readonly enrolled = new Map<string, Enrolled>();
   private readonly failed = new Map<string, PodRecord>();
   private readonly log = logger('agent');
-  private source: ConfigSource | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private admin: AdminServer | undefined;
-  private health: HealthServer | undefined;
-  private reconciling: Promise<void> = Promise.resolve();
-  private synced = false;
-  private stopping = false;
-  private lastRejected: SourceResult['rejected'] = [];
   private readonly podGauge: Gauge<'status'>;
   private readonly enrollments: Counter<'result'>;
 
@@ -104,16 +61,25 @@ export class Agent {
     private readonly options: AgentOptions,
     private readonly deps: AgentDeps,
   ) {
-    collectProcessMetrics(this.registry, 'nodemesh_agent_');
-    this.proxy = new NodeProxy(this.registry, deps.backend.settings, {
-      nodeName: options.nodeName,
-      ...(options.accessLog ? { accessLog: options.accessLog === '-' ? 'stdout' : { path: options.accessLog } } : {}),
+    this.runtime = new Runtime({
+      ...options, // the serving options pass through
+      kind: 'agent',
+      log: this.log,
+      source: deps.source ?? new DirectorySource(options.sourcePath),
+      settings: deps.backend.settings,
+      proxy: { nodeName: options.nodeName },
+    }, {
+      reconcile: (snapshot) => this.reconcile(snapshot),
+      readiness: () => ({ ready: true, reason: `ready: ${this.enrolled.size} pods captured, ${this.failed.size} failed` }),
+      podRecords: () => this.podRecords(),
+      capture: () => this.captureReply(),
     });
+    const registry = this.registry;
     this.podGauge = new Gauge({
       name: 'nodemesh_pods',
       help: 'Pods on this node that should be captured, by status (enrolled, failed).',
       labelNames: ['status'],
-      registers: [this.registry],
+      registers: [registry],
       collect: () => {
         this.podGauge.set({ status: 'enrolled' }, this.enrolled.size);
         this.podGauge.set({ status: 'failed' }, this.failed.size);
@@ -123,7 +89,7 @@ export class Agent {
       name: 'nodemesh_enrollments_total',
       help: 'Pod enrolment attempts by result (ok, failed).',
       labelNames: ['result'],
-      registers: [this.registry],
+      registers: [registry],
     });
     const backend = deps.backend;
     const seen = new Map<string, number>();
@@ -131,7 +97,7 @@ export class Agent {
       name: 'nodemesh_capture_events_total',
       help: 'Events counted by the capture back-end (eBPF program counters).',
       labelNames: ['event', 'backend'],
-      registers: [this.registry],
+      registers: [registry],
       collect: () => {
         for (const [event, value] of Object.entries(backend.counters())) {
           const delta = value - (seen.get(event) ?? 0);
@@ -142,63 +108,45 @@ export class Agent {
     });
   }
 
-  /** Installs (or adopts) capture, loads the configuration, enrolls pods, serves admin. */
+  get registry(): Registry {
+    return this.runtime.registry;
+  }
+
+  get proxy(): NodeProxy {
+    return this.runtime.proxy;
+  }
+
+  /**
+   * Installs (or adopts) capture once the health port is ours, loads the configuration,
+   * enrolls pods, releases what no pod owns any more, serves admin.
+   */
   async start(): Promise<void> {
     const { options, deps } = this;
-    this.health = new HealthServer(() => this.readiness());
-    if (options.healthPort !== undefined) await this.health.start(options.healthPort, '0.0.0.0', this.log);
-    await deps.backend.install();
-    this.log.info({ backend: deps.backend.kind, node: options.nodeName }, 'capture back-end installed');
-    this.admin = new AdminServer({
-      registry: this.registry,
-      ...(options.adminPort !== undefined ? { port: options.adminPort } : {}),
-      ...(options.adminSocket ? { socketPath: options.adminSocket } : {}),
-      routes: {
-        '/debug/pods': () => this.podRecords(),
-        '/debug/connections': (q) => this.proxy.log.list({ pod: q.get('pod') ?? undefined, direction: q.get('direction') ?? undefined }),
-        '/debug/capture': async () => ({
-          backend: this.deps.backend.kind,
-          reason: this.options.captureReason ?? '',
-          settings: this.deps.backend.settings,
-          counters: this.deps.backend.counters(),
-          namespaces: await this.deps.backend.enrolled(),
-        }),
-        '/debug/config': () => this.proxy.describeConfig(this.lastRejected),
-        '/debug/open': () => this.proxy.openConnections(),
+    await this.runtime.start({
+      afterHealth: async () => {
+        await deps.backend.install();
+        this.log.info({ backend: deps.backend.kind, node: options.nodeName }, 'capture back-end installed');
       },
+      afterFirstApply: () => this.releaseStale(),
     });
-    await this.admin.start();
-
-    this.source = deps.source ?? new DirectorySource(options.sourcePath);
-    const first = await this.source.load();
-    await this.apply(first);
-    await this.releaseStale();
-    this.synced = true;
-    this.source.watch((result) => void this.apply(result));
     this.retryTimer = setInterval(() => this.retryFailed(), RETRY_FAILED_MS);
     this.retryTimer.unref();
   }
 
-  private readiness(): { ready: boolean; reason: string } {
-    if (this.stopping) return { ready: false, reason: 'stopping: draining open connections' };
-    if (!this.synced) return { ready: false, reason: 'configuration not synced yet' };
-    return { ready: true, reason: `ready: ${this.enrolled.size} pods captured, ${this.failed.size} failed` };
+  private async captureReply(): Promise<CaptureReply> {
+    const { backend } = this.deps;
+    return {
+      backend: backend.kind,
+      reason: this.options.captureReason ?? '',
+      settings: backend.settings,
+      counters: backend.counters(),
+      namespaces: await backend.enrolled(),
+    };
   }
 
   /** A new configuration: swap the snapshot, then reconcile pods (serialised). */
   apply(result: SourceResult): Promise<void> {
-    this.version += 1;
-    this.snapshot = MeshSnapshot.from(result, this.version);
-    this.lastRejected = result.rejected;
-    for (const r of result.rejected) this.log.warn({ rejected: r }, 'configuration object rejected');
-    // The proxy compiles routes and policies; an object it rejects is reported and
-    // skipped, everything else applies.
-    this.proxy.updateSnapshot(this.snapshot);
-    const snapshot = this.snapshot;
-    this.reconciling = this.reconciling.then(() => this.reconcile(snapshot)).catch((err) => {
-      this.log.error({ err: describeError(err) }, 'reconcile failed');
-    });
-    return this.reconciling;
+    return this.runtime.apply(result);
   }
 
   /** Pods that failed for a reason that may pass (sandbox not up yet) are tried again. */
@@ -210,16 +158,12 @@ export class Agent {
         any = true;
       }
     }
-    if (!any) return;
-    const snapshot = this.snapshot;
-    this.reconciling = this.reconciling.then(() => this.reconcile(snapshot)).catch((err) => {
-      this.log.error({ err: describeError(err) }, 'reconcile failed');
-    });
+    if (any) void this.runtime.reconcileAgain();
   }
 
   /** Waits until every queued reconcile has run. */
   settled(): Promise<void> {
-    return this.reconciling;
+    return this.runtime.settled();
   }
 
   private desired(snapshot: MeshSnapshot): Map<string, PodInfo> {
@@ -232,6 +176,7 @@ export class Agent {
     return out;
   }
 
+  /** Captures the desired pods that are not yet, releases those no longer desired. */
   private async reconcile(snapshot: MeshSnapshot): Promise<void> {
     const desired = this.desired(snapshot);
     for (const key of [...this.enrolled.keys()]) {
@@ -332,29 +277,23 @@ export class Agent {
   }
 
   /**
-   * Stops serving, bounded: not ready at once; the reconcile in progress gets
-   * RECONCILE_WAIT_MS; the proxy drains for drainMs (or until `cut`), then destroys what
-   * is left. Capture stays installed for the next agent (which adopts it) unless
-   * `releaseAll`, which releases every pod first (uninstall, `sim down`).
+   * Stops serving, bounded (Runtime.stop): not ready at once, the reconcile in progress
+   * gets its wait, the proxy drains for drainMs (or until `cut`). Capture stays installed
+   * for the next agent (which adopts it) unless `releaseAll`, which releases every pod
+   * first (uninstall, `sim down`).
    */
   async stop(releaseAll = false, cut?: AbortSignal): Promise<void> {
-    this.stopping = true;
-    this.source?.close();
     if (this.retryTimer) clearInterval(this.retryTimer);
-    await withDeadline(this.reconciling, RECONCILE_WAIT_MS, 'the reconcile in progress', 'an enrolment or release is stuck (an iptables or netns command); stopping anyway').catch((err: unknown) => {
-      this.log.warn({ err: describeError(err) }, 'stopping before the reconcile finished');
+    await this.runtime.stop(cut, {
+      beforeDrain: async () => {
+        if (releaseAll) for (const key of [...this.enrolled.keys()]) await this.release(key);
+      },
+      afterDrain: async () => {
+        for (const e of this.enrolled.values()) e.sandbox.close();
+        this.enrolled.clear();
+        if (releaseAll) await this.deps.backend.uninstall();
+        else this.deps.backend.close();
+      },
     });
-    if (releaseAll) for (const key of [...this.enrolled.keys()]) await this.release(key);
-    await this.proxy.close(this.options.drainMs ?? 0, cut);
-    for (const e of this.enrolled.values()) e.sandbox.close();
-    this.enrolled.clear();
-    await this.admin?.close();
-    if (releaseAll) await this.deps.backend.uninstall();
-    else this.deps.backend.close();
-    // Last: a successor waiting for the health port starts only once we are done.
-    await this.health?.close();
   }
 }
-
-/** How long a stop waits for the reconcile in progress (one pod's enrolment, normally milliseconds). */
-const RECONCILE_WAIT_MS = 5000;

@@ -10,7 +10,8 @@ import { validateCaptureSettings, type CaptureSettings } from '../capture/settin
 import { NodemeshError } from '../errors';
 import { logger } from '../log';
 import { run } from '../util/exec';
-import { Agent, type AgentOptions, type ConfigSource } from './agent';
+import type { ConfigSource } from '../config/config-source';
+import { Agent, type AgentOptions } from './agent';
 import type { PodLocator } from './pod-locator';
 
 export interface AgentConfig extends AgentOptions {

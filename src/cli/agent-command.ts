@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildAgent, runDirFor, writePidFile, type AgentConfig } from '../agent/build-agent';
-import { SimPodLocator } from '../agent/sim-pod-locator';
+import { SimPodLocator } from '../sim/sim-pod-locator';
 import { findCgroup2Mount } from '../capture/doctor';
 import { DEFAULT_CAPTURE_SETTINGS } from '../capture/settings';
 import { loadNative } from '../datapath/native';
@@ -10,12 +10,12 @@ import { logger } from '../log';
 import { loadSimState } from '../sim/state';
 import { ProcPodLocator } from '../agent/proc-pod-locator';
 import type { PodLocator } from '../agent/pod-locator';
-import type { ConfigSource } from '../agent/agent';
+import type { ConfigSource } from '../config/config-source';
 import { KubeSource, loadKubeConfig } from '../kube/kube-source';
 import { KubeStatusWriter } from '../kube/status-writer';
 import { LifecycleFlag } from '../kube/lifecycle-flag';
 import { parseDrainMs, parseFlags, parseList, parsePort, parsePorts } from './args';
-import { STOP_MARGIN_MS, stopOnSignal } from './stop-on-signal';
+import { STOP_MARGIN_MS, stopOnSignal } from '../runtime/stop-on-signal';
 
 const HELP = `usage: nodemesh agent --kube --node NAME [flags]              (on a cluster node)
        nodemesh agent --sim SIM --node NAME --source DIR [flags]  (on the local simulator)

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { ConfigSource } from '../agent/agent';
+import type { ConfigSource } from '../config/config-source';
 import { iptablesCaptureSettings } from '../capture/iptables/rules';
 import { DEFAULT_CAPTURE_SETTINGS, validateCaptureSettings } from '../capture/settings';
 import { DirectorySource } from '../config/directory-source';
@@ -12,7 +12,7 @@ import { runSidecarInit } from '../sidecar/init';
 import { openOwnNetwork } from '../sidecar/self-network';
 import { Sidecar } from '../sidecar/sidecar';
 import { parseFlags, parseList, parsePort, parsePorts, parseDrainMs } from './args';
-import { stopOnSignal } from './stop-on-signal';
+import { stopOnSignal } from '../runtime/stop-on-signal';
 
 const SIDECAR_HELP = `usage: nodemesh sidecar --source DIR --pod NS/NAME [flags]   (the simulator, a YAML source)
        nodemesh sidecar --kube [--pod NS/NAME] [flags]        (in an injected pod)

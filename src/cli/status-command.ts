@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { adminGet } from '../admin/admin-client';
+import type { CaptureReply, PodRecord } from '../admin/debug-replies';
 import { runDirFor } from '../agent/build-agent';
-import type { PodRecord } from '../agent/agent';
 import { parseFlags } from './args';
 
 const HELP = `usage: nodemesh status [--instance NAME | --admin-socket PATH] [--json]
@@ -10,11 +10,6 @@ Shows what a running agent captures: its back-end, each pod's status (with the r
 for a pod left uncaptured) and the capture counters.
   --instance NAME      the agent's instance (its node name, or sim-SIM-NODE in the simulator)
   --admin-socket PATH  the agent's admin socket`;
-
-interface CaptureInfo {
-  backend: string;
-  counters: Record<string, number>;
-}
 
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('status', argv, {
@@ -28,7 +23,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const socket = values['admin-socket'] ?? join(runDirFor(values.instance ?? 'node'), 'admin.sock');
-  const [pods, capture] = await Promise.all([adminGet<PodRecord[]>(socket, '/debug/pods'), adminGet<CaptureInfo>(socket, '/debug/capture')]);
+  const [pods, capture] = await Promise.all([adminGet<PodRecord[]>(socket, '/debug/pods'), adminGet<CaptureReply>(socket, '/debug/capture')]);
   if (values.json) {
     console.log(JSON.stringify({ capture, pods }, null, 2));
     return 0;

@@ -1,7 +1,7 @@
 import { createServer, Socket, type Server } from 'node:net';
-import type { PodSandbox } from '../agent/pod-sandbox';
+import type { PodSandbox } from './pod-sandbox';
 import { hasCode } from '../errors';
-import { handleFd, type SocketAddress } from '../proxy/pod-network';
+import { handleFd, type SocketAddress } from './pod-network';
 import type { NativeBinding } from './native-binding';
 
 const LISTEN_BACKLOG = 4096;

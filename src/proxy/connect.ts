@@ -1,7 +1,7 @@
 import { isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { INBOUND_PASSTHROUGH_SOURCE } from '../capture/settings';
-import type { PodNetwork } from './pod-network';
+import type { PodNetwork } from '../datapath/pod-network';
 
 /**
  * A connection from inside a pod's namespace. `asInbound`: delivering into that pod, from

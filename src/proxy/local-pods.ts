@@ -1,5 +1,5 @@
 import type { PodInfo } from '../mesh/model';
-import type { PodNetwork } from './pod-network';
+import type { PodNetwork } from '../datapath/pod-network';
 
 /** An enrolled pod of this node, with the network its sockets are made in. */
 export interface LocalPod {

@@ -1,10 +1,10 @@
 import { createServer, Socket, type Server } from 'node:net';
-import type { PodSandbox } from '../agent/pod-sandbox';
+import type { PodSandbox } from '../datapath/pod-sandbox';
 import { OWN_NETNS } from '../capture/iptables/iptables-capture';
 import type { NativeBinding } from '../datapath/native-binding';
 import { openPodSandbox } from '../datapath/netns-pod-sandbox';
 import { hasCode } from '../errors';
-import { handleFd, type PodNetwork, type SocketAddress } from '../proxy/pod-network';
+import { handleFd, type PodNetwork, type SocketAddress } from '../datapath/pod-network';
 
 const LISTEN_BACKLOG = 4096;
 const UNANSWERED = ['ENOENT', 'ENOPROTOOPT', 'ENOTCONN'];

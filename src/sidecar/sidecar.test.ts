@@ -6,13 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminGet } from '../admin/admin-client';
-import type { ConfigSource } from '../agent/agent';
+import type { SidecarPodRecord } from '../admin/debug-replies';
+import type { ConfigSource } from '../config/config-source';
 import { DEFAULT_CAPTURE_SETTINGS, type CaptureSettings } from '../capture/settings';
 import type { SourceResult } from '../config/directory-source';
 import type { PodInfo } from '../mesh/model';
 import { checkPodIPs } from './init';
 import { SelfNetwork, type OriginalDstBinding } from './self-network';
-import { Sidecar, type SidecarPodRecord } from './sidecar';
+import { Sidecar } from './sidecar';
 
 /*
  * The sidecar runtime in-process, on loopback: no namespace, no iptables. SelfNetwork (the

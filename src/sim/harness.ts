@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { adminGet } from '../admin/admin-client';
-import type { PodRecord } from '../agent/agent';
+import type { PodRecord } from '../admin/debug-replies';
 import { runDirFor } from '../agent/build-agent';
 import { removeSimAgentState } from '../agent/agent-state';
 import type { ConnectionRecord } from '../proxy/connection-log';

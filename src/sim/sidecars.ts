@@ -4,7 +4,7 @@ import { adminGet } from '../admin/admin-client';
 import { IptablesCapture } from '../capture/iptables/iptables-capture';
 import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
-import type { SidecarPodRecord } from '../sidecar/sidecar';
+import type { SidecarPodRecord } from '../admin/debug-replies';
 import { cgroupProcs } from './cgroup';
 import { spawnIn } from './exec';
 import { stateDir } from './names';

@@ -16,7 +16,7 @@ import { LocalPods } from '../local-pods';
 import { ProxyMetrics } from '../metrics';
 import type { OpenSocket } from '../open-socket';
 import { Outbound } from '../outbound/outbound';
-import type { PodNetwork } from '../pod-network';
+import type { PodNetwork } from '../../datapath/pod-network';
 import { ProxyConfigStore } from '../proxy-config';
 import { PodProxy } from './pod-proxy';
 

@@ -6,7 +6,7 @@ import type { LocalPod } from '../local-pods';
 import type { ProxyMetrics } from '../metrics';
 import { formatAddress, type OpenSocket } from '../open-socket';
 import type { Outbound } from '../outbound/outbound';
-import { handleFd } from '../pod-network';
+import { handleFd } from '../../datapath/pod-network';
 
 export interface PodProxyDeps {
   local: LocalPod;

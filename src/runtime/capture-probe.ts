@@ -1,7 +1,7 @@
 import { isIPv4 } from 'node:net';
 import { NodemeshError, describeError } from '../errors';
 import { PROBE_REPLY_PREFIX } from '../proxy/outbound/probe';
-import type { PodSandbox } from './pod-sandbox';
+import type { PodSandbox } from '../datapath/pod-sandbox';
 
 /**
  * Proves that capture works for a pod: from inside the pod, without the proxy's mark,

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { PodNetwork } from '../proxy/pod-network';
+import type { PodNetwork } from './pod-network';
 
 /**
  * A pod's network namespace held open by the agent: the proxy's sockets are made through

@@ -1,7 +1,7 @@
 import { NodemeshError } from '../errors';
 import { podKey, type PodInfo } from '../mesh/model';
-import { loadSimState } from '../sim/state';
-import type { PodLocation, PodLocator } from './pod-locator';
+import { loadSimState } from './state';
+import type { PodLocation, PodLocator } from '../agent/pod-locator';
 
 /**
  * Finds pods in the local node simulator: its state file names every pod's namespace.

@@ -1,16 +1,13 @@
 import type { Server, Socket } from 'node:net';
+import type { SocketAddress } from './native-binding';
 
-export interface SocketAddress {
-  family: 4 | 6;
-  address: string;
-  port: number;
-}
+export type { SocketAddress };
 
 /**
  * Sockets inside one pod's network namespace. The proxy never enters a namespace itself:
  * it asks for listeners and upstream connections here, and Node's `net` objects own them.
- * Implemented over the native addon in src/datapath (netns-pod-network.ts); tests may use
- * a loopback stand-in.
+ * Implemented over the native addon by netns-pod-sandbox.ts, by the sidecar's own
+ * unprivileged network, and by loopback stand-ins in tests.
  */
 export interface PodNetwork {
   /** A listening server on address:port inside the pod (SO_REUSEADDR, marked). */
