@@ -1,5 +1,5 @@
 import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
-import type { PodNetwork, SocketAddress } from './pod-network';
+import type { PodNetwork, SocketAddress } from '../datapath/pod-network';
 
 /**
  * A stand-in for a pod's network namespace in unit tests, with no root: listeners on
