@@ -5,7 +5,10 @@ import { NodemeshError, describeError, hasCode } from '../errors';
 import { logger } from '../log';
 import type { EndpointSliceInfo, NamespaceInfo, PodInfo, ServiceInfo } from '../mesh/model';
 import { parseK8sYaml, type RawObject } from './k8s-yaml';
-import { convertObjects, rejection, type OtherObject, type RejectedObject } from './objects';
+import type { CoreKind } from './core-kind';
+import { convertObjects, type OtherObject } from './objects';
+import type { ParsedKinds } from './snapshot';
+import { rejection, type RejectedObject } from './validation';
 
 /**
  * The embedded configuration source: a directory (or one file) of Kubernetes YAML, the
@@ -27,6 +30,8 @@ export interface SourceResult {
   endpointSlices?: EndpointSliceInfo[];
   /** Set by the Kubernetes source: see SnapshotInput.endpointsFromSlicesOnly. */
   endpointsFromSlicesOnly?: boolean;
+  /** Kinds the source parsed already (see SnapshotInput.parsed). */
+  parsed?: ParsedKinds;
 }
 
 export interface DirectorySourceOptions {
@@ -37,6 +42,8 @@ export interface DirectorySourceOptions {
    * and 500 where it does not (some network and overlay filesystems).
    */
   pollIntervalMs?: number;
+  /** The kinds converted into the mesh model (the registry's, src/kinds); default CORE_KINDS. */
+  kinds?: readonly CoreKind[];
 }
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
@@ -58,6 +65,7 @@ export class DirectorySource {
   private readonly files = new Map<string, FileState>();
   private readonly debounceMs: number;
   private readonly pollIntervalMs: number | undefined;
+  private readonly kinds: readonly CoreKind[] | undefined;
   private watcher: FSWatcher | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
@@ -69,6 +77,7 @@ export class DirectorySource {
     this.path = resolve(path);
     this.debounceMs = options.debounceMs ?? 100;
     this.pollIntervalMs = options.pollIntervalMs;
+    this.kinds = options.kinds;
   }
 
   /** Reads the files (re-reading only the ones whose size or mtime changed). */
@@ -128,7 +137,7 @@ export class DirectorySource {
       rejected.push(...state.problems);
       raws.push(...state.objects);
     }
-    const converted = convertObjects(raws);
+    const converted = convertObjects(raws, this.kinds);
     rejected.push(...converted.rejected);
     const result = { ...converted, rejected, files: paths };
     this.lastFingerprint = JSON.stringify(result);

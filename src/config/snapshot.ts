@@ -33,7 +33,15 @@ export interface SnapshotInput {
    */
   endpointsFromSlicesOnly?: boolean;
   others?: readonly OtherObject[];
+  /**
+   * What the source's parsers made of some kinds of `others` (by kind name, see
+   * src/kinds), so that the proxy configuration does not parse them a second time.
+   */
+  parsed?: ParsedKinds;
 }
+
+/** Parsed configuration by kind name; each kind's entry in src/kinds knows its type. */
+export type ParsedKinds = Readonly<Record<string, unknown>>;
 
 export interface ServiceMatch {
   service: ServiceInfo;
@@ -72,6 +80,8 @@ export class MeshSnapshot {
   /** namespace/name -> service. */
   readonly services: ReadonlyMap<string, ServiceInfo>;
   readonly others: readonly OtherObject[];
+  /** See SnapshotInput.parsed. Not copied: parsed values are immutable by contract. */
+  readonly parsed: ParsedKinds;
   /** Service namespace/name -> its EndpointSlices, by slice name. */
   readonly endpointSlices: ReadonlyMap<string, readonly EndpointSliceInfo[]>;
   private readonly slicesOnly: boolean;
@@ -89,6 +99,7 @@ export class MeshSnapshot {
     this.pods = new Map(input.pods.map((pod) => [podKey(pod), copy(pod)]));
     this.services = new Map(input.services.map((svc) => [serviceKey(svc), copy(svc)]));
     this.others = Object.freeze((input.others ?? []).map((o) => copy(o)));
+    this.parsed = Object.freeze({ ...input.parsed });
     const slices = new Map<string, EndpointSliceInfo[]>();
     for (const slice of input.endpointSlices ?? []) {
       if (slice.serviceName === undefined) continue;

@@ -1,11 +1,12 @@
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import type { SourceResult } from '../config/directory-source';
 import type { K8sObject, RawObject } from '../config/k8s-yaml';
-import { convertObjects, type OtherObject, type RejectedObject } from '../config/objects';
+import { convertObjects, type OtherObject } from '../config/objects';
+import type { RejectedObject } from '../config/validation';
 import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
 import type { EndpointSliceInfo } from '../mesh/model';
-import { parseTrafficPolicies } from '../policy/traffic-policy';
+import { parseTrafficPolicies } from '../policy/client/traffic-policy';
 import type { BackoffOptions } from './backoff';
 import { Reflector, type ReflectorStats } from './reflector';
 import { MESH_RESOURCES, NODEMESH_GROUP, PODS, makeLister, objectPath, type KubeResource } from './resources';

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import type { K8sObject } from '../config/k8s-yaml';
-import { convertEndpointSlice, convertObjects, convertPod } from '../config/objects';
+import { convertEndpointSlice } from '../config/endpoint-slice';
+import { convertObjects } from '../config/objects';
+import { convertPod } from '../config/pod';
 import { MeshSnapshot } from '../config/snapshot';
 import { KubeSource } from './kube-source';
 import { endpointSlice, namespace, pod, service } from './testing/cluster-objects';

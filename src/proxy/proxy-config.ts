@@ -1,8 +1,8 @@
 import type { MeshSnapshot } from '../config/snapshot';
-import type { RejectedObject } from '../config/objects';
+import type { RejectedObject } from '../config/validation';
 import { podKey, type PodInfo } from '../mesh/model';
-import { parseTrafficPolicies } from '../policy/traffic-policy';
-import { PolicyRegistry } from '../policy/policy-set';
+import { parseTrafficPolicies } from '../policy/client/traffic-policy';
+import { PolicyRegistry } from '../policy/client/policy-set';
 import { compileRoutes, RetryBudget, RouteTable } from '../routing';
 import { workloadOf, type WorkloadInfo } from '../telemetry/istio-metrics';
 import { logger } from '../log';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pickWeighted } from './backends';
-import { mulberry32 } from '../policy/random';
+import { mulberry32 } from '../policy/client/random';
 
 test('a 90/10 split over 10,000 picks lands within ±1%', () => {
   const items = [

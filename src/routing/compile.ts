@@ -1,7 +1,8 @@
 import { NodemeshError } from '../errors';
-import { objectLabel, rejection, type OtherObject, type RejectedObject } from '../config/objects';
+import type { OtherObject } from '../config/objects';
+import { objectLabel, rejection, type RejectedObject } from '../config/validation';
 import type { ServiceInfo } from '../mesh/model';
-import { formatGatewayDuration, parseGatewayDuration } from './duration';
+import { formatGatewayDuration, parseGatewayDuration } from '../config/duration';
 import {
   compareEntries,
   fullRegex,

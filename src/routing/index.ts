@@ -3,6 +3,6 @@ export { compileRoutes, RouteTable, RETRY_DEFAULTS, ROUTE_REF_WARNING, GATEWAY_G
 export { pickWeighted } from './backends';
 export { applyHeaderModifier, applyUrlRewrite, redirectLocation, shouldMirror, replacePrefix, hostWithoutPort } from './filters';
 export { RetryBudget, type RetryBudgetOptions } from './retry-budget';
-export { parseGatewayDuration, formatGatewayDuration } from './duration';
+export { parseGatewayDuration, formatGatewayDuration } from '../config/duration';
 export { isIdempotent } from './idempotent';
 export type * from './types';

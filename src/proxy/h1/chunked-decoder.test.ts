@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChunkedDecoder, type ChunkedLimits } from './chunked-decoder';
 import { H1ParseError } from './parse-error';
-import { mulberry32 } from '../../policy/random';
+import { mulberry32 } from '../../policy/client/random';
 
 interface Decoded {
   data: Buffer;

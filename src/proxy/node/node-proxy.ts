@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import type { PodListenerFds } from '../../capture/backend';
 import type { CaptureSettings } from '../../capture/settings';
 import { MeshSnapshot } from '../../config/snapshot';
-import type { RejectedObject } from '../../config/objects';
+import type { RejectedObject } from '../../config/validation';
 import { describeError } from '../../errors';
 import { logger } from '../../log';
 import { podKey, type PodInfo } from '../../mesh/model';

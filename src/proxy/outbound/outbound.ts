@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { describeError } from '../../errors';
 import { cachedServiceKey, type Endpoint } from '../../mesh/model';
-import { endpointKey } from '../../policy/load-balancer';
+import { endpointKey } from '../../policy/client/load-balancer';
 import type { ConnectionInfo } from '../connection-info';
 import { HttpFrontend } from '../http/frontend';
 import type { ProxyInputs } from '../inputs';

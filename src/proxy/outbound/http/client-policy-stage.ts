@@ -1,5 +1,5 @@
 import { cachedServiceKey } from '../../../mesh/model';
-import type { FaultDecision } from '../../../policy/fault-injection';
+import type { FaultDecision } from '../../../policy/client/fault-injection';
 import { ProxyResponseError } from '../../http/proxy-response-error';
 import { respondGrpcStatus } from '../../http/respond';
 import { sleep } from '../../http/cancellation';

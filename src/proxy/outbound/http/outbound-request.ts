@@ -1,5 +1,5 @@
 import type { ServiceInfo } from '../../../mesh/model';
-import type { ServicePolicy } from '../../../policy/policy-set';
+import type { ServicePolicy } from '../../../policy/client/policy-set';
 import type { RouteMatch } from '../../../routing';
 import type { AccessLog } from '../../../telemetry/access-log';
 import type { IstioMetrics, WorkloadInfo } from '../../../telemetry/istio-metrics';

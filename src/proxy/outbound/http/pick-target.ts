@@ -1,6 +1,6 @@
 import type { Endpoint, ServiceInfo } from '../../../mesh/model';
-import { endpointKey } from '../../../policy/load-balancer';
-import type { ServicePolicy } from '../../../policy/policy-set';
+import { endpointKey } from '../../../policy/client/load-balancer';
+import type { ServicePolicy } from '../../../policy/client/policy-set';
 import type { ConnectionInfo } from '../../connection-info';
 import type { HeaderRecord } from '../../http/headers';
 import type { ProxyConfig } from '../../proxy-config';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
-import { NodemeshError } from '../errors';
+import { NodemeshError } from '../../errors';
 import { ConcurrencyLimiter, ConnectionLimiter, type Release } from './circuit-breaker';
 
 /** Tracks a promise's state without awaiting it. */

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseK8sYaml } from '../config/k8s-yaml';
-import { convertObjects, type RejectedObject } from '../config/objects';
-import { formatDuration, parseDuration } from './duration';
+import { parseK8sYaml } from '../../config/k8s-yaml';
+import { convertObjects } from '../../config/objects';
+import type { RejectedObject } from '../../config/validation';
+import { formatGatewayDuration as formatDuration, parseDuration } from '../../config/duration';
 import { parseTrafficPolicies, type ParsedTrafficPolicies } from './traffic-policy';
 
 function parse(text: string, file = 'policy.yaml'): ParsedTrafficPolicies {

@@ -1,4 +1,4 @@
-import { NodemeshError } from '../errors';
+import { NodemeshError } from '../../errors';
 
 /**
  * Circuit breaking by concurrency (Envoy's circuit breakers, Istio's connectionPool):

@@ -1,5 +1,6 @@
-import { objectLabel, rejection, type OtherObject, type RejectedObject } from '../config/objects';
-import { parseDuration } from './duration';
+import type { OtherObject } from '../../config/objects';
+import { objectLabel, rejection, type RejectedObject } from '../../config/validation';
+import { parseDuration } from '../../config/duration';
 
 /**
  * The nodemesh.dev/v1alpha1 TrafficPolicy CRD: resilience settings attached to one

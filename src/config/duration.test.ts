@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodemeshError } from '../errors';
 import { formatGatewayDuration, parseGatewayDuration } from './duration';
-import { isIdempotent } from './idempotent';
 
 test('Gateway API durations parse to milliseconds', () => {
   assert.equal(parseGatewayDuration('1h'), 3_600_000);
@@ -35,9 +34,4 @@ test('formatGatewayDuration writes the shortest spelling', () => {
   assert.equal(formatGatewayDuration(90_000), '1m30s');
   assert.equal(formatGatewayDuration(3_723_004), '1h2m3s4ms');
   assert.equal(parseGatewayDuration(formatGatewayDuration(123_456)), 123_456);
-});
-
-test('idempotent methods are GET HEAD OPTIONS TRACE PUT DELETE, case-sensitively', () => {
-  for (const m of ['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']) assert.equal(isIdempotent(m), true, m);
-  for (const m of ['POST', 'PATCH', 'CONNECT', 'get', 'Put', '']) assert.equal(isIdempotent(m), false, m);
 });
