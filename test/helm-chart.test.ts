@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isMap, parseAllDocuments, parseDocument, type YAMLMap } from 'yaml';
 import { isCI } from './helpers/privileges';
-import { parseTrafficPolicies } from '../src/policy/client/traffic-policy';
+import { parseTrafficPolicies } from '../src/policy/client/parse-traffic-policy';
 import type { OtherObject } from '../src/config/objects';
 import type { K8sObject } from '../src/config/k8s-yaml';
 import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags';

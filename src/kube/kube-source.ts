@@ -6,7 +6,7 @@ import type { RejectedObject } from '../config/validation';
 import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
 import type { EndpointSliceInfo } from '../mesh/model';
-import { parseTrafficPolicies } from '../policy/client/traffic-policy';
+import { parseTrafficPolicies } from '../policy/client/parse-traffic-policy';
 import type { BackoffOptions } from './backoff';
 import { Reflector, type ReflectorStats } from './reflector';
 import { MESH_RESOURCES, NODEMESH_GROUP, PODS, makeLister, objectPath, type KubeResource } from './resources';

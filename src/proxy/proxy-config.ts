@@ -1,7 +1,7 @@
 import type { MeshSnapshot } from '../config/snapshot';
 import type { RejectedObject } from '../config/validation';
 import { podKey, type PodInfo } from '../mesh/model';
-import { parseTrafficPolicies } from '../policy/client/traffic-policy';
+import { parseTrafficPolicies } from '../policy/client/parse-traffic-policy';
 import { PolicyRegistry } from '../policy/client/policy-set';
 import { compileRoutes, RetryBudget, RouteTable } from '../routing';
 import { workloadOf, type WorkloadInfo } from '../telemetry/istio-metrics';

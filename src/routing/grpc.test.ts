@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { parseK8sYaml } from '../config/k8s-yaml';
 import { convertObjects } from '../config/objects';
 import { serviceKey } from '../mesh/model';
-import { compileRoutes, type CompileResult, type ServiceRoutes } from './compile';
+import { compileRoutes, type CompileResult } from './compile';
+import type { ServiceRoutes } from './route-table';
 
 const SERVICES = `
 apiVersion: v1

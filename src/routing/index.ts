@@ -1,5 +1,8 @@
-/** The Gateway API routing engine (HTTPRoute / GRPCRoute attached to Services). */
-export { compileRoutes, RouteTable, RETRY_DEFAULTS, ROUTE_REF_WARNING, GATEWAY_GROUP, type CompileResult, type ServiceRoutes, type RouteTableRow } from './compile';
+/** The Gateway API routing engine (HTTPRoute / GRPCRoute attached to Services): parsing (parse-*.ts, compile.ts) and the route table (route-table.ts). */
+export { compileRoutes, isRoute, ROUTE_KINDS, ROUTE_REF_WARNING, type CompileResult } from './compile';
+export { RouteTable, type ServiceRoutes, type RouteTableRow } from './route-table';
+export { RETRY_DEFAULTS } from './parse-route';
+export { GATEWAY_GROUP } from './reference-grant';
 export { pickWeighted } from './backends';
 export { applyHeaderModifier, applyUrlRewrite, redirectLocation, shouldMirror, replacePrefix, hostWithoutPort } from './filters';
 export { RetryBudget, type RetryBudgetOptions } from './retry-budget';

@@ -4,7 +4,7 @@ import { parseK8sYaml } from '../../config/k8s-yaml';
 import { convertObjects } from '../../config/objects';
 import type { RejectedObject } from '../../config/validation';
 import { formatGatewayDuration as formatDuration, parseDuration } from '../../config/duration';
-import { parseTrafficPolicies, type ParsedTrafficPolicies } from './traffic-policy';
+import { parseTrafficPolicies, type ParsedTrafficPolicies } from './parse-traffic-policy';
 
 function parse(text: string, file = 'policy.yaml'): ParsedTrafficPolicies {
   const parsed = parseK8sYaml(text, file);
