@@ -1,23 +1,26 @@
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import type { SourceResult } from '../config/directory-source';
 import type { K8sObject, RawObject } from '../config/k8s-yaml';
-import { convertObjects, type OtherObject } from '../config/objects';
+import { convertObjects } from '../config/objects';
 import type { RejectedObject } from '../config/validation';
 import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
 import type { EndpointSliceInfo } from '../mesh/model';
-import { parseTrafficPolicies } from '../policy/client/parse-traffic-policy';
+import type { ObjectKind } from '../kinds/object-kind';
+import { coreKinds, KINDS, kindOfResource, parseInSource } from '../kinds/registry';
 import type { BackoffOptions } from './backoff';
 import { Reflector, type ReflectorStats } from './reflector';
-import { MESH_RESOURCES, NODEMESH_GROUP, PODS, makeLister, objectPath, type KubeResource } from './resources';
+import { MESH_RESOURCES, makeLister, objectPath, type KubeResource } from './resources';
 import type { KubeStatusWriter, ObjectVerdict } from './status-writer';
 
 /**
  * The Kubernetes configuration source: the same contract as DirectorySource (load(),
  * watch(onChange, onError), close()), fed by list-and-watch of Namespaces, this node's
  * Pods, Services, EndpointSlices, Gateway API HTTPRoutes and GRPCRoutes, and nodemesh
- * TrafficPolicies. Every result is built by passing the cached objects through
- * convertObjects, so a cluster's objects get the same checks as a directory's.
+ * TrafficPolicies (the registry's watched kinds, src/kinds). Every result is built by
+ * passing the cached objects through convertObjects, so a cluster's objects get the same
+ * checks as a directory's, and through the parsers of the kinds that have one
+ * (TrafficPolicy): their verdicts become status, their values travel in `parsed`.
  *
  * - load() resolves after the first full sync of every resource (a CRD that is not
  *   installed counts as synced and empty).
@@ -58,14 +61,14 @@ export interface KubeSourceOptions {
   /** Bound on one LIST page or a watch's response headers (ms, default 60 s). */
   requestTimeoutMs?: number;
   /**
-   * Checks the objects of other kinds (routes, nodemesh policies) beyond their metadata;
-   * rejected ones leave `others`, and nodemesh.dev ones get Accepted=False. Default: the
-   * policy layer's TrafficPolicy parser (every field, and one policy per Service).
+   * The registry of kinds (default KINDS): core kinds are converted, kinds with a parser
+   * are parsed (rejected ones leave `others`), and those whose status is
+   * 'accepted-condition' get one through the status writer.
    */
-  validate?: (others: readonly OtherObject[]) => readonly RejectedObject[];
-  /** When set, nodemesh.dev objects get an Accepted condition (and Events for rejections). */
+  kinds?: readonly ObjectKind[];
+  /** When set, objects of 'accepted-condition' kinds get an Accepted condition (and Events for rejections). */
   statusWriter?: KubeStatusWriter;
-  /** Resources to watch (tests); default MESH_RESOURCES. */
+  /** Resources to watch (tests); default MESH_RESOURCES (the registry's watched kinds). */
   resources?: readonly KubeResource[];
 }
 
@@ -89,7 +92,7 @@ export class KubeSource {
   private readonly reflectors: Reflector[];
   private readonly debounceMs: number;
   private readonly maxDelayMs: number;
-  private readonly validate: (others: readonly OtherObject[]) => readonly RejectedObject[];
+  private readonly kinds: readonly ObjectKind[];
   private readonly statusWriter: KubeStatusWriter | undefined;
   private started = false;
   private closed = false;
@@ -105,7 +108,7 @@ export class KubeSource {
   constructor(options: KubeSourceOptions) {
     this.debounceMs = options.debounceMs ?? 50;
     this.maxDelayMs = Math.max(this.debounceMs, options.maxDelayMs ?? 500);
-    this.validate = options.validate ?? ((others) => parseTrafficPolicies(others).rejected);
+    this.kinds = options.kinds ?? KINDS;
     this.statusWriter = options.statusWriter;
     this.onError = (err) => this.log.warn({ err: describeError(err) }, 'Kubernetes API request failed; retrying');
     const watch = new Watch(options.kubeConfig);
@@ -116,7 +119,7 @@ export class KubeSource {
           lister: makeLister(options.kubeConfig, resource),
           watch,
           log: this.log,
-          ...(resource === PODS && options.nodeName !== undefined ? { fieldSelector: `spec.nodeName=${options.nodeName}` } : {}),
+          ...(isPods(resource) && options.nodeName !== undefined ? { fieldSelector: `spec.nodeName=${options.nodeName}` } : {}),
           ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
           ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
           ...(options.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: options.watchTimeoutSeconds }),
@@ -259,21 +262,22 @@ export class KubeSource {
 
   private build(): { result: KubeSourceResult; verdicts: ObjectVerdict[] } {
     const raws: RawObject[] = [];
-    const nodemesh: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
+    const reported: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
     for (const reflector of this.reflectors) {
       const r = reflector.resource;
       const keys = [...reflector.store.keys()].sort();
       for (const key of keys) {
         const object = reflector.store.get(key)!;
-        if (r === PODS && !podIsLive(object)) continue;
+        if (isPods(r) && !podIsLive(object)) continue;
         const meta = (object.metadata ?? {}) as Record<string, unknown>;
         const path = objectPath(r, typeof meta.namespace === 'string' ? meta.namespace : undefined, String(meta.name));
-        raws.push({ object: configurationOf(r, object), file: path, document: 0 });
-        if (r.group === NODEMESH_GROUP) nodemesh.push({ object, path, resource: r });
+        const kind = kindOfResource(r, this.kinds);
+        raws.push({ object: kind?.core ? object : configurationOf(object), file: path, document: 0 });
+        if (kind?.status === 'accepted-condition') reported.push({ object, path, resource: r });
       }
     }
-    const converted = convertObjects(raws);
-    const extra = this.validate(converted.others);
+    const converted = convertObjects(raws, coreKinds(this.kinds));
+    const { parsed, rejected: extra } = parseInSource(converted.others, this.kinds);
     const rejectedPaths = new Set(extra.map((x) => x.file));
     const rejected = [...converted.rejected, ...extra];
     const result: KubeSourceResult = {
@@ -285,8 +289,9 @@ export class KubeSource {
       others: converted.others.filter((o) => !rejectedPaths.has(o.file)),
       rejected,
       files: [],
+      parsed,
     };
-    const verdicts: ObjectVerdict[] = nodemesh.map(({ object, path, resource }) => {
+    const verdicts: ObjectVerdict[] = reported.map(({ object, path, resource }) => {
       const reasons = rejected.filter((x) => x.file === path).map((x) => stripPrefix(x));
       return reasons.length === 0
         ? { object, plural: resource.plural, namespaced: resource.namespaced, accepted: true }
@@ -307,9 +312,13 @@ function podIsLive(pod: K8sObject): boolean {
   return typeof status.podIP === 'string' && status.podIP !== '';
 }
 
-/** What convertObjects sees: for kinds kept as they are, no status or bookkeeping fields. */
-function configurationOf(r: KubeResource, object: K8sObject): K8sObject {
-  if (r.group === '' || r.group === 'discovery.k8s.io') return object;
+/** The Pods resource, which is watched on this node only. */
+function isPods(r: KubeResource): boolean {
+  return r.group === '' && r.kind === 'Pod';
+}
+
+/** What convertObjects sees of the kinds kept as they are: no status or bookkeeping fields. */
+function configurationOf(object: K8sObject): K8sObject {
   const { status: _status, ...rest } = object;
   const meta = { ...((object.metadata ?? {}) as Record<string, unknown>) };
   delete meta.resourceVersion;

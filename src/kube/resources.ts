@@ -1,44 +1,26 @@
 import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { K8sObject } from '../config/k8s-yaml';
+import type { ApiResource } from '../kinds/object-kind';
+import { KINDS } from '../kinds/registry';
 
 /**
- * The Kubernetes resources the agent reads, where they live in the REST API, and how to
- * LIST them with client-node. Watches go through client-node's Watch on `collectionPath`.
+ * Where the Kubernetes resources the agent reads (the registry of kinds, src/kinds) live
+ * in the REST API, and how to LIST them with client-node. Watches go through
+ * client-node's Watch on `collectionPath`.
  */
 
-export interface KubeResource {
+/** An API resource of the registry (src/kinds) with the id the source's logs and metrics use. */
+export interface KubeResource extends ApiResource {
   /** Short id for logs and metrics: "pods", "httproutes" ... */
   id: string;
-  /** '' for the core group. */
-  group: string;
-  version: string;
-  kind: string;
-  plural: string;
-  namespaced: boolean;
-  /**
-   * A custom resource that may not be installed (Gateway API, nodemesh CRDs): a 404 means
-   * "none of these", not an error, and the agent checks again later.
-   */
-  optional: boolean;
 }
 
-function resource(group: string, version: string, kind: string, plural: string, namespaced: boolean, optional: boolean): KubeResource {
-  return { id: plural, group, version, kind, plural, namespaced, optional };
+export function kubeResource(r: ApiResource): KubeResource {
+  return { id: r.plural, ...r };
 }
 
-export const NAMESPACES = resource('', 'v1', 'Namespace', 'namespaces', false, false);
-export const PODS = resource('', 'v1', 'Pod', 'pods', true, false);
-export const SERVICES = resource('', 'v1', 'Service', 'services', true, false);
-export const ENDPOINT_SLICES = resource('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true, false);
-export const HTTP_ROUTES = resource('gateway.networking.k8s.io', 'v1', 'HTTPRoute', 'httproutes', true, true);
-export const GRPC_ROUTES = resource('gateway.networking.k8s.io', 'v1', 'GRPCRoute', 'grpcroutes', true, true);
-export const TRAFFIC_POLICIES = resource('nodemesh.dev', 'v1alpha1', 'TrafficPolicy', 'trafficpolicies', true, true);
-
-/** Every resource the KubeSource watches, in the order their objects are converted. */
-export const MESH_RESOURCES: readonly KubeResource[] = [NAMESPACES, PODS, SERVICES, ENDPOINT_SLICES, HTTP_ROUTES, GRPC_ROUTES, TRAFFIC_POLICIES];
-
-/** The API group of nodemesh's own CRDs (the objects that get status conditions). */
-export const NODEMESH_GROUP = 'nodemesh.dev';
+/** Every resource the KubeSource watches, in the order their objects are converted: the registry's watched kinds. */
+export const MESH_RESOURCES: readonly KubeResource[] = KINDS.filter((k) => k.watched).map((k) => kubeResource(k.resource));
 
 export function apiVersionOf(r: Pick<KubeResource, 'group' | 'version'>): string {
   return r.group === '' ? r.version : `${r.group}/${r.version}`;

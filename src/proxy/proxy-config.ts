@@ -1,15 +1,17 @@
 import type { MeshSnapshot } from '../config/snapshot';
 import type { RejectedObject } from '../config/validation';
 import { podKey, type PodInfo } from '../mesh/model';
-import { parseTrafficPolicies } from '../policy/client/parse-traffic-policy';
+import { buildConfigSlots } from '../kinds/config-slots';
 import { PolicyRegistry } from '../policy/client/policy-set';
-import { compileRoutes, RetryBudget, RouteTable } from '../routing';
+import { RetryBudget, RouteTable } from '../routing';
 import { workloadOf, type WorkloadInfo } from '../telemetry/istio-metrics';
 import { logger } from '../log';
 
 /**
  * What the proxy serves requests from: one immutable object per configuration snapshot
  * (routes compiled, policies parsed, workload identities derived), swapped atomically.
+ * The slots routes and policies are filled from the registry of object kinds
+ * (src/kinds/config-slots.ts), which takes what the source parsed already.
  * A request reads `current` once when it starts and keeps that object to its end, so a
  * configuration change never changes a request half-way.
  *
@@ -54,15 +56,14 @@ export class ProxyConfigStore {
   }
 
   private build(snapshot: MeshSnapshot): ProxyConfig {
-    const { table, rejected: routeRejected, warnings } = compileRoutes(snapshot.others, snapshot.services);
-    const { policies, rejected: policyRejected } = parseTrafficPolicies(snapshot.others);
+    const { routes, policies, rejected, warnings } = buildConfigSlots(snapshot);
     this.policies.update(policies, snapshot.services.keys());
-    for (const r of [...routeRejected, ...policyRejected]) this.log.warn({ rejected: r }, 'configuration object rejected');
+    for (const r of rejected) this.log.warn({ rejected: r }, 'configuration object rejected');
     const workloads = new Map<string, WorkloadInfo>();
     return Object.freeze({
       snapshot,
-      routes: table,
-      rejected: [...routeRejected, ...policyRejected],
+      routes,
+      rejected,
       warnings,
       workload(pod: PodInfo): WorkloadInfo {
         const key = podKey(pod);

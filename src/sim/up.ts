@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DirectorySource } from '../config/directory-source';
+import { coreKinds } from '../kinds/registry';
 import { NodemeshError } from '../errors';
 import { logger } from '../log';
 import { detectIptablesBackend } from '../netfilter/iptables';
@@ -63,7 +64,7 @@ export async function simUp(options: SimUpOptions): Promise<SimState> {
   const name = validateSimName(options.name ?? DEFAULT_SIM_NAME);
   requireRootUser();
   const sourcePath = resolve(options.source);
-  const source = await new DirectorySource(sourcePath).load();
+  const source = await new DirectorySource(sourcePath, { kinds: coreKinds() }).load();
   for (const r of source.rejected) log.warn({ sim: name, file: r.file, object: r.object }, `not applied: ${r.reason}`);
   const cgroup2 = findCgroup2Mount();
   if (!existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) {

@@ -1,0 +1,59 @@
+import type { CoreKind } from '../config/core-kind';
+import type { OtherObject } from '../config/objects';
+import type { ParsedKinds } from '../config/snapshot';
+import type { RejectedObject } from '../config/validation';
+import { ENDPOINT_SLICE_KIND } from './endpoint-slice';
+import { GRPC_ROUTE_KIND } from './grpc-route';
+import { HTTP_ROUTE_KIND } from './http-route';
+import { NAMESPACE_KIND } from './namespace';
+import { isOfKind, type ApiResource, type ObjectKind } from './object-kind';
+import { POD_KIND } from './pod';
+import { REFERENCE_GRANT_KIND } from './reference-grant';
+import { SERVICE_KIND } from './service';
+import { TRAFFIC_POLICY_KIND } from './traffic-policy';
+
+/**
+ * Every kind of object nodemesh reads, one entry each (one file each in this folder).
+ * The order is the order in which the Kubernetes source lists them and converts their
+ * objects.
+ */
+export const KINDS: readonly ObjectKind[] = [
+  NAMESPACE_KIND,
+  POD_KIND,
+  SERVICE_KIND,
+  ENDPOINT_SLICE_KIND,
+  HTTP_ROUTE_KIND,
+  GRPC_ROUTE_KIND,
+  REFERENCE_GRANT_KIND,
+  TRAFFIC_POLICY_KIND as ObjectKind,
+];
+
+/** The converters of the core kinds, for convertObjects and the directory source. */
+export function coreKinds(kinds: readonly ObjectKind[] = KINDS): CoreKind[] {
+  return kinds.flatMap((k) => (k.core ? [k.core] : []));
+}
+
+/** The kind entry served at this resource (group and kind), if any. */
+export function kindOfResource(resource: Pick<ApiResource, 'group' | 'kind'>, kinds: readonly ObjectKind[] = KINDS): ObjectKind | undefined {
+  return kinds.find((k) => k.resource.group === resource.group && k.resource.kind === resource.kind);
+}
+
+/** What the source's parsers made of one update's objects. */
+export interface SourceParse {
+  /** By kind name: each kind's value, for MeshSnapshot.parsed. */
+  parsed: ParsedKinds;
+  rejected: RejectedObject[];
+}
+
+/** Runs the parser of every kind that has one over its objects among `others`. */
+export function parseInSource(others: readonly OtherObject[], kinds: readonly ObjectKind[] = KINDS): SourceParse {
+  const parsed: Record<string, unknown> = {};
+  const rejected: RejectedObject[] = [];
+  for (const kind of kinds) {
+    if (!kind.parse) continue;
+    const result = kind.parse(others.filter((o) => isOfKind(kind, o)));
+    parsed[kind.name] = result.value;
+    rejected.push(...result.rejected);
+  }
+  return { parsed, rejected };
+}
