@@ -1,10 +1,14 @@
+import { FieldError } from '../config/validation';
 import type { Context } from './parse-context';
 import { granted } from './reference-grant';
 import { read, type Obj } from './route-fields';
-import { FieldError } from '../config/validation';
 import type { BackendTarget } from './types';
 
-/** A backendRef / mirror backendRef to a Service, with what makes it unusable. */
+/**
+ * A backendRef / mirror backendRef to a Service, with what makes it unusable: a missing
+ * Service or port, or a cross-namespace reference no ReferenceGrant allows, is a warning
+ * and an `unresolved` backend (the route still applies), not a rejection.
+ */
 export function readBackendTarget(ref: Obj, path: string, ctx: Context): BackendTarget {
   const group = read.string(ref.group, `${path}.group`) ?? '';
   const kind = read.string(ref.kind, `${path}.kind`) ?? 'Service';
