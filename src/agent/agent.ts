@@ -1,3 +1,4 @@
+import { coreKinds } from '../kinds/registry';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { CaptureReply, PodRecord } from '../admin/debug-replies';
 import type { CaptureBackend, CaptureTarget } from '../capture/backend';
@@ -65,7 +66,7 @@ export class Agent {
       ...options, // the serving options pass through
       kind: 'agent',
       log: this.log,
-      source: deps.source ?? new DirectorySource(options.sourcePath),
+      source: deps.source ?? new DirectorySource(options.sourcePath, { kinds: coreKinds() }),
       settings: deps.backend.settings,
       proxy: { nodeName: options.nodeName },
     }, {

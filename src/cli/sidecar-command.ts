@@ -1,3 +1,4 @@
+import { coreKinds } from '../kinds/registry';
 import { resolve } from 'node:path';
 import type { ConfigSource } from '../config/config-source';
 import { iptablesCaptureSettings } from '../capture/iptables/rules';
@@ -86,7 +87,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     const node = values.node ?? process.env.NODE_NAME;
     source = new KubeSource({ kubeConfig: loadKubeConfig(values.kubeconfig), nodeName: node || undefined });
   } else {
-    source = new DirectorySource(resolve(values.source!));
+    source = new DirectorySource(resolve(values.source!), { kinds: coreKinds() });
   }
   const own = await openOwnNetwork(loadNative(), settings.proxyMark);
   log.info({ loopAvoidance: own.loopAvoidance, reason: own.reason }, 'sidecar network');
