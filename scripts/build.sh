@@ -10,7 +10,7 @@ gyp_args=(rebuild)
 gyplog=$(mktemp)
 npx --no-install node-gyp "${gyp_args[@]}" >"$gyplog" 2>&1 || { cat "$gyplog" >&2; rm -f "$gyplog"; exit 1; }
 rm -f "$gyplog"
-# dist/ is emptied first: a source file that moved would otherwise leave its old compiled
-# copy (and its old tests) behind for the test runner to find.
-rm -rf dist
+# tsc's output is emptied first: a source file that moved would otherwise leave its old
+# compiled copy (and its old tests) behind for the test runner to find. (dist/bpf is make's.)
+rm -rf dist/src dist/test dist/bench
 npx --no-install tsc -p .
