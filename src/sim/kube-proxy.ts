@@ -4,6 +4,7 @@ import { NodemeshError } from '../errors';
 import { ipFamily } from '../config/ip';
 import { serviceKey, type PodInfo, type ServiceInfo } from '../mesh/model';
 import { Iptables, type IptablesBackend } from '../netfilter/iptables';
+import { formatHostPort } from '../util/host-port';
 import type { SimService } from './state';
 
 /**
@@ -34,7 +35,7 @@ function hostPrefix(ip: string): string {
 }
 
 function target(ip: string, port: number): string {
-  return ipFamily(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
+  return formatHostPort(ip, port);
 }
 
 /** kube-proxy's probability for endpoint i of n: 1/(n-i), printed with 10 decimals. */

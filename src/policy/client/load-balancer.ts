@@ -1,5 +1,6 @@
 import { hash32 } from './random';
 import type { LoadBalancerConfig, LoadBalancerType } from './traffic-policy';
+import { formatHostPort } from '../../util/host-port';
 
 /**
  * Endpoint selection for one Service. The caller passes the endpoints that may take the
@@ -43,7 +44,7 @@ export interface LoadBalancerDeps {
 
 /** The key of an address and port: "10.0.0.1:80", "[fd00::1]:80". */
 export function endpointKey(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  return formatHostPort(address, port);
 }
 
 /** The request's hash key for a ConsistentHash balancer, read with `header(name)` (lower-case name). */

@@ -6,6 +6,7 @@ import { pumpInto, readableSource } from './body-adapters';
 import type { Cancellation } from './cancellation';
 import type { RequestBody, UpstreamResponse } from './exchange';
 import type { HeaderRecord } from './headers';
+import { formatHostPort } from '../../util/host-port';
 
 export interface AttemptRequest {
   method: string;
@@ -26,7 +27,7 @@ export function forwardHttp1(pools: Http1Pools, transport: UpstreamTransport, ad
     headers = { ...headers };
     delete headers['te'];
   }
-  return pool.request({ method: req.method, path: req.path, authority: req.authority || (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`), headers, body: req.body, contentLength: req.contentLength }, req.cancel);
+  return pool.request({ method: req.method, path: req.path, authority: req.authority || formatHostPort(address, port), headers, body: req.body, contentLength: req.contentLength }, req.cancel);
 }
 
 /** One attempt over HTTP/2 (h2c / gRPC session, one stream). */

@@ -1,3 +1,5 @@
+import { formatHostPort } from '../../util/host-port';
+
 /**
  * The node-to-node tunnel: HTTP/2 CONNECT (RFC 9113 §8.5) on port 15008, like Istio's
  * HBONE. One stream per proxied connection; the stream's :authority is the destination
@@ -13,7 +15,7 @@ export const HEADER_SOURCE_WORKLOAD = 'x-nodemesh-source-workload';
 export const HEADER_ORIGINAL_DESTINATION = 'x-nodemesh-original-destination';
 
 export function authorityOf(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  return formatHostPort(address, port);
 }
 
 /** Parses "ip:port" / "[ip6]:port"; undefined when malformed. */

@@ -2,6 +2,7 @@ import { connect, type ClientHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { UpstreamTransport } from './transport';
 import { closePooledSessionsBy } from '../http2-close';
+import { formatHostPort } from '../../util/host-port';
 
 const CONNECT_TIMEOUT_MS = 5000;
 
@@ -18,8 +19,7 @@ export class H2Sessions {
     let pending = this.sessions.get(key);
     if (!pending) {
       pending = transport.open({ address, port }, CONNECT_TIMEOUT_MS).then((stream: Duplex) => {
-        const host = address.includes(':') ? `[${address}]` : address;
-        const session = connect(`http://${host}:${port}`, { createConnection: () => stream });
+        const session = connect(`http://${formatHostPort(address, port)}`, { createConnection: () => stream });
         const forget = () => { if (this.sessions.get(key) === pending) this.sessions.delete(key); };
         session.once('close', forget);
         session.once('error', forget);

@@ -32,6 +32,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Agent } from 'undici';
 import WebSocket from 'ws';
 import { loadEchoService, type EchoReply, type EchoRequest } from './l7-app';
+import { formatHostPort } from '../../util/host-port';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -442,7 +443,7 @@ function connectRaw(host: string, port: number, timeoutMs: number): Promise<Sock
 }
 
 function hostHeader(host: string, port: number): string {
-  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  return formatHostPort(host, port);
 }
 
 /**
