@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireRoot } from './helpers/privileges';
 import { run, runStatus } from '../src/util/exec';
-import { checkSealed, execInPod, findCgroup2Mount, loadSimState, simDown, simStatus, simUp, type SimState } from '../src/sim';
+import { checkSealed, execInPod, requireCgroup2Mount, loadSimState, simDown, simStatus, simUp, type SimState } from '../src/sim';
 import { netnsPrefix } from '../src/sim/names';
 
 /**
@@ -101,7 +101,7 @@ async function assertGone(name: string): Promise<void> {
   assert.deepEqual(await simNetns(name), [], 'no namespace with the prefix');
   const etc = existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((e) => e.startsWith(netnsPrefix(name))) : [];
   assert.deepEqual(etc, [], 'no /etc/netns dir');
-  assert.ok(!existsSync(join(findCgroup2Mount(), 'nodemesh-sim', name)), 'no cgroup dir');
+  assert.ok(!existsSync(join(requireCgroup2Mount(), 'nodemesh-sim', name)), 'no cgroup dir');
   assert.ok(!existsSync(`/run/nodemesh-sim/${name}`), 'no state dir');
 }
 
@@ -152,7 +152,7 @@ test('simulator: the example topology end to end', { timeout: 180_000 }, async (
       'demo/a2 node1 10.244.1.12,fd00:244:1::12 off',
       'demo/b1 node2 10.244.2.11,fd00:244:2::11 off',
     ]);
-    const cg2 = findCgroup2Mount();
+    const cg2 = requireCgroup2Mount();
     for (const node of state.nodes) {
       assert.equal(node.agentCgroup, `${cg2}/nodemesh-sim/${name}/${node.name}/agent`);
       assert.ok(existsSync(`${node.agentCgroup}/cgroup.procs`), node.agentCgroup);
@@ -354,7 +354,7 @@ test('simulator: down cleans up after an up killed half-way', { timeout: 120_000
   // namespace and a cgroup of a pod that is in no file, as a crash could leave them).
   const ghostNetns = `${netnsPrefix(name)}pod-demo_ghost`;
   await run('ip', ['netns', 'add', ghostNetns]);
-  const ghostCgroup = join(findCgroup2Mount(), 'nodemesh-sim', name, 'node1', 'pods', 'demo_ghost');
+  const ghostCgroup = join(requireCgroup2Mount(), 'nodemesh-sim', name, 'node1', 'pods', 'demo_ghost');
   mkdirSync(ghostCgroup, { recursive: true });
   const state = await simUp({ name, source: EXAMPLE_DIR });
   assert.ok(!(await simNetns(name)).includes(ghostNetns), 'unplanned namespace removed');

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { findCgroup2Mount } from '../datapath/mounts';
 import type { NativeBinding } from '../datapath/native-binding';
-import { BPF_FS_MAGIC, CGROUP2_SUPER_MAGIC, findCgroup2Mount, isBelow, ownCgroup2Path, runDoctor } from './doctor';
+import { BPF_FS_MAGIC, CGROUP2_SUPER_MAGIC, isBelow, ownCgroup2Path, runDoctor } from './doctor';
 
 /** A binding whose probes answer as a given kernel would. */
 function fakeKernel(opts: { missingProg?: string; cgroupType?: number } = {}): NativeBinding {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { relative, resolve, isAbsolute } from 'node:path';
+import { findCgroup2Mount } from '../datapath/mounts';
 import type { NativeBinding } from '../datapath/native-binding';
 import { describeError } from '../errors';
 import { detectIptablesBackend, type IptablesBackend } from '../netfilter/iptables';
@@ -34,15 +35,6 @@ export interface DoctorOptions {
   bpffsRoot: string;
   /** Whether the agent's own cgroup must sit below cgroupPath (true for the agent). */
   checkAgentCgroup?: boolean;
-}
-
-/** The cgroup v2 mount point, from /proc/self/mounts. */
-export function findCgroup2Mount(mounts = readFileSync('/proc/self/mounts', 'utf8')): string | undefined {
-  for (const line of mounts.split('\n')) {
-    const [, mountPoint, type] = line.split(' ');
-    if (type === 'cgroup2' && mountPoint) return mountPoint;
-  }
-  return undefined;
 }
 
 /** This process's cgroup v2 directory (the `0::/path` line of /proc/self/cgroup). */

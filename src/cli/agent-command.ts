@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildAgent, runDirFor, writePidFile, type AgentConfig } from '../agent/build-agent';
 import { SimPodLocator } from '../sim/sim-pod-locator';
-import { findCgroup2Mount } from '../capture/doctor';
+import { findCgroup2Mount } from '../datapath/mounts';
 import { DEFAULT_CAPTURE_SETTINGS } from '../capture/settings';
 import { loadNative } from '../datapath/native';
 import { NodemeshError } from '../errors';

@@ -1,5 +1,6 @@
 import { loadNative } from '../datapath/native';
-import { runDoctor, formatDoctorReport, findCgroup2Mount } from '../capture/doctor';
+import { runDoctor, formatDoctorReport } from '../capture/doctor';
+import { findCgroup2Mount } from '../datapath/mounts';
 import type { NativeBinding } from '../datapath/native-binding';
 import { describeError } from '../errors';
 import { parseFlags } from './args';

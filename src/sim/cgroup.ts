@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { findCgroup2Mount } from '../datapath/mounts';
 import { NodemeshError, hasCode } from '../errors';
 
 /**
@@ -7,17 +8,13 @@ import { NodemeshError, hasCode } from '../errors';
  * controller is enabled, so the "no internal processes" rule never gets in the way.
  */
 
-function unescapeMount(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-/** The cgroup2 mount point from /proc/self/mounts (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts). */
-export function findCgroup2Mount(mountsText?: string): string {
-  const text = mountsText ?? readFileSync('/proc/self/mounts', 'utf8');
-  for (const line of text.split('\n')) {
-    const fields = line.split(' ');
-    if (fields[2] === 'cgroup2' && fields[1]) return unescapeMount(fields[1]);
-  }
+/**
+ * The cgroup2 mount point (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts); the
+ * simulator cannot run without one, so its absence is an error here rather than undefined.
+ */
+export function requireCgroup2Mount(mountsText?: string): string {
+  const mount = findCgroup2Mount(mountsText);
+  if (mount !== undefined) return mount;
   throw new NodemeshError('ERR_NM_CGROUP2_MISSING', 'no cgroup2 filesystem is mounted (none in /proc/self/mounts)', {
     hint: 'mount one: mount -t cgroup2 none /sys/fs/cgroup/unified (hybrid hosts) or boot with systemd.unified_cgroup_hierarchy=1',
   });

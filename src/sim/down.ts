@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { hasCode } from '../errors';
 import { logger } from '../log';
-import { endCgroupProcesses, findCgroup2Mount, removeCgroupTree } from './cgroup';
+import { endCgroupProcesses, requireCgroup2Mount, removeCgroupTree } from './cgroup';
 import { CGROUP_DIR, DEFAULT_SIM_NAME, ETC_NETNS_DIR, STATE_ROOT, etcNetnsDir, netnsPrefix, simCgroupRoot, stateDir, validateSimName } from './names';
 import { deleteNetns, listNetns } from './netns';
 import { tryLoadSimState, withSimLock } from './state';
@@ -39,7 +39,7 @@ export async function simDown(name: string = DEFAULT_SIM_NAME): Promise<SimDownR
   const prefix = netnsPrefix(name);
   await withSimLock(name, async () => {
     const state = tryLoadSimState(name);
-    const cgroup2 = state?.cgroup2Mount && existsSync(state.cgroup2Mount) ? state.cgroup2Mount : findCgroup2Mount();
+    const cgroup2 = state?.cgroup2Mount && existsSync(state.cgroup2Mount) ? state.cgroup2Mount : requireCgroup2Mount();
     const cgroupRoot = simCgroupRoot(cgroup2, name);
 
     // 1. Processes first: a process inside a pod keeps its namespace alive after its name is gone.

@@ -13,5 +13,5 @@ export { simStatus, formatStatus, type SimStatus, type SimNodeStatus, type SimPo
 export { loadSimState, tryLoadSimState, type SimState, type SimNode, type SimPod, type SimService, type SimServicePort, type SimCreated } from './state';
 export { execInPod, execOnNode, runInPod, waitExit, findPod, findNode } from './exec';
 export { checkSealed } from './seal';
-export { findCgroup2Mount } from './cgroup';
+export { requireCgroup2Mount } from './cgroup';
 export { DEFAULT_SIM_NAME, netnsPrefix, nodeAddresses } from './names';

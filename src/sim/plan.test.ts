@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { parseK8sYaml } from '../config/k8s-yaml';
 import { convertObjects } from '../config/objects';
 import type { PodInfo, ServiceInfo } from '../mesh/model';
-import { findCgroup2Mount } from './cgroup';
 import { buildHostsFile } from './hosts';
 import { buildServiceRules, chainsIn, probability } from './kube-proxy';
 import { nodeAddresses, podNetns, podVeth, validateSimName } from './names';
@@ -34,13 +33,6 @@ test('names: sim names, interface names within 15 characters, addresses', () => 
   assert.deepEqual(nodeAddresses(2), { fabricIP: '10.255.0.2', fabricIPv6: 'fd00:255::2', podCIDR: '10.244.2.0/24', podCIDRv6: 'fd00:244:2::/64', gateway: '10.244.2.1', gatewayV6: 'fd00:244:2::1' });
   assert.equal(nodeAddresses(12).podCIDRv6, 'fd00:244:12::/64');
   assert.throws(() => nodeAddresses(255), RangeError);
-});
-
-test('the cgroup2 mount comes from the mount table, hybrid or unified', () => {
-  assert.equal(findCgroup2Mount('tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n'), '/sys/fs/cgroup/unified');
-  assert.equal(findCgroup2Mount('cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n'), '/sys/fs/cgroup');
-  assert.equal(findCgroup2Mount('none /mnt/my\\040cg cgroup2 rw 0 0\n'), '/mnt/my cg');
-  assert.throws(() => findCgroup2Mount('proc /proc proc rw 0 0\n'), { code: 'ERR_NM_CGROUP2_MISSING' });
 });
 
 test('the example topology: nodes in name order, pods on-link in their node CIDR', () => {

@@ -5,7 +5,7 @@ import { coreKinds } from '../kinds/registry';
 import { NodemeshError } from '../errors';
 import { logger } from '../log';
 import { detectIptablesBackend } from '../netfilter/iptables';
-import { endCgroupProcesses, ensureCgroupDir, findCgroup2Mount, removeCgroupTree } from './cgroup';
+import { endCgroupProcesses, ensureCgroupDir, requireCgroup2Mount, removeCgroupTree } from './cgroup';
 import { buildHostsFile, type HostsPod } from './hosts';
 import { applyServiceRules } from './kube-proxy';
 import {
@@ -66,7 +66,7 @@ export async function simUp(options: SimUpOptions): Promise<SimState> {
   const sourcePath = resolve(options.source);
   const source = await new DirectorySource(sourcePath, { kinds: coreKinds() }).load();
   for (const r of source.rejected) log.warn({ sim: name, file: r.file, object: r.object }, `not applied: ${r.reason}`);
-  const cgroup2 = findCgroup2Mount();
+  const cgroup2 = requireCgroup2Mount();
   if (!existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) {
     throw new NodemeshError('ERR_NM_SIM_BR_NETFILTER', 'net.bridge.bridge-nf-call-iptables does not exist on this host', { hint: BRIDGE_NF_HINT });
   }
