@@ -2,9 +2,9 @@ import type { MeshSnapshot } from '../config/snapshot';
 import type { RejectedObject } from '../config/validation';
 import { podKey, type PodInfo } from '../mesh/model';
 import { buildConfigSlots } from '../kinds/config-slots';
+import { workloadOf, type WorkloadInfo } from '../mesh/workload-identity';
 import { PolicyRegistry } from '../policy/client/policy-set';
 import { RetryBudget, RouteTable } from '../routing';
-import { workloadOf, type WorkloadInfo } from '../telemetry/istio-metrics';
 import { logger } from '../log';
 
 /**

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { describeError } from '../errors';
 import type { ServiceInfo } from '../mesh/model';
-import type { WorkloadInfo } from '../telemetry/istio-metrics';
+import type { WorkloadInfo } from '../mesh/workload-identity';
 import type { ConnectionInfo, ProxyAddress } from './connection-info';
 import type { ProxyInputs } from './inputs';
 import { formatAddress, type TrackSocket } from './open-socket';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { spawnSync } from 'node:child_process';
 import { ACCESS_LOG_FIELDS, AccessLog, type HttpAccessEntry, type TcpAccessEntry } from './access-log';
-import type { WorkloadInfo } from './istio-metrics';
+import type { WorkloadInfo } from '../mesh/workload-identity';
 
 /** A stream that keeps what it receives; optionally slow: ms per chunk, or 'immediate' (one event-loop turn per chunk). */
 class Collector extends Writable {

@@ -2,7 +2,8 @@ import pino from 'pino';
 import type { Writable } from 'node:stream';
 import { logger } from '../log';
 import { describeError } from '../errors';
-import type { Reporter, WorkloadInfo } from './istio-metrics';
+import type { WorkloadInfo } from '../mesh/workload-identity';
+import type { Reporter } from './reporter';
 
 /**
  * Access logs: one JSON line per HTTP request and one per TCP connection, written with pino

@@ -10,7 +10,9 @@
  */
 import os from 'node:os';
 import { Counter, Histogram, Registry } from 'prom-client';
-import { DURATION_BUCKETS_MS, IstioMetrics, REQUEST_LABELS, SIZE_BUCKETS_BYTES, type RequestRecord, type WorkloadInfo } from './istio-metrics';
+import type { WorkloadInfo } from '../mesh/workload-identity';
+import { DURATION_BUCKETS_MS, REQUEST_LABELS, SIZE_BUCKETS_BYTES } from './istio-labels';
+import { IstioMetrics, type RequestRecord } from './istio-metrics';
 
 function workload(name: string, ns: string): WorkloadInfo {
   return Object.freeze({

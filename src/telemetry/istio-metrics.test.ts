@@ -2,19 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import type { PodInfo } from '../mesh/model';
-import {
-  DURATION_BUCKETS_MS,
-  IstioMetrics,
-  LruCache,
-  REQUEST_LABELS,
-  SIZE_BUCKETS_BYTES,
-  TCP_LABELS,
-  reporterForLeg,
-  workloadNameFromPod,
-  workloadOf,
-  type RequestRecord,
-  type WorkloadInfo,
-} from './istio-metrics';
+import { workloadOf, type WorkloadInfo } from '../mesh/workload-identity';
+import { DURATION_BUCKETS_MS, REQUEST_LABELS, SIZE_BUCKETS_BYTES, TCP_LABELS } from './istio-labels';
+import { IstioMetrics, type RequestRecord } from './istio-metrics';
+import { reporterForLeg } from './reporter';
 
 // ---------------------------------------------------------------------------------------
 // Scrape helpers: parse the registry's text exposition.
@@ -391,27 +382,6 @@ test('the label cache stays bounded and evicting loses no counts', async () => {
   for (const t of find(samples, 'istio_tcp_connections_opened_total')) assert.equal(t.value, 3);
 });
 
-test('LruCache evicts the least recently used entry and never exceeds its capacity', () => {
-  const c = new LruCache<number>(3);
-  c.set('a', 1);
-  c.set('b', 2);
-  c.set('c', 3);
-  assert.equal(c.get('a'), 1); // a is used: b is now the least recently used
-  c.set('d', 4);
-  assert.equal(c.size, 3);
-  assert.equal(c.has('b'), false);
-  assert.equal(c.get('a'), 1);
-  assert.equal(c.get('c'), 3);
-  assert.equal(c.get('d'), 4);
-  for (let i = 0; i < 100; i++) {
-    c.set(`k${i}`, i);
-    if (i % 3 === 0) c.get(`k${i}`);
-    assert.ok(c.size <= 3);
-  }
-  assert.equal(c.get('k99'), 99);
-  assert.throws(() => new LruCache(0), RangeError);
-});
-
 test('an unfrozen workload object is read anew on every call', async () => {
   const registry = new Registry();
   const m = new IstioMetrics(registry);
@@ -446,67 +416,4 @@ test('registry integration: reset, JSON, escaping, one instance per registry', a
   assert.throws(() => new IstioMetrics(registry), /already been registered/);
   // Other metrics in the registry are untouched.
   assert.ok(REQUEST_METRICS.every((n) => registry.getSingleMetric(n)));
-});
-
-// ---------------------------------------------------------------------------------------
-// workloadOf
-
-test('workloadOf: Deployment, StatefulSet, DaemonSet, Job and bare pods', () => {
-  assert.equal(workloadOf(pod('web-7d9f8b6c5-x2k4q')).name, 'web');
-  assert.equal(workloadOf(pod('my-api-server-5d4f7b9c8d-8zvnq')).name, 'my-api-server');
-  assert.equal(workloadOf(pod('web-7d9f8b6c5-x2k4q', { 'pod-template-hash': '7d9f8b6c5' })).name, 'web');
-  assert.equal(workloadOf(pod('db-0')).name, 'db');
-  assert.equal(workloadOf(pod('kafka-broker-12', { 'statefulset.kubernetes.io/pod-name': 'kafka-broker-12' })).name, 'kafka-broker');
-  assert.equal(workloadOf(pod('node-agent-x2k4q', { 'controller-revision-hash': '6b8f9c7d5' })).name, 'node-agent');
-  assert.equal(workloadOf(pod('migrate-9xq2z', { 'job-name': 'migrate' })).name, 'migrate');
-  assert.equal(workloadOf(pod('curl')).name, 'curl');
-  assert.equal(workloadOf(pod('my-cache')).name, 'my-cache', 'a bare name with a dash stays whole');
-  assert.equal(workloadOf(pod('sleep-v2')).name, 'sleep-v2');
-  assert.equal(workloadNameFromPod('web-7d9f8b6c5-x2k4q'), 'web');
-});
-
-test('workloadOf: app, version, canonical service and revision, principal', () => {
-  const plain = workloadOf(pod('db-0', {}, 'db-sa', 'storage'));
-  assert.deepEqual({ ...plain }, {
-    name: 'db',
-    namespace: 'storage',
-    principal: 'spiffe://cluster.local/ns/storage/sa/db-sa',
-    canonicalService: 'db',
-    canonicalRevision: 'latest',
-  });
-  assert.ok(Object.isFrozen(plain));
-
-  const appLabels = workloadOf(pod('web-7d9f8b6c5-x2k4q', { app: 'frontend', version: 'v3' }));
-  assert.equal(appLabels.app, 'frontend');
-  assert.equal(appLabels.version, 'v3');
-  assert.equal(appLabels.canonicalService, 'frontend');
-  assert.equal(appLabels.canonicalRevision, 'v3');
-
-  const k8sLabels = workloadOf(pod('web-7d9f8b6c5-x2k4q', { 'app.kubernetes.io/name': 'shop', 'app.kubernetes.io/version': '1.2.0', app: 'frontend', version: 'v3' }));
-  assert.equal(k8sLabels.canonicalService, 'shop');
-  assert.equal(k8sLabels.canonicalRevision, '1.2.0');
-  assert.equal(k8sLabels.app, 'frontend');
-
-  const istioLabels = workloadOf(
-    pod('web-7d9f8b6c5-x2k4q', {
-      'service.istio.io/canonical-name': 'storefront',
-      'service.istio.io/canonical-revision': 'blue',
-      'service.istio.io/workload-name': 'web-blue',
-      'app.kubernetes.io/name': 'shop',
-      'app.kubernetes.io/version': '1.2.0',
-    }),
-  );
-  assert.equal(istioLabels.canonicalService, 'storefront');
-  assert.equal(istioLabels.canonicalRevision, 'blue');
-  assert.equal(istioLabels.name, 'web-blue');
-  assert.equal(istioLabels.app, 'shop', 'app falls back to app.kubernetes.io/name');
-  assert.equal(istioLabels.version, '1.2.0');
-
-  assert.equal(workloadOf(pod('x', {}, ''), { trustDomain: 'example.org' }).principal, 'spiffe://example.org/ns/demo/sa/default');
-  // The model's owner-reference workload wins over the name's shape.
-  const owned = (workload: unknown) => ({ ...pod('db-0'), workload }) as unknown as PodInfo;
-  assert.equal(workloadOf(owned({ kind: 'Pod', name: 'db-0' })).name, 'db-0');
-  assert.equal(workloadOf(owned({ kind: 'CronJob', name: 'nightly' })).name, 'nightly');
-  assert.equal(workloadOf(owned('explicit')).name, 'explicit');
-  assert.equal(workloadOf(owned(undefined)).name, 'db');
 });

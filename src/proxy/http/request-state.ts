@@ -1,5 +1,5 @@
 import type { ServiceInfo } from '../../mesh/model';
-import type { WorkloadInfo } from '../../telemetry/istio-metrics';
+import type { WorkloadInfo } from '../../mesh/workload-identity';
 
 /** Everything decided about one request, for telemetry. */
 export interface RequestState {

@@ -1,5 +1,5 @@
 import type { PodInfo } from '../../mesh/model';
-import type { WorkloadInfo } from '../../telemetry/istio-metrics';
+import type { WorkloadInfo } from '../../mesh/workload-identity';
 import type { ProxyConfig } from '../proxy-config';
 
 /**

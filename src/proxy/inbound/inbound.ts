@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { WorkloadInfo } from '../../telemetry/istio-metrics';
+import type { WorkloadInfo } from '../../mesh/workload-identity';
 import type { ConnectionInfo } from '../connection-info';
 import { connectIn } from '../connect';
 import type { ProxyInputs } from '../inputs';

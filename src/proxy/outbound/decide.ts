@@ -1,6 +1,6 @@
 import { isIPv6 } from 'node:net';
 import { cachedServiceKey, type Endpoint, type PodInfo, type ServiceInfo, type ServicePort } from '../../mesh/model';
-import type { WorkloadInfo } from '../../telemetry/istio-metrics';
+import type { WorkloadInfo } from '../../mesh/workload-identity';
 import type { ProxyAddress } from '../connection-info';
 import type { ProxyConfig } from '../proxy-config';
 import { protocolFromAppProtocol, type Protocol } from '../protocol/sniff';
