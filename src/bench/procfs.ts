@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
 
-/** What the bench reads about processes and the machine, from /proc. */
+/** What the benchmarks read about processes, cgroups and the machine, from /proc and cgroupfs. */
 
 export const CLK_TCK = (() => {
   try {
@@ -12,16 +13,32 @@ export const CLK_TCK = (() => {
   }
 })();
 
+/**
+ * utime and stime of a process (every thread), in seconds; NaN when it is gone. Apart,
+ * because bench:proxy reports the share of the proxy's CPU spent in the kernel.
+ */
+export function processCpu(pid: number): { user: number; system: number } {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return { user: NaN, system: NaN };
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // After "pid (comm) ": state is field 3, so utime (14) and stime (15) are at 11 and 12.
+  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
+}
+
 /** utime + stime of a process (every thread), in seconds; NaN when it is gone. */
 export function processCpuS(pid: number): number {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // After "pid (comm) ": state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
+  const { user, system } = processCpu(pid);
+  return user + system;
+}
+
+/** A cgroup v2 directory's CPU time (every process in it, cpu.stat usage_usec), in seconds. */
+export function cgroupCpuS(dir: string): number {
+  const m = /^usage_usec (\d+)$/m.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'));
+  return m ? Number(m[1]) / 1e6 : NaN;
 }
 
 /** VmHWM (peak resident set) of a process in KiB; undefined when it is gone. */

@@ -25,7 +25,6 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { adminGet } from '../admin/admin-client';
 import { removeSimAgentState } from '../agent/agent-state';
 import { describeError } from '../errors';
@@ -36,6 +35,7 @@ import { machineBusyS, machineInfo, peakRssKiB, pidAlive, processCpuS, resetPeak
 import { buildReport, renderMarkdown, renderSvg, MODE_DESCRIPTIONS, type RunSample } from './report';
 import { BENCH_MODES, type BenchMode, type BenchReport, type LoadKind, type ModeStatus, type Placement, type ProxyKind } from './report-schema';
 import { ensureEnvoy, ensureFortio } from './setup';
+import { sourceState } from './source-state';
 import { GROUPS, TOPOLOGY_SUMMARY, benchTopology, groupOf, layout, type Group } from './topology';
 
 export interface BenchOptions {
@@ -78,17 +78,6 @@ interface ProxyRef {
   kind: ProxyKind;
   node: string;
   pid: number;
-}
-
-/** The commit measured, and whether src/ had uncommitted changes. */
-export function sourceState(): string {
-  try {
-    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean).length;
-    return dirty ? `${head} + uncommitted changes in ${dirty} paths under src/` : head;
-  } catch {
-    return 'unknown (no git)';
-  }
 }
 
 function isAmbient(mode: BenchMode): mode is keyof typeof AMBIENT_ARGS {

@@ -1,5 +1,7 @@
 /**
- * The simulator topology `nodemesh bench` builds: two nodes, and for each group of modes
+ * The simulator topologies the benchmarks write, from one set of YAML writers.
+ *
+ * `nodemesh bench` builds two nodes, and for each group of modes
  * a client and two servers, so that every mode keeps its own pods and no mode's set-up
  * lingers in another's path:
  *
@@ -12,6 +14,9 @@
  *
  * Services G-local -> s1-G (same node as the client) and G-remote -> s2-G (across
  * nodes), port 80 -> 8080, where the L7 test app answers POST /echo.
+ *
+ * `npm run bench:proxy` (./proxy-bench.ts) builds one client c1 and servers s1 (node1) and
+ * s2 (node2) behind Services s-local and s-remote, the same shape with one group.
  */
 import type { BenchMode, Placement } from './report-schema';
 
@@ -53,16 +58,27 @@ function annotation(group: Group, ambientOn: boolean): string {
   return '"off"';
 }
 
-function pod(name: string, node: string, ip: string, mode: string, image: string, port?: number): string {
+interface PodSpec {
+  name: string;
+  node: string;
+  ip: string;
+  image: string;
+  /** The nodemesh.dev/mode annotation's YAML value; none when undefined. */
+  mode?: string;
+  /** The `app` label the Services select on; the pod's name by default. */
+  app?: string;
+  port?: number;
+}
+
+function pod({ name, node, ip, image, mode, app = name, port }: PodSpec): string {
   return `---
 apiVersion: v1
 kind: Pod
 metadata:
   name: ${name}
   namespace: ${BENCH_NAMESPACE}
-  labels: { app: ${name} }
-  annotations: { nodemesh.dev/mode: ${mode} }
-spec:
+  labels: { app: ${app} }
+${mode === undefined ? '' : `  annotations: { nodemesh.dev/mode: ${mode} }\n`}spec:
   nodeName: ${node}
   containers: [{ name: app, image: ${image}${port ? `, ports: [{ name: http, containerPort: ${port} }]` : ''} }]
 status:
@@ -84,23 +100,52 @@ spec:
 `;
 }
 
-/** The topology YAML for these groups; `ambientOn` annotates the ambient group's pods ambient. */
-export function benchTopology(groups: readonly Group[], ambientOn: boolean): string {
-  let out = `# nodemesh bench topology (written by src/bench/topology.ts)
+function namespace(title: string): string {
+  return `# ${title} (written by src/bench/topology.ts)
 apiVersion: v1
 kind: Namespace
 metadata: { name: ${BENCH_NAMESPACE} }
 `;
+}
+
+const nameOf = (key: string) => key.split('/')[1]!;
+
+/** The topology YAML for these groups; `ambientOn` annotates the ambient group's pods ambient. */
+export function benchTopology(groups: readonly Group[], ambientOn: boolean): string {
+  let out = namespace('nodemesh bench topology');
   for (const g of groups) {
     const l = layout(g);
     const mode = annotation(g, ambientOn);
-    out += pod(l.client.split('/')[1]!, 'node1', l.clientIP, mode, 'fortio/fortio');
+    out += pod({ name: nameOf(l.client), node: 'node1', ip: l.clientIP, mode, image: 'fortio/fortio' });
     for (const placement of ['same-node', 'cross-node'] as const) {
       const s = l.servers[placement];
-      out += pod(s.pod.split('/')[1]!, s.node, s.ip, mode, 'nodemesh/l7-app', 8080);
-      out += service(s.service, s.pod.split('/')[1]!, s.clusterIP);
+      out += pod({ name: nameOf(s.pod), node: s.node, ip: s.ip, mode, image: 'nodemesh/l7-app', port: 8080 });
+      out += service(s.service, nameOf(s.pod), s.clusterIP);
     }
   }
+  return out;
+}
+
+/** bench:proxy's placements: the client's server on its own node, and on the other. */
+export const PROXY_BENCH_LAYOUT = {
+  client: { pod: `${BENCH_NAMESPACE}/c1`, ip: '10.244.1.21' },
+  servers: [
+    { name: 'same', pod: `${BENCH_NAMESPACE}/s1`, ip: '10.244.1.22', node: 'node1', service: 's-local', clusterIP: '10.96.0.20', url: 'http://10.96.0.20/echo' },
+    { name: 'cross', pod: `${BENCH_NAMESPACE}/s2`, ip: '10.244.2.21', node: 'node2', service: 's-remote', clusterIP: '10.96.0.21', url: 'http://10.96.0.21/echo' },
+  ],
+} as const;
+
+/**
+ * bench:proxy's topology; `clientMode` annotates the client (ambient: the node1 agent
+ * captures it; off: kube-proxy's DNAT only). The servers are never enrolled, so a proxy run
+ * has one proxy hop.
+ */
+export function proxyBenchTopology(clientMode: 'ambient' | 'off'): string {
+  const l = PROXY_BENCH_LAYOUT;
+  let out = namespace('bench:proxy topology');
+  out += pod({ name: nameOf(l.client.pod), node: 'node1', ip: l.client.ip, mode: clientMode === 'off' ? '"off"' : clientMode, app: 'c', image: 'nodemesh/load-generator' });
+  for (const s of l.servers) out += pod({ name: nameOf(s.pod), node: s.node, ip: s.ip, app: s.service, image: 'nodemesh/l7-app', port: 8080 });
+  for (const s of l.servers) out += service(s.service, s.service, s.clusterIP);
   return out;
 }
 

@@ -17,13 +17,13 @@ import type { Reporter } from './reporter';
  *
  * prom-client's Counter/Histogram validate and re-hash the whole label object on every
  * call: with Istio's 25 labels, ~4 µs per call and 13-20 µs per request for the four
- * request metrics, cached label objects or not (bench-metrics.ts). So the eight metrics
- * keep their own series (one cell per label set, keyed by the label values) and register
- * in the given prom-client Registry, which scrapes them like its own. In front of them a
- * bounded LRU (`labelCacheSize`, default 4096 entries), keyed by one short string built
- * from the request's dimensions (interned ids of the source, destination and service, and
- * reporter, protocol, code, gRPC status, flags, mTLS), holds per combination the frozen
- * label object and direct references to its cells in all four metrics. A request whose
+ * request metrics, cached label objects or not (src/bench/istio-metrics-bench.ts). So the
+ * eight metrics keep their own series (one cell per label set, keyed by the label values)
+ * and register in the given prom-client Registry, which scrapes them like its own. In
+ * front of them a bounded LRU (`labelCacheSize`, default 4096 entries), keyed by one short
+ * string built from the request's dimensions (interned ids of the source, destination and
+ * service, and reporter, protocol, code, gRPC status, flags, mTLS), holds per combination
+ * the frozen label object and direct references to its cells in all four metrics. A request whose
  * combination is cached costs a few WeakMap lookups, one string build, one Map lookup and
  * a few additions (~0.5-0.7 µs on the 2-CPU dev VM). Evicting an entry loses nothing (the
  * cells stay in the metrics); that combination just rebuilds its labels once. Series, as

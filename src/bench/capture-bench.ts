@@ -14,8 +14,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ECHO_APP, EXAMPLE_TOPOLOGY, SimFixture, uniqueSimName, type AgentHandle } from '../src/sim/harness';
-import { removeSimAgentState } from '../src/agent/agent-state';
+import { ECHO_APP, EXAMPLE_TOPOLOGY, SimFixture, uniqueSimName, type AgentHandle } from '../sim/harness';
+import { removeSimAgentState } from '../agent/agent-state';
 
 const WARMUP = 200;
 
@@ -117,7 +117,9 @@ async function main(): Promise<void> {
   if (values.json) writeFileSync(values.json, JSON.stringify({ rounds, trips, size, rows }, null, 2));
 }
 
-main().catch((err: unknown) => {
-  console.error(`bench:capture: ${String(err instanceof Error ? err.stack : err)}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(`bench:capture: ${String(err instanceof Error ? err.stack : err)}`);
+    process.exit(1);
+  });
+}

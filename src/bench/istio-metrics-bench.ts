@@ -1,7 +1,7 @@
 /**
  * Micro-benchmark of the Istio metrics' hot path (not a test):
  *
- *   npx tsc -p . && node dist/src/telemetry/bench-metrics.js [iterations]
+ *   npx tsc -p . && node dist/src/bench/istio-metrics-bench.js [iterations]
  *
  * Prints ns per recordRequest for IstioMetrics (label-cache hits over a realistic mix of
  * label combinations, and all-misses through a tiny cache), next to the same four updates
@@ -11,8 +11,8 @@
 import os from 'node:os';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type { WorkloadInfo } from '../mesh/workload-identity';
-import { DURATION_BUCKETS_MS, REQUEST_LABELS, SIZE_BUCKETS_BYTES } from './istio-labels';
-import { IstioMetrics, type RequestRecord } from './istio-metrics';
+import { DURATION_BUCKETS_MS, REQUEST_LABELS, SIZE_BUCKETS_BYTES } from '../telemetry/istio-labels';
+import { IstioMetrics, type RequestRecord } from '../telemetry/istio-metrics';
 
 function workload(name: string, ns: string): WorkloadInfo {
   return Object.freeze({

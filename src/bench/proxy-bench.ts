@@ -36,90 +36,38 @@
  *        closed: open profiles the open loop at --rate instead),
  *        --sk-msg (the agent moves app<->proxy bytes with sk_msg, `agent --sk-msg`).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLI, ROOT, SimFixture, uniqueSimName, waitFor, AgentHandle } from '../src/sim/harness';
-import { execInPod } from '../src/sim/exec';
-import { removeSimAgentState } from '../src/agent/agent-state';
-import { adminGet } from '../src/admin/admin-client';
-import { mergeHistograms, type LatencySummary, type LoadResult } from '../src/sim/apps/load-generator';
-import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags';
+import { adminGet } from '../admin/admin-client';
+import { removeSimAgentState } from '../agent/agent-state';
+import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
+import { mergeHistograms, type LatencySummary, type LoadResult } from '../sim/apps/load-generator';
+import { execInPod } from '../sim/exec';
+import { CLI, SimFixture, uniqueSimName, waitFor, AgentHandle } from '../sim/harness';
+import { selfTimes, type CpuProfile } from './cpu-profile';
+import { LOAD_GENERATOR } from './load';
+import { CLK_TCK, cgroupCpuS, machineBusyS, processCpu } from './procfs';
+import { sumMetric } from './runner';
+import { sourceState } from './source-state';
+import { PROXY_BENCH_LAYOUT, proxyBenchTopology } from './topology';
 
-const LOAD_GENERATOR = join(ROOT, 'dist', 'src', 'sim', 'apps', 'load-generator.js');
-const CLIENT = 'bench/c1';
+const CLIENT = PROXY_BENCH_LAYOUT.client.pod;
 /** The agent's capture flags; --sk-msg adds sk_msg redirection of the app<->proxy hop. */
 const AGENT_ARGS = ['--capture', 'ebpf'];
-
-const TOPOLOGY = (mode: 'ambient' | 'off') => `# bench:proxy topology (written by bench/proxy.ts)
-apiVersion: v1
-kind: Namespace
-metadata: { name: bench }
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: c1
-  namespace: bench
-  labels: { app: c }
-  annotations: { nodemesh.dev/mode: ${mode} }
-spec:
-  nodeName: node1
-  containers: [{ name: app, image: nodemesh/load-generator }]
-status:
-  podIP: 10.244.1.21
-  podIPs: [{ ip: 10.244.1.21 }]
----
-apiVersion: v1
-kind: Pod
-metadata: { name: s1, namespace: bench, labels: { app: s-local } }
-spec:
-  nodeName: node1
-  containers: [{ name: app, image: nodemesh/l7-app, ports: [{ name: http, containerPort: 8080 }] }]
-status:
-  podIP: 10.244.1.22
-  podIPs: [{ ip: 10.244.1.22 }]
----
-apiVersion: v1
-kind: Pod
-metadata: { name: s2, namespace: bench, labels: { app: s-remote } }
-spec:
-  nodeName: node2
-  containers: [{ name: app, image: nodemesh/l7-app, ports: [{ name: http, containerPort: 8080 }] }]
-status:
-  podIP: 10.244.2.21
-  podIPs: [{ ip: 10.244.2.21 }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: s-local, namespace: bench }
-spec:
-  selector: { app: s-local }
-  clusterIP: 10.96.0.20
-  clusterIPs: [10.96.0.20]
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: s-remote, namespace: bench }
-spec:
-  selector: { app: s-remote }
-  clusterIP: 10.96.0.21
-  clusterIPs: [10.96.0.21]
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
-`;
 
 type ModeName = 'direct' | 'proxy';
 type PlacementName = 'same' | 'cross';
 type LoadName = 'open' | 'closed';
 
-const PLACEMENTS: Array<{ name: PlacementName; server: string; url: string }> = [
-  { name: 'same', server: 'bench/s1', url: 'http://10.96.0.20/echo' },
-  { name: 'cross', server: 'bench/s2', url: 'http://10.96.0.21/echo' },
-];
+const PLACEMENTS: Array<{ name: PlacementName; server: string; url: string }> = PROXY_BENCH_LAYOUT.servers.map((s) => ({
+  name: s.name,
+  server: s.pod,
+  url: s.url,
+}));
 // Closed first: its warm-up brings the proxy's code to speed (JIT), so that the open loop
 // does not start with a backlog built while the proxy was still cold.
 const LOADS: LoadName[] = ['closed', 'open'];
@@ -152,56 +100,13 @@ interface Cell {
   sendLagP99Ms: number[];
 }
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime and stime of a process, in seconds (all its threads). */
-function processCpu(pid: number): { user: number; system: number } {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // After "pid (comm) ": state is field 3, so utime (14) and stime (15) are at 11 and 12.
-  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
-}
-
-/** A cgroup v2 directory's CPU time (every process in it), in seconds. */
-function cgroupCpu(dir: string): number {
-  const m = /^usage_usec (\d+)$/m.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'));
-  return m ? Number(m[1]) / 1e6 : NaN;
-}
-
-/** The machine's busy CPU time (all cores, everything but idle and iowait), in seconds. */
-function machineBusy(): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) / CLK_TCK;
-}
-
-/** The commit measured, and whether src/ had uncommitted changes when dist/ was built from it. */
-function sourceState(): string {
-  try {
-    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean).length;
-    return dirty ? `${head} + uncommitted changes in ${dirty} paths under src/` : head;
-  } catch {
-    return 'unknown (no git)';
-  }
-}
-
 function writeTopology(dir: string, mode: 'ambient' | 'off'): void {
-  writeFileSync(join(dir, 'topology.yaml'), TOPOLOGY(mode));
+  writeFileSync(join(dir, 'topology.yaml'), proxyBenchTopology(mode));
 }
 
 /** The sum of istio_requests_total over every label set. */
 async function proxyRequests(agent: AgentHandle): Promise<number> {
-  const text = await agent.metrics();
-  let total = 0;
-  for (const m of text.matchAll(/^istio_requests_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)\s*$/gm)) total += Number(m[1]);
-  return total;
+  return sumMetric(await agent.metrics(), 'istio_requests_total');
 }
 
 interface RunOutcome {
@@ -224,9 +129,9 @@ async function runLoad(sim: SimFixture, agentPid: number, serverPod: string, arg
       monoUs: Number(process.hrtime.bigint() / 1000n),
       agent: agent.user + agent.system,
       agentSystem: agent.system,
-      client: cgroupCpu(clientCgroup),
-      server: cgroupCpu(serverCgroup),
-      machineBusy: machineBusy(),
+      client: cgroupCpuS(clientCgroup),
+      server: cgroupCpuS(serverCgroup),
+      machineBusy: machineBusyS(),
     };
   };
   const child: ChildProcess = execInPod(sim.state, CLIENT, ['node', LOAD_GENERATOR, ...args, '--markers'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -332,81 +237,6 @@ function toRow(c: Cell): Omit<Row, 'addedP50Ms' | 'addedP99Ms'> {
 }
 
 // --- profile ---------------------------------------------------------------------------
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
-}
-interface CpuProfile {
-  startTime: number;
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
-
-export interface SelfTime {
-  name: string;
-  where: string;
-  selfMs: number;
-  share: number;
-}
-
-/**
- * Self time per function (by name and location) of a .cpuprofile, counting the samples
- * taken inside `window` (microseconds, the profile's clock) if given; '(idle)' is left out
- * of the shares.
- */
-export function selfTimes(profile: CpuProfile, window?: { fromUs: number; toUs: number }): { top: SelfTime[]; byFile: SelfTime[]; busyMs: number; idleMs: number } {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<number, number>();
-  // Sample i was taken at startTime + timeDeltas[0..i]; the time until the next sample is its.
-  let t = profile.startTime;
-  for (let i = 0; i < profile.samples.length; i++) {
-    t += profile.timeDeltas[i] ?? 0;
-    if (window && (t < window.fromUs || t > window.toUs)) continue;
-    const dt = profile.timeDeltas[i + 1] ?? 0;
-    self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + dt);
-  }
-  const where = (cf: ProfileNode['callFrame']) => {
-    if (!cf.url) return '';
-    const path = cf.url.startsWith('file://') ? cf.url.slice('file://'.length) : cf.url;
-    const shown = path.startsWith(ROOT) ? relative(ROOT, path) : path;
-    return `${shown}:${cf.lineNumber + 1}`;
-  };
-  const file = (cf: ProfileNode['callFrame']) => {
-    const w = where(cf);
-    if (!w) return cf.functionName || '(anonymous)';
-    const path = w.replace(/:\d+$/, '');
-    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
-    return pkg ? `${pkg[1]} (package)` : path;
-  };
-  const fns = new Map<string, SelfTime>();
-  const files = new Map<string, SelfTime>();
-  let busy = 0;
-  let idle = 0;
-  for (const [id, us] of self) {
-    const node = byId.get(id);
-    if (!node) continue;
-    const cf = node.callFrame;
-    const name = cf.functionName || '(anonymous)';
-    if (name === '(idle)') {
-      idle += us;
-      continue;
-    }
-    busy += us;
-    const key = `${name}@${where(cf)}`;
-    const f = fns.get(key) ?? { name, where: where(cf), selfMs: 0, share: 0 };
-    f.selfMs += us / 1000;
-    fns.set(key, f);
-    const fk = file(cf);
-    const g = files.get(fk) ?? { name: fk, where: '', selfMs: 0, share: 0 };
-    g.selfMs += us / 1000;
-    files.set(fk, g);
-  }
-  const finish = (m: Map<string, SelfTime>) =>
-    [...m.values()].map((s) => ({ ...s, share: s.selfMs / (busy / 1000) })).sort((a, b) => b.selfMs - a.selfMs);
-  return { top: finish(fns), byFile: finish(files), busyMs: busy / 1000, idleMs: idle / 1000 };
-}
 
 async function profileAgent(sim: SimFixture, dir: string, profileDir: string, load: string[], connections: number, durationS: number, warmupS: number, loadName: string): Promise<void> {
   mkdirSync(profileDir, { recursive: true });
