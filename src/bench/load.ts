@@ -145,12 +145,22 @@ export function percentileMs(histogram: string, p: number): number {
   return h.totalCount ? h.getValueAtPercentile(p) / 1000 : NaN;
 }
 
+/** What a load process left: its output, and how it ended. */
+interface PodRun {
+  stdout: string;
+  /** The last 20 kB, for error messages. */
+  stderr: string;
+  code: number | null;
+  /** Whether the process itself marked both edges of the window. */
+  marked: boolean;
+}
+
 /**
- * Runs one load in `pod`; onWindow('start' | 'end') is called as the measured window opens
- * and closes. The process is killed (by its pid) if it overruns `limitMs`.
+ * Runs `argv` in `pod`, calling onWindow('start' | 'end') as the measured window opens and
+ * closes (each once, in that order, even when the process ends without its markers). The
+ * process is killed (by its pid) if it overruns `limitMs`.
  */
-export async function runLoadInPod(state: SimState, pod: string, tool: LoadTool, spec: LoadSpec, onWindow: (edge: 'start' | 'end') => void, limitMs: number): Promise<LoadOutcome> {
-  const argv = tool.tool === 'fortio' ? fortioArgs(tool.bin, spec) : builtinArgs(spec);
+async function runWindowed(state: SimState, pod: string, tool: LoadTool['tool'], argv: string[], onWindow: (edge: 'start' | 'end') => void, limitMs: number): Promise<PodRun> {
   const child: ChildProcess = execInPod(state, pod, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -170,7 +180,7 @@ export async function runLoadInPod(state: SimState, pod: string, tool: LoadTool,
   let pendingOut = '';
   child.stdout!.on('data', (d: string) => {
     stdout += d;
-    if (tool.tool !== 'builtin') return;
+    if (tool !== 'builtin') return;
     pendingOut += d;
     let nl: number;
     while ((nl = pendingOut.indexOf('\n')) >= 0) {
@@ -183,7 +193,7 @@ export async function runLoadInPod(state: SimState, pod: string, tool: LoadTool,
   let pendingErr = '';
   child.stderr!.on('data', (d: string) => {
     stderr = (stderr + d).slice(-20_000);
-    if (tool.tool !== 'fortio') return;
+    if (tool !== 'fortio') return;
     pendingErr += d;
     let nl: number;
     while ((nl = pendingErr.indexOf('\n')) >= 0) {
@@ -196,19 +206,48 @@ export async function runLoadInPod(state: SimState, pod: string, tool: LoadTool,
   const killer = setTimeout(() => child.kill('SIGKILL'), limitMs);
   const code = await new Promise<number | null>((resolveExit) => child.once('close', (c) => resolveExit(c)));
   clearTimeout(killer);
+  const marked = started && ended;
   if (!started) edge('start');
   edge('end');
+  return { stdout, stderr, code, marked };
+}
+
+/** The built-in generator's result: the last line of its output that has one. */
+function builtinResult(run: PodRun, what: string): LoadResult {
+  const last = run.stdout.trim().split('\n').filter((l) => l.includes('"requests"')).at(-1);
+  if (!last) throw new Error(`${what}: no result (exit ${run.code}): ${run.stdout.slice(-500)} ${run.stderr.slice(-1000)}`);
+  return JSON.parse(last) as LoadResult;
+}
+
+/**
+ * Runs one load in `pod`; onWindow('start' | 'end') is called as the measured window opens
+ * and closes. The process is killed (by its pid) if it overruns `limitMs`.
+ */
+export async function runLoadInPod(state: SimState, pod: string, tool: LoadTool, spec: LoadSpec, onWindow: (edge: 'start' | 'end') => void, limitMs: number): Promise<LoadOutcome> {
+  const argv = tool.tool === 'fortio' ? fortioArgs(tool.bin, spec) : builtinArgs(spec);
+  const run = await runWindowed(state, pod, tool.tool, argv, onWindow, limitMs);
   const what = `${tool.tool} ${spec.rate > 0 ? `${spec.rate} req/s` : 'max'} c=${spec.connections} ${spec.url}`;
   if (tool.tool === 'fortio') {
     let parsed: FortioResult;
     try {
-      parsed = JSON.parse(stdout) as FortioResult;
+      parsed = JSON.parse(run.stdout) as FortioResult;
     } catch {
-      throw new Error(`${what}: no JSON result (exit ${code}): ${stderr.slice(-1500)}`);
+      throw new Error(`${what}: no JSON result (exit ${run.code}): ${run.stderr.slice(-1500)}`);
     }
     return fromFortio(parsed);
   }
-  const last = stdout.trim().split('\n').filter((l) => l.includes('"requests"')).at(-1);
-  if (!last) throw new Error(`${what}: no result (exit ${code}): ${stdout.slice(-500)} ${stderr.slice(-1000)}`);
-  return fromBuiltin(JSON.parse(last) as LoadResult);
+  return fromBuiltin(builtinResult(run, what));
+}
+
+/**
+ * Runs the built-in generator with its own flags (`args`, without --markers) in `pod` and
+ * returns its whole result, latency summary and timer lateness included (bench:proxy
+ * reports them); onWindow and limitMs as for runLoadInPod.
+ */
+export async function runBuiltinLoad(state: SimState, pod: string, args: string[], onWindow: (edge: 'start' | 'end') => void, limitMs: number): Promise<LoadResult> {
+  const run = await runWindowed(state, pod, 'builtin', ['node', LOAD_GENERATOR, ...args, '--markers'], onWindow, limitMs);
+  const result = builtinResult(run, `load generator ${args.join(' ')}`);
+  // Without both markers the CPU samples around the window are not the window's.
+  if (!run.marked) throw new Error(`load generator ${args.join(' ')} printed no window markers (exit ${run.code}): ${run.stderr.slice(-1000)}`);
+  return result;
 }

@@ -36,8 +36,7 @@
  *        closed: open profiles the open loop at --rate instead),
  *        --sk-msg (the agent moves app<->proxy bytes with sk_msg, `agent --sk-msg`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,10 +45,9 @@ import { adminGet } from '../admin/admin-client';
 import { removeSimAgentState } from '../agent/agent-state';
 import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
 import { mergeHistograms, type LatencySummary, type LoadResult } from '../sim/apps/load-generator';
-import { execInPod } from '../sim/exec';
 import { CLI, SimFixture, uniqueSimName, waitFor, AgentHandle } from '../sim/harness';
 import { selfTimes, type CpuProfile } from './cpu-profile';
-import { LOAD_GENERATOR } from './load';
+import { runBuiltinLoad } from './load';
 import { CLK_TCK, cgroupCpuS, machineBusyS, processCpu } from './procfs';
 import { sumMetric } from './runner';
 import { sourceState } from './source-state';
@@ -134,40 +132,13 @@ async function runLoad(sim: SimFixture, agentPid: number, serverPod: string, arg
       machineBusy: machineBusyS(),
     };
   };
-  const child: ChildProcess = execInPod(sim.state, CLIENT, ['node', LOAD_GENERATOR, ...args, '--markers'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let start: CpuSample | undefined;
   let end: CpuSample | undefined;
-  let result: LoadResult | undefined;
-  let other = '';
-  let buffered = '';
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (d: string) => {
-    buffered += d;
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        other += `${line}\n`;
-        continue;
-      }
-      if (parsed.phase === 'measure') start = sample();
-      else if (parsed.phase === 'done') end = sample();
-      else if ('requests' in parsed) result = parsed as unknown as LoadResult;
-      else other += `${line}\n`;
-    }
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-  try {
-    await once(child, 'exit');
-  } finally {
-    clearTimeout(killer);
-  }
-  if (!result || !start || !end) throw new Error(`load generator ${args.join(' ')} gave no result (exit ${child.exitCode ?? child.signalCode}): ${other || buffered}`);
-  return { result, start, end };
+  const result = await runBuiltinLoad(sim.state, CLIENT, args, (edge) => {
+    if (edge === 'start') start = sample();
+    else end = sample();
+  }, limitMs);
+  return { result, start: start!, end: end! };
 }
 
 function emptyCell(mode: ModeName, placement: PlacementName, load: LoadName): Cell {
