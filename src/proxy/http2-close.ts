@@ -29,8 +29,15 @@ export function closeSessionBy(session: Http2Session, deadlineAt: number): Promi
  * own connect timeout (its socket is destroyed by the pod's teardown).
  */
 export async function closePooledSessionsBy(pending: Iterable<Promise<Http2Session>>, deadlineAt: number): Promise<void> {
-  const waitAtMost = () => sleep(Math.max(0, deadlineAt - Date.now()) + 100);
-  await Promise.all([...pending].map((p) => Promise.race([p.then((s) => closeSessionBy(s, deadlineAt), () => undefined), waitAtMost()])));
+  // One backstop for all, cleared once they are closed: a timer left running would hold
+  // the process until the deadline for nothing.
+  const backstop = new AbortController();
+  const waitAtMost = sleep(Math.max(0, deadlineAt - Date.now()) + 100, backstop.signal);
+  try {
+    await Promise.race([Promise.all([...pending].map((p) => p.then((s) => closeSessionBy(s, deadlineAt), () => undefined))), waitAtMost]);
+  } finally {
+    backstop.abort();
+  }
 }
 
 /** Sessions of a server, to GOAWAY them all when it stops (server.close() leaves them open). */

@@ -1,7 +1,7 @@
 import { connect, constants as h2c, type ClientHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { NodemeshError } from '../../errors';
-import { closePooledSessionsBy } from '../http2-close';
+import { SessionPool } from '../session-pool';
 import { HEADER_ORIGINAL_DESTINATION, HEADER_SOURCE_WORKLOAD, authorityOf } from '../tunnel/tunnel-protocol';
 
 /**
@@ -10,7 +10,7 @@ import { HEADER_ORIGINAL_DESTINATION, HEADER_SOURCE_WORKLOAD, authorityOf } from
  * from inside the source pod's namespace, so the destination node sees the pod's own IP.
  */
 export class TunnelClient {
-  private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+  private readonly pool = new SessionPool();
 
   /**
    * Opens a stream to `target` through the node proxy listening on `tunnelAddress`.
@@ -57,33 +57,16 @@ export class TunnelClient {
   }
 
   private session(poolKey: string, tunnelAddress: { address: string; port: number }, openSocket: () => Promise<Duplex>): Promise<ClientHttp2Session> {
-    let pending = this.sessions.get(poolKey);
-    if (pending) return pending;
-    pending = openSocket().then((socket) => {
-      const s = connect(`http://${authorityOf(tunnelAddress.address, tunnelAddress.port)}`, { createConnection: () => socket, settings: { enablePush: false } });
-      const forget = () => { if (this.sessions.get(poolKey) === pending) this.sessions.delete(poolKey); };
-      s.once('close', forget);
-      s.once('goaway', forget);
-      s.on('error', forget);
-      return s;
-    });
-    pending.catch(() => { if (this.sessions.get(poolKey) === pending) this.sessions.delete(poolKey); });
-    this.sessions.set(poolKey, pending);
-    return pending;
+    return this.pool.get(poolKey, () =>
+      openSocket().then((socket) => connect(`http://${authorityOf(tunnelAddress.address, tunnelAddress.port)}`, { createConnection: () => socket, settings: { enablePush: false } })));
   }
 
   dropPrefix(prefix: string): void {
-    for (const [k, p] of [...this.sessions]) {
-      if (!k.startsWith(prefix)) continue;
-      this.sessions.delete(k);
-      p.then((s) => s.destroy(), () => undefined);
-    }
+    this.pool.dropPrefix(prefix);
   }
 
   /** GOAWAY to every session; what is still open at `deadlineAt` is destroyed (a frozen peer never answers). */
-  async close(deadlineAt = Date.now()): Promise<void> {
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    await closePooledSessionsBy(all, deadlineAt);
+  close(deadlineAt = Date.now()): Promise<void> {
+    return this.pool.close(deadlineAt);
   }
 }

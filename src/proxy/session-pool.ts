@@ -1,0 +1,44 @@
+import type { ClientHttp2Session } from 'node:http2';
+import { closePooledSessionsBy } from './http2-close';
+
+/**
+ * Client HTTP/2 sessions pooled by key (upstream h2c/gRPC sessions, tunnel sessions): one
+ * connection per key, carrying every stream for it. A session that closes, errs or gets a
+ * GOAWAY is forgotten, and the next request for its key opens a new one.
+ */
+export class SessionPool {
+  private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+
+  /** The session pooled under `key`, or one that `open` makes (still connecting is shared too). */
+  get(key: string, open: () => Promise<ClientHttp2Session>): Promise<ClientHttp2Session> {
+    let pending = this.sessions.get(key);
+    if (pending) return pending;
+    const forget = () => { if (this.sessions.get(key) === pending) this.sessions.delete(key); };
+    pending = open().then((session) => {
+      session.once('close', forget);
+      session.once('goaway', forget);
+      // A session error also ends the session; without a listener it would be thrown.
+      session.on('error', forget);
+      return session;
+    });
+    pending.catch(forget);
+    this.sessions.set(key, pending);
+    return pending;
+  }
+
+  /** Destroys every session whose key starts with `prefix` (a pod released: its connections must not outlive it). */
+  dropPrefix(prefix: string): void {
+    for (const [k, p] of [...this.sessions]) {
+      if (!k.startsWith(prefix)) continue;
+      this.sessions.delete(k);
+      p.then((s) => s.destroy(), () => undefined);
+    }
+  }
+
+  /** GOAWAY to every session; what is still open at `deadlineAt` is destroyed (a frozen peer never answers). */
+  async close(deadlineAt = Date.now()): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await closePooledSessionsBy(all, deadlineAt);
+  }
+}
