@@ -2,21 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PodInfo } from './model';
 import { spiffePrincipal, workloadNameFromPod, workloadOf } from './workload-identity';
+import { testPod } from './testing';
 
 function pod(name: string, labels: Record<string, string> = {}, serviceAccount = 'default', namespace = 'demo'): PodInfo {
-  return {
-    name,
-    namespace,
-    uid: `uid-${name}`,
-    labels,
-    annotations: {},
-    nodeName: 'node-1',
-    ips: ['10.244.1.10'],
-    hostNetwork: false,
-    serviceAccount,
-    containerPorts: [],
-    ready: true,
-  };
+  return testPod(name, { labels, serviceAccount, namespace });
 }
 
 test('workloadOf: Deployment, StatefulSet, DaemonSet, Job and bare pods', () => {

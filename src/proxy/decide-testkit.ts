@@ -1,5 +1,6 @@
 import { MeshSnapshot } from '../config/snapshot';
 import type { PodInfo, ServiceInfo } from '../mesh/model';
+import { testPod } from '../mesh/testing';
 import type { ProxyConfig } from './proxy-config';
 import { ProxyConfigStore } from './proxy-config';
 
@@ -8,20 +9,15 @@ import { ProxyConfigStore } from './proxy-config';
  * both (one dual-stack), a sidecar pod, a Service with HTTP and gRPC ports. No sockets.
  */
 export function meshPod(name: string, nodeName: string, ips: string[], extra: Partial<PodInfo> = {}): PodInfo {
-  return {
-    name,
-    namespace: 'demo',
-    uid: `uid-${name}`,
+  return testPod(name, {
     labels: { app: name.replace(/-\d+$/, '') },
     annotations: { 'nodemesh.dev/mode': 'ambient' },
     nodeName,
     ips,
-    hostNetwork: false,
     serviceAccount: `sa-${name}`,
     containerPorts: [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'grpc', port: 9090, protocol: 'TCP' }],
-    ready: true,
     ...extra,
-  };
+  });
 }
 
 export const client = meshPod('client', 'node1', ['10.244.1.10', 'fd00:244:1::10']);

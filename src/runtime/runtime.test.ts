@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { adminGet } from '../admin/admin-client';
 import type { CaptureReply } from '../admin/debug-replies';
 import { DEFAULT_CAPTURE_SETTINGS } from '../capture/settings';
-import type { ConfigSource } from '../config/config-source';
 import type { SourceResult } from '../config/directory-source';
 import type { MeshSnapshot } from '../config/snapshot';
 import { logger } from '../log';
 import { Runtime, type RuntimeRole } from './runtime';
+import { FakeSource } from '../config/testing';
 
 /*
  * The runtime on loopback with a role that records what it is asked: no pod is added, so
@@ -24,14 +24,6 @@ function result(version: string, rejected: SourceResult['rejected'] = []): Sourc
   return { namespaces: [{ name: version, labels: {} }], pods: [], services: [], others: [], rejected, files: [] };
 }
 
-class FakeSource implements ConfigSource {
-  onChange: ((r: SourceResult) => void) | undefined;
-  closed = false;
-  constructor(private readonly first: SourceResult) {}
-  async load(): Promise<SourceResult> { return this.first; }
-  watch(onChange: (r: SourceResult) => void): void { this.onChange = onChange; }
-  close(): void { this.closed = true; }
-}
 
 async function freePort(): Promise<number> {
   const s = createServer();

@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminGet } from '../admin/admin-client';
 import type { SidecarPodRecord } from '../admin/debug-replies';
-import type { ConfigSource } from '../config/config-source';
 import { DEFAULT_CAPTURE_SETTINGS, type CaptureSettings } from '../capture/settings';
 import type { SourceResult } from '../config/directory-source';
 import type { PodInfo } from '../mesh/model';
 import { checkPodIPs } from './init';
 import { SelfNetwork, type OriginalDstBinding } from './self-network';
 import { Sidecar } from './sidecar';
+import { FakeSource } from '../config/testing';
 
 /*
  * The sidecar runtime in-process, on loopback: no namespace, no iptables. SelfNetwork (the
@@ -43,14 +43,6 @@ function result(pods: PodInfo[]): SourceResult {
   return { namespaces: [{ name: 'demo', labels: {} }], pods, services: [], others: [], rejected: [], files: [] };
 }
 
-class FakeSource implements ConfigSource {
-  onChange: ((r: SourceResult) => void) | undefined;
-  closed = false;
-  constructor(private readonly first: SourceResult) {}
-  async load(): Promise<SourceResult> { return this.first; }
-  watch(onChange: (r: SourceResult) => void): void { this.onChange = onChange; }
-  close(): void { this.closed = true; }
-}
 
 /**
  * No conntrack here: SO_ORIGINAL_DST is unanswered and the local address is the listener's

@@ -6,6 +6,7 @@ import { workloadOf, type WorkloadInfo } from '../mesh/workload-identity';
 import { DURATION_BUCKETS_MS, REQUEST_LABELS, SIZE_BUCKETS_BYTES, TCP_LABELS } from './istio-labels';
 import { IstioMetrics, type RequestRecord } from './istio-metrics';
 import { reporterForLeg } from './reporter';
+import { testPod } from '../mesh/testing';
 
 // ---------------------------------------------------------------------------------------
 // Scrape helpers: parse the registry's text exposition.
@@ -53,19 +54,7 @@ function one(samples: Sample[], name: string, where: Record<string, string> = {}
 // Fixtures
 
 function pod(name: string, labels: Record<string, string> = {}, serviceAccount = 'default', namespace = 'demo'): PodInfo {
-  return {
-    name,
-    namespace,
-    uid: `uid-${name}`,
-    labels,
-    annotations: {},
-    nodeName: 'node-1',
-    ips: ['10.244.1.10'],
-    hostNetwork: false,
-    serviceAccount,
-    containerPorts: [],
-    ready: true,
-  };
+  return testPod(name, { labels, serviceAccount, namespace });
 }
 
 const web = workloadOf(pod('web-7d9f8b6c5-x2k4q', { app: 'web', version: 'v1', 'pod-template-hash': '7d9f8b6c5' }, 'web'));

@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import { DEFAULT_CAPTURE_SETTINGS } from '../../capture/settings';
 import { MeshSnapshot } from '../../config/snapshot';
 import type { PodInfo, ServiceInfo } from '../../mesh/model';
+import { testPod } from '../../mesh/testing';
 import { pollUntil } from '../../util/deadline';
 import { LoopbackNetwork } from '../loopback-network';
 import { PROBE_REPLY_PREFIX } from '../outbound/probe';
@@ -19,7 +20,7 @@ import { NodeProxy } from './node-proxy';
 const settings = { ...DEFAULT_CAPTURE_SETTINGS, captureInbound: false };
 
 function pod(name: string, ips: string[], port: number): PodInfo {
-  return { name, namespace: 'demo', uid: `uid-${name}`, labels: { app: name }, annotations: { 'nodemesh.dev/mode': 'ambient' }, nodeName: 'node1', ips, hostNetwork: false, serviceAccount: name, containerPorts: [{ name: 'http', port, protocol: 'TCP' }], ready: true };
+  return testPod(name, { labels: { app: name }, annotations: { 'nodemesh.dev/mode': 'ambient' }, nodeName: 'node1', ips, serviceAccount: name, containerPorts: [{ name: 'http', port, protocol: 'TCP' }] });
 }
 
 function listen<T extends Server | HttpServer>(server: T, host = '127.0.0.1'): Promise<number> {
