@@ -4,6 +4,8 @@ import { createServer as createHttpServer, request, type Server as HttpServer } 
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { Registry } from 'prom-client';
 import { DEFAULT_CAPTURE_SETTINGS } from '../../capture/settings';
+import { parseK8sYaml } from '../../config/k8s-yaml';
+import { convertObjects, type OtherObject } from '../../config/objects';
 import { MeshSnapshot } from '../../config/snapshot';
 import type { PodInfo, ServiceInfo } from '../../mesh/model';
 import { testPod } from '../../mesh/testing';
@@ -41,8 +43,8 @@ function get(port: number, path: string): Promise<{ status: number; headers: Rec
   });
 }
 
-async function setup(t: import('node:test').TestContext) {
-  const app = createHttpServer((req, res) => res.end(`app saw ${req.url} x-request-id=${req.headers['x-request-id'] ? 'set' : 'missing'}`));
+async function setup(t: import('node:test').TestContext, others: OtherObject[] = []) {
+  const app = createHttpServer((req, res) => res.end(`app saw ${req.url} x-request-id=${req.headers['x-request-id'] ? 'set' : 'missing'}${req.headers['x-route'] ? ` x-route=${String(req.headers['x-route'])}` : ''}`));
   const appPort = await listen(app);
   const registry = new Registry();
   const proxy = new NodeProxy(registry, settings, { sniffTimeoutMs: 50 });
@@ -50,7 +52,7 @@ async function setup(t: import('node:test').TestContext) {
   const server = pod('server', ['127.0.0.1'], appPort);
   const service: ServiceInfo = { name: 'server', namespace: 'demo', clusterIPs: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }, ], selector: { app: 'server' } };
   const nobody: ServiceInfo = { name: 'nobody', namespace: 'demo', clusterIPs: ['10.96.0.11'], ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }], selector: { app: 'nobody' } };
-  proxy.updateSnapshot(MeshSnapshot.from({ namespaces: [], pods: [client, server], services: [service, nobody] }, 1));
+  proxy.updateSnapshot(MeshSnapshot.from({ namespaces: [], pods: [client, server], services: [service, nobody], others }, 1));
   const network = new LoopbackNetwork();
   await proxy.addPod(client, network);
   t.after(async () => {
@@ -123,4 +125,30 @@ test('a connection with no original destination is refused and logged with the r
   });
   const record = proxy.log.list().find((r) => r.result === 'error');
   assert.match(record?.error ?? '', /no original destination/);
+});
+
+test('an HTTPRoute routes by path with its header filter, and a request no rule matches is 404 NR', async (t) => {
+  const route = parseK8sYaml(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: server-v1, namespace: demo }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: server, port: 80 }]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: /v1 } }]
+      filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { add: [{ name: x-route, value: v1 }] } }]
+      backendRefs: [{ name: server, port: 80 }]
+`, 'route.yaml');
+  const { others, rejected } = convertObjects(route.objects);
+  assert.deepEqual(rejected, []);
+  const { proxy, network, outbound } = await setup(t, others);
+  assert.deepEqual(proxy.describeConfig([]).rejected, [], 'the route is accepted');
+  network.original = { family: 4, address: '10.96.0.10', port: 80 };
+  const routed = await get(outbound, '/v1/items');
+  assert.equal(routed.status, 200);
+  assert.equal(routed.body, 'app saw /v1/items x-request-id=set x-route=v1');
+  const unmatched = await get(outbound, '/v2/items');
+  assert.equal(unmatched.status, 404);
+  assert.equal(unmatched.headers['x-nodemesh-flags'], 'NR');
+  assert.match(unmatched.body, /no route of demo\/server matches GET \/v2\/items/);
 });
