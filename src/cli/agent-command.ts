@@ -11,9 +11,7 @@ import { loadSimState } from '../sim/state';
 import { ProcPodLocator } from '../agent/proc-pod-locator';
 import type { PodLocator } from '../agent/pod-locator';
 import type { ConfigSource } from '../config/config-source';
-import { KubeSource, loadKubeConfig } from '../kube/kube-source';
-import { KubeStatusWriter } from '../kube/status-writer';
-import { LifecycleFlag } from '../kube/lifecycle-flag';
+import type { LifecycleFlag } from '../kube/lifecycle-flag';
 import { parseDrainMs, parseFlags, parseList, parsePort, parsePorts } from './args';
 import { STOP_MARGIN_MS, stopOnSignal } from '../runtime/stop-on-signal';
 
@@ -104,15 +102,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
   let source: ConfigSource | undefined;
   let lifecycle: LifecycleFlag | undefined;
   if (values.kube) {
-    const kubeConfig = loadKubeConfig(values.kubeconfig);
-    source = new KubeSource({ kubeConfig, nodeName: values.node, statusWriter: new KubeStatusWriter({ kubeConfig, host: values.node }) });
-    const flag = values['release-on-exit-configmap'];
-    if (flag) {
-      const [ns, name] = flag.split('/');
-      if (!ns || !name) throw new NodemeshError('ERR_NM_USAGE', `--release-on-exit-configmap takes NAMESPACE/NAME, got '${flag}'`);
-      lifecycle = new LifecycleFlag(kubeConfig, ns, name);
-      await lifecycle.start();
-    }
+    // Loaded here only: the Kubernetes client is most of an agent's memory (kube-mode.ts).
+    const { agentKubeInputs } = await import('./kube-mode');
+    ({ source, lifecycle } = await agentKubeInputs({ kubeconfig: values.kubeconfig, nodeName: values.node, releaseFlag: values['release-on-exit-configmap'] }));
   }
   const agentPodKey = process.env.POD_NAMESPACE && process.env.POD_NAME ? `${process.env.POD_NAMESPACE}/${process.env.POD_NAME}` : undefined;
   const config: AgentConfig = {

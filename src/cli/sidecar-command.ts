@@ -6,7 +6,6 @@ import { DEFAULT_CAPTURE_SETTINGS, validateCaptureSettings } from '../capture/se
 import { DirectorySource } from '../config/directory-source';
 import { loadNative } from '../datapath/native';
 import { NodemeshError } from '../errors';
-import { KubeSource, loadKubeConfig } from '../kube/kube-source';
 import { logger } from '../log';
 import type { IptablesBackend } from '../netfilter/iptables';
 import { runSidecarInit } from '../sidecar/init';
@@ -84,8 +83,9 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
 
   let source: ConfigSource;
   if (values.kube) {
-    const node = values.node ?? process.env.NODE_NAME;
-    source = new KubeSource({ kubeConfig: loadKubeConfig(values.kubeconfig), nodeName: node || undefined });
+    // Loaded here only: the Kubernetes client is most of a proxy's memory (kube-mode.ts).
+    const { sidecarKubeSource } = await import('./kube-mode');
+    source = sidecarKubeSource({ kubeconfig: values.kubeconfig, nodeName: values.node ?? process.env.NODE_NAME });
   } else {
     source = new DirectorySource(resolve(values.source!), { kinds: coreKinds() });
   }
