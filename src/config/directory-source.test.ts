@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DirectorySource, type SourceResult } from './directory-source';
+import type { SourceResult } from './config-source';
+import { DirectorySource } from './directory-source';
 
 const NS = (name: string): string => `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${name} }\n`;
 const POD = (name: string, ip: string): string =>

@@ -1,13 +1,12 @@
+import type { ConfigSource, SourceResult } from './config-source';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { NodemeshError, describeError, hasCode } from '../errors';
 import { logger } from '../log';
-import type { EndpointSliceInfo, NamespaceInfo, PodInfo, ServiceInfo } from '../mesh/model';
 import { parseK8sYaml, type RawObject } from './k8s-yaml';
 import type { CoreKind } from './core-kind';
-import { convertObjects, type OtherObject } from './objects';
-import type { ParsedKinds } from './snapshot';
+import { convertObjects } from './objects';
 import { rejection, type RejectedObject } from './validation';
 
 /**
@@ -18,21 +17,6 @@ import { rejection, type RejectedObject } from './validation';
  * and is reported in `rejected` until it is fixed.
  */
 
-export interface SourceResult {
-  namespaces: NamespaceInfo[];
-  pods: PodInfo[];
-  services: ServiceInfo[];
-  others: OtherObject[];
-  rejected: RejectedObject[];
-  /** The files read, absolute paths in name order. */
-  files: string[];
-  /** discovery.k8s.io EndpointSlices (the Kubernetes source; YAML may carry them too). */
-  endpointSlices?: EndpointSliceInfo[];
-  /** Set by the Kubernetes source: see SnapshotInput.endpointsFromSlicesOnly. */
-  endpointsFromSlicesOnly?: boolean;
-  /** Kinds the source parsed already (see SnapshotInput.parsed). */
-  parsed?: ParsedKinds;
-}
 
 export interface DirectorySourceOptions {
   /** Quiet time after a change before re-reading (ms, default 100). */
@@ -59,7 +43,7 @@ interface FileState {
   syntaxError?: string;
 }
 
-export class DirectorySource {
+export class DirectorySource implements ConfigSource {
   readonly path: string;
   private readonly log = logger('config', { source: 'directory' });
   private readonly files = new Map<string, FileState>();

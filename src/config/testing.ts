@@ -1,5 +1,5 @@
 import type { ConfigSource } from './config-source';
-import type { SourceResult } from './directory-source';
+import type { SourceResult } from './config-source';
 
 /** A configuration source for tests: `load` gives the first result, `onChange` pushes later ones. */
 export class FakeSource implements ConfigSource {

@@ -1,5 +1,5 @@
 import { KubeConfig, Watch } from '@kubernetes/client-node';
-import type { SourceResult } from '../config/directory-source';
+import type { ConfigSource, SourceResult } from '../config/config-source';
 import type { K8sObject, RawObject } from '../config/k8s-yaml';
 import { convertObjects } from '../config/objects';
 import type { RejectedObject } from '../config/validation';
@@ -87,7 +87,7 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
-export class KubeSource {
+export class KubeSource implements ConfigSource {
   private readonly log = logger('config', { source: 'kubernetes' });
   private readonly reflectors: Reflector[];
   private readonly debounceMs: number;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { adminGet } from '../admin/admin-client';
 import type { CaptureReply } from '../admin/debug-replies';
 import { DEFAULT_CAPTURE_SETTINGS } from '../capture/settings';
-import type { SourceResult } from '../config/directory-source';
+import type { SourceResult } from '../config/config-source';
 import type { MeshSnapshot } from '../config/snapshot';
 import { logger } from '../log';
 import { Runtime, type RuntimeRole } from './runtime';

@@ -4,7 +4,7 @@ import type { CaptureReply } from '../admin/debug-replies';
 import { HealthServer } from '../admin/health-server';
 import type { CaptureSettings } from '../capture/settings';
 import type { ConfigSource } from '../config/config-source';
-import type { SourceResult } from '../config/directory-source';
+import type { SourceResult } from '../config/config-source';
 import { MeshSnapshot } from '../config/snapshot';
 import { describeError } from '../errors';
 import type { Logger } from '../log';

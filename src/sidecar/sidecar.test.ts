@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { adminGet } from '../admin/admin-client';
 import type { SidecarPodRecord } from '../admin/debug-replies';
 import { DEFAULT_CAPTURE_SETTINGS, type CaptureSettings } from '../capture/settings';
-import type { SourceResult } from '../config/directory-source';
+import type { SourceResult } from '../config/config-source';
 import type { PodInfo } from '../mesh/model';
 import { checkPodIPs } from './init';
 import { SelfNetwork, type OriginalDstBinding } from './self-network';

@@ -2,7 +2,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { CaptureReply, SidecarPodRecord, SidecarStatus } from '../admin/debug-replies';
 import type { CaptureSettings } from '../capture/settings';
 import type { ConfigSource } from '../config/config-source';
-import type { SourceResult } from '../config/directory-source';
+import type { SourceResult } from '../config/config-source';
 import type { MeshSnapshot } from '../config/snapshot';
 import type { PodNetwork } from '../datapath/pod-network';
 import type { PodSandbox } from '../datapath/pod-sandbox';
