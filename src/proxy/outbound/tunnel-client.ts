@@ -53,6 +53,14 @@ export class TunnelClient {
         clearTimeout(timer);
         reject(err);
       });
+      // A stream closed before its answer (the session destroyed at a drain's deadline, a
+      // GOAWAY that refused it) ends without an 'error': fail now, not at the timeout.
+      stream.once('close', () => {
+        clearTimeout(timer);
+        reject(new NodemeshError('ERR_NM_TUNNEL_CLOSED', `the tunnel to ${authorityOf(tunnelAddress.address, tunnelAddress.port)} closed before it answered for ${authorityOf(target.address, target.port)}`, {
+          hint: 'the node proxy there may be restarting or draining; the connection is retried (or made directly) as a connect failure',
+        }));
+      });
     });
   }
 

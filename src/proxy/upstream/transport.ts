@@ -20,7 +20,7 @@ export interface UpstreamTransport {
   open(target: { address: string; port: number }, timeoutMs: number): Promise<Duplex>;
 }
 
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_NM_TUNNEL_REFUSED']);
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_NM_TUNNEL_REFUSED', 'ERR_NM_TUNNEL_CLOSED']);
 
 /** True for errors of opening an upstream connection (Envoy's UF): nothing was sent yet. */
 export function isConnectFailure(err: unknown): boolean {
