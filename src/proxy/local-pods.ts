@@ -47,12 +47,10 @@ export class LocalPods {
     return this.byIP.get(ip);
   }
 
-  /** Removes every pod and returns them (the drain). */
-  takeAll(): LocalPod[] {
-    const all = [...this.byKey.values()];
+  /** Removes every pod (the drain). */
+  clear(): void {
     this.byKey.clear();
     this.byIP.clear();
     this.gen++;
-    return all;
   }
 }

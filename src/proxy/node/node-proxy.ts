@@ -149,7 +149,7 @@ export class NodeProxy {
     const deadlineAt = Date.now() + graceMs;
     const entries = [...this.listeners.values()];
     this.listeners.clear();
-    this.pods.takeAll();
+    this.pods.clear();
     await Promise.all(entries.map((e) => e.stop(false)));
     this.outbound.stopAccepting();
     this.inbound.stopAccepting();

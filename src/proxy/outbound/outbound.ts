@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { describeError } from '../../errors';
-import { cachedServiceKey, type Endpoint } from '../../mesh/model';
+import type { Endpoint } from '../../mesh/model';
 import { endpointKey } from '../../policy/client/load-balancer';
 import type { ConnectionInfo } from '../connection-info';
 import { HttpFrontend } from '../http/frontend';
@@ -128,11 +128,10 @@ export class Outbound {
 
   /** WebSocket upgrades and CONNECT: replay the request head to the target and pipe bytes. */
   private passThrough(conn: ConnectionInfo, rawHead: Buffer, socket: Socket, rest: Buffer): void {
-    const config = this.inputs.config.current;
-    const svc = config.snapshot.serviceByClusterIP(conn.original.address, conn.original.port);
+    const decision = decideOutbound(this.inputs.config.current, { source: conn.pod!, original: conn.original, probePort: this.inputs.settings.probePort });
     let target = { address: conn.original.address, port: conn.original.port };
-    if (svc?.port) {
-      const ep = this.pickEndpoint(cachedServiceKey(svc.service), config.snapshot.readyEndpoints(svc.service, svc.port, conn.original.family));
+    if (decision.kind === 'service') {
+      const ep = this.pickEndpoint(decision.policyKey, decision.endpoints);
       if (!ep) {
         socket.end(SERVICE_UNAVAILABLE);
         return;

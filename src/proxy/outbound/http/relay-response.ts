@@ -1,5 +1,4 @@
-import type { RouteMatch } from '../../../routing';
-import { applyHeaderModifier } from '../../../routing';
+import { applyHeaderModifier, type RouteMatch } from '../../../routing';
 import type { Cancellation } from '../../http/cancellation';
 import type { DownstreamExchange, UpstreamResponse } from '../../http/exchange';
 import { responseHeaders, single, type HeaderRecord } from '../../http/headers';
