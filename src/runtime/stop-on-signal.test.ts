@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
+import { pollUntil } from '../util/deadline';
 
 /**
  * stopOnSignal in a child process (it owns the process's signals and exit): a stop that
@@ -39,9 +40,7 @@ test('a second signal aborts the drain; the stop then finishes and the exit code
   const c = child(`stopOnSignal({ log, drainMs: 600000, stopping: 'stopping', stop: (cut) => new Promise((r) => { console.log('draining'); cut.addEventListener('abort', () => r()); }) }).then((code) => process.exit(code));`);
   await c.ready;
   c.proc.kill('SIGTERM');
-  for (const deadline = Date.now() + 10_000; !c.out().includes('draining'); await new Promise((r) => setTimeout(r, 10))) {
-    assert.ok(Date.now() < deadline, `the stop never started: ${c.out()}`);
-  }
+  assert.ok(await pollUntil(() => c.out().includes('draining'), Date.now() + 10_000), `the stop never started: ${c.out()}`);
   assert.equal(c.proc.exitCode, null, 'still draining after the first signal');
   c.proc.kill('SIGINT');
   const [code] = await once(c.proc, 'exit');

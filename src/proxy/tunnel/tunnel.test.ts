@@ -9,6 +9,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import type { Duplex } from 'node:stream';
 import { hasCode } from '../../errors';
 import { logger } from '../../log';
+import { pollUntil } from '../../util/deadline';
 import { isConnectFailure } from '../upstream/transport';
 import { TunnelClient } from '../outbound/tunnel-client';
 import { HEADER_ORIGINAL_DESTINATION, HEADER_SOURCE_WORKLOAD } from './tunnel-protocol';
@@ -103,7 +104,7 @@ test('a CONNECT stream is delivered to the pod with the source workload, and byt
 
   // The source ends the stream: the server reports it with the bytes each way.
   stream.end();
-  await pollFor(() => n.streams.length === 1);
+  assert.ok(await pollUntil(() => n.streams.length === 1, Date.now() + 5000), 'the stream reached the server within 5 s');
   assert.equal(n.streams[0]!.sourceWorkload, 'shop/frontend');
   assert.equal(n.streams[0]!.bytesIn, 'hello pod and again'.length);
   assert.equal(n.streams[0]!.bytesOut, 'hello pod and again'.length);
@@ -205,7 +206,7 @@ test('close with a deadline ends within it when the peer never answers the GOAWA
   // The open's own timeout is far beyond the close's deadline: what ends it must be the close.
   const pending = client.open('k', { address: '127.0.0.1', port }, openTcp(port), { address: '10.0.2.7', port: 8080 }, {}, 60_000);
   const outcome = pending.then(() => 'opened', (err: Error) => err);
-  await pollFor(() => frozen.length === 1);
+  assert.ok(await pollUntil(() => frozen.length === 1, Date.now() + 5000), 'the frozen peer accepted within 5 s');
 
   const started = Date.now();
   await client.close(started + 300);
@@ -233,10 +234,3 @@ test('close when every stream is done ends at once', async (t) => {
   assert.ok(Date.now() - started < 30_000, `close took ${Date.now() - started} ms: it waited for the deadline`);
 });
 
-async function pollFor(done: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
