@@ -13,8 +13,11 @@
 # directories and requires them at v0.0.0. A module of our own requires k8s.io/kubernetes
 # and replaces each of those with its published v0.X.Y release instead.
 #
+# It also puts the standard-channel CRDs of one pinned Gateway API release (the files of
+# that release's Go module, config/crd/standard) in .tools/control-plane/gateway-api-crds.
+#
 # Exit codes: 0 ready; 3 no Go toolchain; 1 the build failed.
-# NODEMESH_KUBE_VERSION and NODEMESH_ETCD_VERSION override the pins. Nothing is installed
+# NODEMESH_KUBE_VERSION, NODEMESH_ETCD_VERSION and NODEMESH_GATEWAY_API_VERSION override the pins. Nothing is installed
 # outside the repository's .tools/ (Go keeps its module and build caches where it always does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,8 @@ root=$(pwd)
 
 KUBE_VERSION=${NODEMESH_KUBE_VERSION:-v1.37.2}
 ETCD_VERSION=${NODEMESH_ETCD_VERSION:-v3.7.3}
+# The newest Gateway API release whose module builds with this machine's Go 1.26.
+GATEWAY_API_VERSION=${NODEMESH_GATEWAY_API_VERSION:-v1.6.3}
 base="$root/.tools/control-plane"
 bindir="$base/bin"
 srcdir="$base/src"
@@ -40,23 +45,35 @@ ready() {
     reports "$bindir/kube-controller-manager" "Kubernetes $KUBE_VERSION" &&
     reports "$bindir/etcd" "etcd Version: ${ETCD_VERSION#v}"
 }
-if ready; then
-  echo "install-control-plane: $bindir holds Kubernetes $KUBE_VERSION and etcd $ETCD_VERSION already" >&2
-  echo "$bindir"
-  exit 0
-fi
-
 go_bin=$(command -v go 2>/dev/null || true)
 [ -z "$go_bin" ] && [ -x /usr/local/go/bin/go ] && go_bin=/usr/local/go/bin/go
 if [ -z "$go_bin" ]; then
   echo "install-control-plane: no Go toolchain to build Kubernetes $KUBE_VERSION with; install Go and run this again" >&2
   exit 3
 fi
+
+fail() { echo "install-control-plane: $1 (is the Go module proxy reachable? see the output above)" >&2; exit 1; }
+
+crddir="$base/gateway-api-crds"
+if [ "$(cat "$crddir/VERSION" 2>/dev/null)" != "$GATEWAY_API_VERSION" ]; then
+  moddir=$("$go_bin" mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+  [ -d "$moddir/config/crd/standard" ] || fail "cannot download sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
+  rm -rf "$crddir" && mkdir -p "$crddir"
+  cp "$moddir"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$crddir/"
+  chmod u+w "$crddir"/*.yaml
+  echo "$GATEWAY_API_VERSION" >"$crddir/VERSION"
+  echo "install-control-plane: Gateway API $GATEWAY_API_VERSION CRDs in $crddir" >&2
+fi
+
+if ready; then
+  echo "install-control-plane: $bindir holds Kubernetes $KUBE_VERSION and etcd $ETCD_VERSION already" >&2
+  echo "$bindir"
+  exit 0
+fi
+
 started=$(date +%s)
 echo "install-control-plane: building Kubernetes $KUBE_VERSION and etcd $ETCD_VERSION into $bindir with $("$go_bin" version)" >&2
 export GOFLAGS=-mod=mod CGO_ENABLED=0
-
-fail() { echo "install-control-plane: $1 (is the Go module proxy reachable? see the output above)" >&2; exit 1; }
 
 # The staging modules k8s.io/kubernetes replaces with directories, read from its own go.mod.
 # sample-cli-plugin and sample-controller are examples nothing imports, and their releases

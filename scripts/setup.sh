@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: clang/llvm for the BPF objects, libbpf-dev for the addon, bpftool for
 # inspection, iptables/nftables for the fallback back-end and the simulator's kube-proxy
-# stand-in, iproute2 for namespaces, g++/make/python3 for node-gyp.
-DEB_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iptables nftables iproute2 g++ make python3 procps)
+# stand-in, iproute2 for namespaces, g++/make/python3 for node-gyp, openssl for the test
+# control plane's certificates.
+DEB_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iptables nftables iproute2 g++ make python3 procps openssl)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -7,23 +7,22 @@
  * Go the helm tests skip locally and fail under CI=true. The CRD schema is checked by a
  * small structural-schema validator below, against the examples and against bad objects.
  */
-import { before, describe, test, type TestContext } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { isMap, parseAllDocuments, parseDocument, type YAMLMap } from 'yaml';
 import { isCI } from './helpers/privileges';
+import { CHART, ensureHelm, needHelm, ROOT, runHelm, template as renderChart, type Obj } from './helpers/helm';
 import { parseTrafficPolicies } from '../src/policy/client/parse-traffic-policy';
 import type { OtherObject } from '../src/config/objects';
 import type { K8sObject } from '../src/config/k8s-yaml';
 import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags';
 
-const ROOT = resolve(__dirname, '..', '..');
-const CHART = join(ROOT, 'deploy', 'helm', 'nodemesh');
 const CRD_DIR = join(ROOT, 'deploy', 'crds');
 const CRD_FILE = 'nodemesh.dev_trafficpolicies.yaml';
 const EXAMPLES = join(ROOT, 'deploy', 'examples', 'k8s');
@@ -31,54 +30,11 @@ const NAMESPACE = 'nodemesh-system';
 /** Rendering for a fixed Kubernetes version keeps the output independent of the helm build. */
 const KUBE_VERSION = '1.31.0';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Obj = Record<string, any>;
 
 // ---- helm ------------------------------------------------------------------------------
 
-let helm: string | undefined;
-let helmSkip: string | undefined;
-
-function ensureHelm(): void {
-  const started = Date.now();
-  const r = spawnSync('bash', [join(ROOT, 'scripts', 'install-helm.sh')], { encoding: 'utf8', timeout: 14 * 60_000 });
-  const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  if (r.status === 0) {
-    helm = r.stdout.trim().split('\n').pop();
-    process.stderr.write(`# helm: ${helm} (scripts/install-helm.sh took ${seconds}s)\n`);
-    return;
-  }
-  const why = `scripts/install-helm.sh exited ${r.status ?? r.signal} after ${seconds}s: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`;
-  if (r.status === 3 && !isCI) {
-    helmSkip = `no helm and no Go toolchain to build it (${why})`;
-    return;
-  }
-  throw new Error(why);
-}
-
-function needHelm(t: TestContext): boolean {
-  if (helm) return true;
-  t.skip(helmSkip ?? 'helm unavailable');
-  return false;
-}
-
-function runHelm(args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(helm!, args, { encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function template(sets: string[] = [], kubeVersion = KUBE_VERSION): { status: number; objects: Obj[]; stderr: string; stdout: string } {
-  const args = ['template', 'nodemesh', CHART, '--namespace', NAMESPACE, '--kube-version', kubeVersion];
-  for (const s of sets) args.push('--set', s);
-  const r = runHelm(args);
-  if (r.status !== 0) return { status: r.status, objects: [], stderr: r.stderr, stdout: r.stdout };
-  const objects: Obj[] = [];
-  for (const doc of parseAllDocuments(r.stdout)) {
-    assert.equal(doc.errors.length, 0, `helm template printed invalid YAML: ${doc.errors.map((e) => e.message).join('; ')}`);
-    const value = doc.toJSON() as Obj | null;
-    if (value !== null) objects.push(value);
-  }
-  return { status: 0, objects, stderr: r.stderr, stdout: r.stdout };
+function template(sets: string[] = [], kubeVersion = KUBE_VERSION): ReturnType<typeof renderChart> {
+  return renderChart({ sets, namespace: NAMESPACE, kubeVersion });
 }
 
 function render(sets: string[] = [], kubeVersion?: string): Obj[] {

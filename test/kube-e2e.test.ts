@@ -1,9 +1,14 @@
 /**
- * End to end on "Kubernetes": a fake API server speaking the real list/watch protocol,
- * the simulator for the nodes' namespaces, and `nodemesh agent --kube` finding pods
- * through /proc as on a real node. Annotating a Pod object enrolls the pod, removing the
- * annotation releases it, deleting it cleans up, a namespace label enrolls its pods, and
- * a malformed TrafficPolicy gets a status condition and an Event.
+ * End to end on a real Kubernetes control plane (etcd, kube-apiserver and
+ * kube-controller-manager built by scripts/install-control-plane.sh, on 127.0.0.1), the
+ * simulator for the nodes' namespaces, and `nodemesh agent --kube` finding pods through
+ * /proc as on a real node.
+ *
+ * The cluster is set up as `helm install` and a kubelet would leave it: the chart's CRDs and
+ * the pinned Gateway API release's, the chart's ServiceAccount and RBAC exactly as rendered
+ * (the agent authenticates with a token of its own ServiceAccount, so a verb the chart does
+ * not grant fails a test), Node objects for the simulator's nodes, and Pod objects bound to
+ * them whose status the test writes. EndpointSlices come from the controller manager.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,65 +17,135 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { parseK8sYaml } from '../src/config/k8s-yaml';
-import { FakeApiServer, kubeConfigFor, type KubeObject } from '../src/kube/testing/fake-apiserver';
-import { endpointSlice } from '../src/kube/testing/cluster-objects';
+import type { ControlPlane } from '../src/kube/testing/control-plane';
+import type { KubeTestClient } from '../src/kube/testing/kube-test-client';
+import type { KubeObject } from '../src/kube/testing/kube-object';
 import { EXAMPLE_TOPOLOGY, SimFixture, uniqueSimName, waitFor, type AgentHandle } from '../src/sim/harness';
+import { adminGet } from '../src/admin/admin-client';
+import { ensureHelm, needHelm, template, type Obj } from './helpers/helm';
+import { installAll, KUBE_VERSION, meshCrds, rbacOf, readyEndpoints, registerNode, requireControlPlane, startControlPlane, startPod, waitDefaultServiceAccount } from './helpers/kube-cluster';
 import { requireRoot } from './helpers/privileges';
 
 const A1 = '10.244.1.11';
 const B1 = '10.244.2.11';
+const RELEASE_NS = 'nodemesh';
+const AGENT_SA = 'nodemesh-agent';
+const POLICY_API = 'nodemesh.dev/v1alpha1';
 
 function peerOf(reply: string | undefined): string | undefined {
   return /^peer (?:::ffff:)?(\S+) /.exec(reply ?? '')?.[1];
 }
 
-/** The example topology as objects, each Pod with a fixed uid (the simulator names pod cgroups by it). */
-function topologyObjects(): KubeObject[] {
-  const parsed = parseK8sYaml(readFileSync(EXAMPLE_TOPOLOGY, 'utf8'), EXAMPLE_TOPOLOGY);
-  let n = 0;
-  return parsed.objects.map((raw) => {
-    const obj = structuredClone(raw.object) as unknown as KubeObject & { metadata: Record<string, unknown> };
-    if (obj.kind === 'Pod') obj.metadata.uid = `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`;
-    return obj as KubeObject;
-  });
+type Condition = { type: string; status: string; reason: string; message: string; observedGeneration?: number };
+type EventObject = KubeObject & { type: string; reason: string; message: string; source?: { component?: string; host?: string }; involvedObject: { name: string; uid: string } };
+
+function acceptedOf(obj: KubeObject | undefined): Condition | undefined {
+  return ((obj as { status?: { conditions?: Condition[] } } | undefined)?.status?.conditions ?? []).find((c) => c.type === 'Accepted');
 }
 
-describe('agent on the Kubernetes API', { concurrency: false, timeout: 600_000 }, () => {
-  let api: FakeApiServer | undefined;
+function trafficPolicy(name: string, spec: Record<string, unknown>): KubeObject {
+  return { apiVersion: POLICY_API, kind: 'TrafficPolicy', metadata: { name, namespace: 'demo' }, spec: { targetRef: { group: '', kind: 'Service', name: 'b' }, ...spec } };
+}
+
+describe('agent on a real Kubernetes API server', { concurrency: false, timeout: 900_000 }, () => {
+  let plane: ControlPlane | undefined;
+  let admin: KubeTestClient;
   let sim: SimFixture | undefined;
   let agent: AgentHandle | undefined;
-  let dir: string;
-  let objects: KubeObject[];
+  let dir: string | undefined;
+  let chart: Obj[] = [];
+  let agentKubeconfig: string;
+  let ready = false;
 
-  const podObject = (name: string) => api!.get('v1', 'Pod', 'demo', name)!;
+  const pod = async (name: string): Promise<KubeObject> => (await admin.get('v1', 'Pod', 'demo', name))!;
 
   before(async () => {
-    if (process.getuid?.() !== 0) return;
+    if (process.getuid?.() !== 0 || !requireControlPlane()) return;
+    ensureHelm();
     dir = mkdtempSync(join(tmpdir(), 'nm-kube-'));
-    objects = topologyObjects();
-    writeFileSync(join(dir, 'topology.yaml'), objects.map((o) => stringify(o)).join('---\n'));
-    api = await FakeApiServer.start();
-    for (const o of objects) api.create(structuredClone(o));
-    // What the EndpointSlice controller would write for Services a and b.
-    api.create(endpointSlice('a-x1', 'a', { namespace: 'demo', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: A1, pod: 'a1', node: 'node1', ready: true }, { ip: '10.244.1.12', pod: 'a2', node: 'node1', ready: true }] }));
-    api.create(endpointSlice('b-x1', 'b', { namespace: 'demo', ports: [{ name: 'http', port: 8080 }], endpoints: [{ ip: B1, pod: 'b1', node: 'node2', ready: true }] }));
-    writeFileSync(join(dir, 'kubeconfig'), kubeConfigFor(api).exportConfig());
+    plane = await startControlPlane();
+    admin = plane.admin();
+    await installAll(admin, meshCrds());
+    const rendered = template({ namespace: RELEASE_NS, kubeVersion: KUBE_VERSION });
+    assert.equal(rendered.status, 0, rendered.stderr);
+    chart = rendered.objects;
+    await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: RELEASE_NS } });
+    await installAll(admin, rbacOf(chart));
+
+    // The cluster the simulator's topology describes: Namespaces, Nodes, Pods bound to
+    // them with a kubelet's status, Services. The server assigns the pods' uids, which the
+    // simulator names pod cgroups by, so the topology it starts from is written after.
+    const parsed = parseK8sYaml(readFileSync(EXAMPLE_TOPOLOGY, 'utf8'), EXAMPLE_TOPOLOGY).objects.map((o) => structuredClone(o.object) as unknown as KubeObject);
+    for (const ns of parsed.filter((o) => o.kind === 'Namespace' && o.metadata?.name !== 'default')) await admin.create(ns);
+    for (const node of ['node1', 'node2']) await registerNode(admin, node);
+    await waitDefaultServiceAccount(admin, 'demo');
+    for (const p of parsed.filter((o) => o.kind === 'Pod')) {
+      const stored = await startPod(admin, p);
+      p.metadata!.uid = stored.metadata!.uid;
+    }
+    for (const s of parsed.filter((o) => o.kind === 'Service')) await admin.create(s);
+    await waitFor('the EndpointSlice controller to publish a1, a2 and b1', async () => {
+      const a = await readyEndpoints(admin, 'demo', 'a');
+      const b = await readyEndpoints(admin, 'demo', 'b');
+      return a.includes(A1) && a.includes('10.244.1.12') && b.includes(B1) ? true : undefined;
+    }, 60_000);
+    writeFileSync(join(dir, 'topology.yaml'), parsed.map((o) => stringify(o)).join('---\n'));
+
+    // The agent runs as its own ServiceAccount, with the chart's permissions and no more.
+    const token = await plane.serviceAccountToken(RELEASE_NS, AGENT_SA);
+    agentKubeconfig = join(dir, 'agent.kubeconfig');
+    writeFileSync(agentKubeconfig, plane.kubeConfigYaml(token, AGENT_SA), { mode: 0o600 });
     sim = await new SimFixture(uniqueSimName('kube'), dir).up();
-    // Pods have processes, as a real pod's sandbox and containers: that is what the
-    // agent's /proc locator finds.
-    for (const pod of ['demo/a1', 'demo/a2', 'demo/b1']) await sim.startEchoServer(pod);
-    agent = await sim.startAgent('node1', ['--kube', '--kubeconfig', join(dir, 'kubeconfig'), '--capture', 'ebpf']);
-  });
+    for (const p of ['demo/a1', 'demo/a2', 'demo/b1']) await sim.startEchoServer(p);
+    agent = await sim.startAgent('node1', ['--kube', '--kubeconfig', agentKubeconfig, '--capture', 'ebpf']);
+    ready = true;
+  }, { timeout: 300_000 });
 
   after(async () => {
     await agent?.stop();
     await sim?.close();
-    await api?.close();
+    await plane?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Every test but the skip path needs the whole set-up; a failed before() must not read as a pass. */
+  const need = (t: Parameters<typeof requireRoot>[0]): boolean => {
+    if (!requireRoot(t) || !requireControlPlane(t) || !needHelm(t)) return false;
+    assert.ok(ready, 'the set-up (before) failed: see its error');
+    return true;
+  };
+
+  test('the chart is accepted by the API server (server-side dry-run, strict fields)', { timeout: 120_000 }, async (t) => {
+    if (!need(t)) return;
+    const valueSets = [[], ['webhook.enabled=true', 'sidecarRbac.enabled=true'], ['cleanupOnUninstall.enabled=false', 'bpffsMount.enabled=true']];
+    for (const sets of valueSets) {
+      const r = template({ namespace: RELEASE_NS, kubeVersion: KUBE_VERSION, sets });
+      assert.equal(r.status, 0, `helm template ${sets.join(' ')}: ${r.stderr}`);
+      const refused: string[] = [];
+      for (const o of r.objects) {
+        const reply = await admin.apply(o, { dryRun: true });
+        if (reply.status >= 300) refused.push(`${o.kind} ${o.metadata?.name}: HTTP ${reply.status}: ${(reply.body as { message?: string }).message}`);
+      }
+      assert.deepEqual(refused, [], `with --set ${sets.join(',') || '(defaults)'}`);
+    }
+    // The check can fail: a field the API server does not know is refused.
+    const ds = structuredClone(chart.find((o) => o.kind === 'DaemonSet')!);
+    ds.spec.template.spec.containers[0].imagePullPolcy = 'Always';
+    const reply = await admin.apply(ds, { dryRun: true });
+    assert.equal(reply.status, 400, JSON.stringify(reply.body));
+    assert.match((reply.body as { message: string }).message, /imagePullPolcy/);
+  });
+
+  test('a TrafficPolicy that breaks the CRD\'s CEL rule is refused by the server', { timeout: 30_000 }, async (t) => {
+    if (!need(t)) return;
+    const reply = await admin.tryCreate(trafficPolicy('cel-broken', { loadBalancer: { type: 'RoundRobin', consistentHash: { header: 'x-user' } } }));
+    assert.equal(reply.status, 422, JSON.stringify(reply.body));
+    assert.match((reply.body as { message: string }).message, /consistentHash is required when type is ConsistentHash, and allowed only then/);
+    assert.equal(await admin.get(POLICY_API, 'TrafficPolicy', 'demo', 'cel-broken'), undefined, 'nothing was stored');
+  });
+
   test('an annotated Pod object is enrolled and its traffic goes through the proxy', { timeout: 60_000 }, async (t) => {
-    if (!requireRoot(t)) return;
+    if (!need(t)) return;
     const record = await agent!.waitPod('demo/a1', 'enrolled', 20_000);
     assert.match(record!.netnsPath!, /^\/proc\/\d+\/ns\/net$/, 'found through /proc, as on a real node');
     const r = await sim!.client('demo/a1', B1, 8080, 'via-kube');
@@ -78,80 +153,78 @@ describe('agent on the Kubernetes API', { concurrency: false, timeout: 600_000 }
     assert.ok(r.local!.startsWith('127.0.0.1 '), `captured: ${JSON.stringify(r)}`);
     assert.ok((await agent!.connections('demo/a1')).some((c) => c.direction === 'outbound' && c.originalDestination === `${B1}:8080`));
     assert.equal((await agent!.pods()).some((p) => p.key === 'demo/a2'), false, 'a2 has no annotation');
+    // The ClusterIP the API server holds for b, with the endpoints the controller manager published.
+    const viaService = await sim!.client('demo/a1', '10.96.0.11', 80, 'via-service');
+    assert.equal(peerOf(viaService.reply), A1, JSON.stringify(viaService));
   });
 
   test('removing the annotation releases the pod', { timeout: 60_000 }, async (t) => {
-    if (!requireRoot(t)) return;
-    const pod = podObject('a1');
-    delete (pod.metadata!.annotations as Record<string, string>)['nodemesh.dev/mode'];
-    api!.update(pod);
+    if (!need(t)) return;
+    await admin.mergePatch(await pod('a1'), { metadata: { annotations: { 'nodemesh.dev/mode': null } } });
     await agent!.waitPod('demo/a1', 'absent', 20_000);
     const r = await sim!.client('demo/a1', B1, 8080, 'released');
     assert.ok(r.local!.startsWith(`${A1} `), `direct again: ${JSON.stringify(r)}`);
   });
 
   test('a namespace label enrolls its pods; the pod annotation still wins', { timeout: 60_000 }, async (t) => {
-    if (!requireRoot(t)) return;
-    const a1 = podObject('a1');
-    (a1.metadata!.annotations as Record<string, string>)['nodemesh.dev/mode'] = 'off';
-    api!.update(a1);
-    const ns = api!.get('v1', 'Namespace', undefined, 'demo')!;
-    ns.metadata!.labels = { ...(ns.metadata!.labels ?? {}), 'nodemesh.dev/mode': 'ambient' };
-    api!.update(ns);
+    if (!need(t)) return;
+    await admin.mergePatch(await pod('a1'), { metadata: { annotations: { 'nodemesh.dev/mode': 'off' } } });
+    const ns = (await admin.get('v1', 'Namespace', undefined, 'demo'))!;
+    await admin.mergePatch(ns, { metadata: { labels: { 'nodemesh.dev/mode': 'ambient' } } });
     await agent!.waitPod('demo/a2', 'enrolled', 20_000);
     assert.equal((await agent!.pods()).some((p) => p.key === 'demo/a1'), false, 'a1 opted out by annotation');
     const r = await sim!.client('demo/a2', B1, 8080, 'by-namespace');
     assert.ok(r.local!.startsWith('127.0.0.1 '), `a2 captured: ${JSON.stringify(r)}`);
   });
 
-  test('deleting the pod releases it and cleans up', { timeout: 60_000 }, async (t) => {
-    if (!requireRoot(t)) return;
-    assert.ok(api!.delete(podObject('a2')));
+  test('deleting the pod releases it and cleans up; the controller drops it from the Service', { timeout: 60_000 }, async (t) => {
+    if (!need(t)) return;
+    assert.ok(await admin.delete(await pod('a2')));
     await agent!.waitPod('demo/a2', 'absent', 20_000);
     const capture = await agent!.capture();
     assert.equal((capture as unknown as { namespaces: unknown[] }).namespaces.length, 0, 'no namespace left in the pinned enrolled map');
+    await waitFor('a2 to leave Service a\'s EndpointSlices', async () => (!(await readyEndpoints(admin, 'demo', 'a')).includes('10.244.1.12') ? true : undefined), 30_000);
   });
 
-  test('a malformed TrafficPolicy gets Accepted=False and a Warning Event; other objects are unaffected', { timeout: 60_000 }, async (t) => {
-    if (!requireRoot(t)) return;
-    api!.create({
-      apiVersion: 'nodemesh.dev/v1alpha1',
-      kind: 'TrafficPolicy',
-      metadata: { name: 'bad', namespace: 'demo' },
-      spec: { targetRef: { group: '', kind: 'Service', name: 'b' }, outlierDetection: { maxEjectionPercent: 250 } },
-    } as KubeObject);
-    const patch = await waitFor('a status patch for demo/bad', () => api!.statusPatches.find((p) => p.name === 'bad'), 20_000);
-    assert.match(JSON.stringify(patch.patch), /"Accepted".*"False"|"status":"False".*Accepted/s);
-    assert.match(JSON.stringify(patch.patch), /maxEjectionPercent/);
-    const event = await waitFor('a Warning Event', () => api!.eventWrites.find((e) => JSON.stringify(e.body).includes('maxEjectionPercent')), 20_000);
-    assert.match(JSON.stringify(event.body), /Warning/);
-    // The mesh keeps working: b1 is still reachable by a pod that opts in again.
-    const a1 = podObject('a1');
-    (a1.metadata!.annotations as Record<string, string>)['nodemesh.dev/mode'] = 'ambient';
-    api!.update(a1);
-    await agent!.waitPod('demo/a1', 'enrolled', 20_000);
-    const r = await sim!.client('demo/a1', '10.96.0.11', 80, 'still-routed');
-    assert.equal(peerOf(r.reply), A1, `${JSON.stringify(r)} ${JSON.stringify(await agent!.connections('demo/a1'))}`);
+  test('TrafficPolicy status: Accepted=True written back; a conflicting one gets Accepted=False and a Warning Event', { timeout: 90_000 }, async (t) => {
+    if (!need(t)) return;
+    await admin.create(trafficPolicy('b-first', { connectionPool: { http: { maxPendingRequests: 10 } } }));
+    const first = await waitFor('b-first to be Accepted', async () => {
+      const c = acceptedOf(await admin.get(POLICY_API, 'TrafficPolicy', 'demo', 'b-first'));
+      return c?.status === 'True' ? c : undefined;
+    }, 30_000);
+    assert.equal(first.observedGeneration, 1);
+    // creationTimestamp has whole seconds; the names order the two the same way if they tie.
+    await admin.create(trafficPolicy('b-second', { connectionPool: { http: { maxPendingRequests: 20 } } }));
+    const second = await waitFor('b-second to be rejected', async () => {
+      const c = acceptedOf(await admin.get(POLICY_API, 'TrafficPolicy', 'demo', 'b-second'));
+      return c?.status === 'False' ? c : undefined;
+    }, 30_000);
+    assert.equal(second.reason, 'Invalid');
+    assert.match(second.message, /conflict: Service demo\/b already has TrafficPolicy demo\/b-first/);
+    const stored = (await admin.get(POLICY_API, 'TrafficPolicy', 'demo', 'b-second'))!;
+    const event = await waitFor('the Warning Event on b-second', async () => {
+      const events = await admin.list<EventObject>('v1', 'Event', 'demo', `fieldSelector=${encodeURIComponent('involvedObject.name=b-second')}`);
+      return events.find((e) => e.reason === 'Rejected');
+    }, 30_000);
+    assert.equal(event.type, 'Warning');
+    assert.equal(event.involvedObject.uid, stored.metadata!.uid);
+    assert.deepEqual(event.source, { component: 'nodemesh-agent', host: 'node1' });
+    assert.match(event.message, /conflict/);
+    // The first one is untouched by the second's rejection.
+    assert.equal(acceptedOf(await admin.get(POLICY_API, 'TrafficPolicy', 'demo', 'b-first'))?.status, 'True');
+    for (const name of ['b-second', 'b-first']) assert.ok(await admin.delete({ apiVersion: POLICY_API, kind: 'TrafficPolicy', metadata: { name, namespace: 'demo' } }));
   });
 
   test('an unknown annotation value and a Service without endpoints each get a clear message', { timeout: 60_000 }, async (t) => {
-    if (!requireRoot(t)) return;
-    api!.create({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'empty', namespace: 'demo' },
-      spec: { selector: { app: 'nobody' }, clusterIP: '10.96.0.99', ports: [{ port: 80, targetPort: 8080 }] },
-    } as KubeObject);
+    if (!need(t)) return;
+    await admin.mergePatch(await pod('a1'), { metadata: { annotations: { 'nodemesh.dev/mode': 'ambient' } } });
+    await agent!.waitPod('demo/a1', 'enrolled', 20_000);
+    await admin.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'empty', namespace: 'demo' }, spec: { selector: { app: 'nobody' }, clusterIP: '10.96.0.99', ports: [{ port: 80, targetPort: 8080 }] } });
     // A pod of this node (the agent watches only its own node's pods) with a typo.
-    api!.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'a3', namespace: 'demo', annotations: { 'nodemesh.dev/mode': 'ambiant' } },
-      spec: { nodeName: 'node1', containers: [{ name: 'app', image: 'x' }] },
-      status: { phase: 'Running', podIP: '10.244.1.13', podIPs: [{ ip: '10.244.1.13' }] },
-    } as KubeObject);
+    await startPod(admin, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'a3', namespace: 'demo', annotations: { 'nodemesh.dev/mode': 'ambiant' } }, spec: { nodeName: 'node1', containers: [{ name: 'app', image: 'x' }] }, status: { podIP: '10.244.1.13', podIPs: [{ ip: '10.244.1.13' }] } } as KubeObject);
     const config = await waitFor('the typo to be rejected', async () => {
-      const c = await (await import('../src/admin/admin-client')).adminGet<{ rejected: Array<{ reason: string; object: string }> }>(agent!.socket, '/debug/config');
+      const c = await adminGet<{ rejected: Array<{ reason: string; object: string }> }>(agent!.socket, '/debug/config');
       return c.rejected.find((r) => /ambiant/.test(r.reason)) ? c : undefined;
     }, 20_000);
     assert.ok(config.rejected.some((r) => /nodemesh\.dev\/mode/.test(r.reason) && /ambient/.test(r.reason)), JSON.stringify(config.rejected));
@@ -163,18 +236,40 @@ describe('agent on the Kubernetes API', { concurrency: false, timeout: 600_000 }
     assert.match(refused?.error ?? '', /service demo\/empty has no ready endpoints/);
   });
 
+  test('a permission the chart does not grant makes the agent fail with a clear error', { timeout: 90_000 }, async (t) => {
+    if (!need(t)) return;
+    // The chart's ClusterRole, less list/watch on EndpointSlices, bound to a second ServiceAccount.
+    const role = structuredClone(chart.find((o) => o.kind === 'ClusterRole' && o.metadata.name === AGENT_SA)!);
+    role.metadata = { name: 'nodemesh-agent-no-slices' };
+    role.rules = role.rules.filter((r: { resources: string[] }) => !r.resources.includes('endpointslices'));
+    await admin.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'no-slices', namespace: RELEASE_NS } });
+    await admin.create(role);
+    await admin.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'nodemesh-agent-no-slices' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'nodemesh-agent-no-slices' }, subjects: [{ kind: 'ServiceAccount', name: 'no-slices', namespace: RELEASE_NS }] });
+    const kubeconfig = join(dir!, 'no-slices.kubeconfig');
+    writeFileSync(kubeconfig, plane!.kubeConfigYaml(await plane!.serviceAccountToken(RELEASE_NS, 'no-slices'), 'no-slices'), { mode: 0o600 });
+    // On node2, beside node1's agent: a second agent with the reduced role.
+    const child = sim!.spawnAgent('node2', ['--kube', '--kubeconfig', kubeconfig, '--capture', 'ebpf']);
+    try {
+      await waitFor('the agent to report the missing permission', () => (/check the agent's RBAC: it needs list and watch on discovery\.k8s\.io\/endpointslices/.test(child.log) ? true : undefined), 30_000);
+      assert.match(child.log, /HTTP 403/);
+      assert.match(child.log, /endpointslices\.discovery\.k8s\.io is forbidden: User "system:serviceaccount:nodemesh:no-slices" cannot list resource "endpointslices"/);
+    } finally {
+      await child.stop();
+    }
+  });
+
   test('uninstall: with the chart uninstall flag set, a stopping agent releases every pod and leaves the node clean', { timeout: 90_000 }, async (t) => {
-    if (!requireRoot(t)) return;
+    if (!need(t)) return;
     await agent!.stop();
-    api!.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'nodemesh-agent-lifecycle', namespace: 'nodemesh' }, data: { uninstalling: 'false' } } as KubeObject);
-    agent = await sim!.startAgent('node1', ['--kube', '--kubeconfig', join(dir, 'kubeconfig'), '--capture', 'ebpf', '--release-on-exit-configmap', 'nodemesh/nodemesh-agent-lifecycle']);
+    const lifecycle = chart.find((o) => o.kind === 'ConfigMap' && /lifecycle/.test(o.metadata.name))!;
+    await admin.create(lifecycle);
+    const flag = `${RELEASE_NS}/${lifecycle.metadata.name}`;
+    agent = await sim!.startAgent('node1', ['--kube', '--kubeconfig', agentKubeconfig, '--capture', 'ebpf', '--release-on-exit-configmap', flag]);
     await agent.waitPod('demo/a1', 'enrolled', 20_000);
     const pinDir = `/sys/fs/bpf/nodemesh/${agent.instance}`;
     assert.ok(existsSync(pinDir), 'capture is pinned while the agent runs');
     // What the chart's pre-delete hook does.
-    const cm = api!.get('v1', 'ConfigMap', 'nodemesh', 'nodemesh-agent-lifecycle')!;
-    (cm as unknown as { data: Record<string, string> }).data = { uninstalling: 'true' };
-    api!.update(cm);
+    await admin.mergePatch(lifecycle, { data: { uninstalling: 'true' } });
     await waitFor('the agent to see the flag', () => agent!.log.includes('uninstall flag changed'), 10_000);
     assert.equal(await agent.stop(), 0);
     assert.equal(existsSync(pinDir), false, 'pinned maps, links and programs removed');

@@ -154,13 +154,8 @@ export class SimFixture {
 
   /** Starts `nodemesh agent` for a node; resolves once its admin socket answers. */
   async startAgent(node: string, args: string[] = [], source = this.source): Promise<AgentHandle> {
-    const instance = `sim-${this.name}-${node}`;
-    const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, CLI, 'agent', '--sim', this.name, '--node', node, '--source', source, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' },
-    });
-    this.children.push(child);
-    const agent = new AgentHandle(child, instance);
+    const agent = this.spawnAgent(node, args, source);
+    const child = agent.child;
     // An agent that exits during start-up fails at once, with its log.
     const exited = new Promise<never>((_, reject) => {
       child.once('exit', (code, signal) => reject(new Error(`agent exited with ${code ?? signal}: ${agent.log.slice(-2000)}`)));
@@ -173,6 +168,17 @@ export class SimFixture {
       throw new Error(`${String(err instanceof Error ? err.message : err)}\nagent log:\n${agent.log.slice(-2000)}`);
     });
     return agent;
+  }
+
+  /** Starts `nodemesh agent` for a node without waiting for it (to watch an agent that cannot start). */
+  spawnAgent(node: string, args: string[] = [], source = this.source): AgentHandle {
+    const instance = `sim-${this.name}-${node}`;
+    const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, CLI, 'agent', '--sim', this.name, '--node', node, '--source', source, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' },
+    });
+    this.children.push(child);
+    return new AgentHandle(child, instance);
   }
 
   /** Stops every process this fixture started and removes the simulation and capture state. */

@@ -35,22 +35,8 @@ import { KubeConfig } from '@kubernetes/client-node';
  * `statusPatches` and `eventWrites`.
  */
 
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    creationTimestamp?: string;
-    [field: string]: unknown;
-  };
-  [field: string]: unknown;
-}
+import type { KubeObject } from './kube-object';
+export type { KubeObject };
 
 export interface ResourceType {
   /** '' for the core group. */
