@@ -117,7 +117,8 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
 
   test('the chart is accepted by the API server (server-side dry-run, strict fields)', { timeout: 120_000 }, async (t) => {
     if (!need(t)) return;
-    const valueSets = [[], ['webhook.enabled=true', 'sidecarRbac.enabled=true'], ['cleanupOnUninstall.enabled=false', 'bpffsMount.enabled=true']];
+    const caBundle = Buffer.from(plane!.caPem).toString('base64');
+    const valueSets = [[], [`webhook.enabled=true`, `webhook.caBundle=${caBundle}`, 'sidecarRbac.enabled=true'], ['cleanupOnUninstall.enabled=false', 'bpffsMount.enabled=true']];
     for (const sets of valueSets) {
       const r = template({ namespace: RELEASE_NS, kubeVersion: KUBE_VERSION, sets });
       assert.equal(r.status, 0, `helm template ${sets.join(' ')}: ${r.stderr}`);
@@ -252,7 +253,8 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     try {
       await waitFor('the agent to report the missing permission', () => (/check the agent's RBAC: it needs list and watch on discovery\.k8s\.io\/endpointslices/.test(child.log) ? true : undefined), 30_000);
       assert.match(child.log, /HTTP 403/);
-      assert.match(child.log, /endpointslices\.discovery\.k8s\.io is forbidden: User "system:serviceaccount:nodemesh:no-slices" cannot list resource "endpointslices"/);
+      // The API server's own words, passed on (the log is JSON: its quotes are escaped).
+      assert.match(child.log, /endpointslices\.discovery\.k8s\.io is forbidden: User \\"system:serviceaccount:nodemesh:no-slices\\" cannot list resource \\"endpointslices\\"/);
     } finally {
       await child.stop();
     }
