@@ -277,8 +277,10 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       'DaemonSet/nodemesh-agent',
       'Job/nodemesh-agent-uninstall',
       'Role/nodemesh-agent-lifecycle',
+      'Role/nodemesh-agent-status-writer',
       'Role/nodemesh-agent-uninstall',
       'RoleBinding/nodemesh-agent-lifecycle',
+      'RoleBinding/nodemesh-agent-status-writer',
       'RoleBinding/nodemesh-agent-uninstall',
       'ServiceAccount/nodemesh-agent',
       'ServiceAccount/nodemesh-agent-uninstall',
@@ -374,6 +376,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       '--cgroup=/host/sys/fs/cgroup',
       '--bpffs=/sys/fs/bpf',
       '--proc=/host/proc',
+      `--leader-election-lease=${NAMESPACE}/nodemesh-agent-status-writer`,
       '--release-on-exit-configmap=$(POD_NAMESPACE)/nodemesh-agent-lifecycle',
     ]);
     assert.deepEqual(c.envFrom, [{ configMapRef: { name: 'nodemesh-agent' } }]);
@@ -408,6 +411,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     assert.ok(cc.args.includes('--sk-msg') && cc.args.includes('--no-inbound'));
     assert.ok(cc.args.includes('--cgroup=/host/sys/fs/cgroup/kubepods.slice'));
     assert.ok(!cc.args.some((a: string) => a.startsWith('--release-on-exit-configmap')));
+    assert.ok(cc.args.includes(`--leader-election-lease=${NAMESPACE}/nodemesh-agent-status-writer`), 'leader election is always on');
     assert.ok(!cc.securityContext.capabilities.add.includes('NET_RAW'), 'no raw socket without iptables');
     assert.notEqual(
       daemonSet(custom).spec.template.metadata.annotations['checksum/config'],
@@ -459,6 +463,18 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     assert.deepEqual(find(objects, 'Role', 'nodemesh-agent-uninstall')?.rules, [
       { apiGroups: [''], resources: ['configmaps'], resourceNames: ['nodemesh-agent-lifecycle'], verbs: ['patch'] },
     ]);
+    // Leader election: create cannot be limited by name, get and update are, to the one Lease.
+    assert.deepEqual(find(objects, 'Role', 'nodemesh-agent-status-writer')?.rules, [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['nodemesh-agent-status-writer'], verbs: ['get', 'update'] },
+    ]);
+    const leaseBinding = find(objects, 'RoleBinding', 'nodemesh-agent-status-writer');
+    assert.deepEqual(leaseBinding?.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'nodemesh-agent-status-writer' });
+    assert.deepEqual(leaseBinding?.subjects, [{ kind: 'ServiceAccount', name: 'nodemesh-agent', namespace: NAMESPACE }]);
+    assert.ok(
+      render(['cleanupOnUninstall.enabled=false']).some((o) => o.kind === 'Role' && o.metadata.name === 'nodemesh-agent-status-writer'),
+      'the Lease Role does not depend on the uninstall contract',
+    );
     for (const o of objects.filter((x) => ['ClusterRole', 'Role'].includes(x.kind))) {
       for (const r of o.rules as Obj[]) {
         for (const field of ['apiGroups', 'resources', 'verbs']) assert.ok(!(r[field] ?? []).includes('*'), `${o.kind}/${o.metadata.name}: no wildcard ${field}`);

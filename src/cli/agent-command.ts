@@ -12,6 +12,7 @@ import { ProcPodLocator } from '../agent/proc-pod-locator';
 import type { PodLocator } from '../agent/pod-locator';
 import type { ConfigSource } from '../config/config-source';
 import type { LifecycleFlag } from '../kube/lifecycle-flag';
+import type { LeaderElection } from '../kube/leader-election';
 import { parseDrainMs, parseFlags, parseList, parsePort, parsePorts } from './args';
 import { STOP_MARGIN_MS, stopOnSignal } from '../runtime/stop-on-signal';
 
@@ -28,6 +29,13 @@ Runs the node agent: captures the traffic of this node's ambient pods into the n
   --release-on-exit-configmap NS/NAME
                            the Helm chart's uninstall flag: when it says uninstalling, SIGTERM
                            releases every pod and removes the pinned state
+  --leader-election-lease NS/NAME
+                           write statuses and Events only while holding this
+                           coordination.k8s.io Lease (one writer for all agents); without
+                           it this agent writes them itself (a single agent)
+  --leader-election-lease-seconds N
+                           how long a holder's renewal is good for (default 15); a leader
+                           that cannot renew for 2/3 of it stops writing
   --node NAME              the node this agent serves (pods with this spec.nodeName)
   --sim SIM                run against a node of the local simulator: the agent joins the
                            node's agent cgroup and finds pods from the simulator's state
@@ -51,6 +59,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
     kubeconfig: { type: 'string' },
     proc: { type: 'string', default: '/proc' },
     'release-on-exit-configmap': { type: 'string' },
+    'leader-election-lease': { type: 'string' },
+    'leader-election-lease-seconds': { type: 'string', default: String(DEFAULT_LEASE_SECONDS) },
     node: { type: 'string' },
     sim: { type: 'string' },
     capture: { type: 'string', default: 'auto' },
@@ -76,6 +86,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
   if ((!values.source && !values.kube) || !values.node) {
     throw new NodemeshError('ERR_NM_USAGE', 'nodemesh agent needs --node and a configuration source: --source DIR or --kube', { hint: 'run `nodemesh agent --help`' });
   }
+  if (values['leader-election-lease'] !== undefined && !values.kube) {
+    throw new NodemeshError('ERR_NM_USAGE', '--leader-election-lease needs --kube: only the Kubernetes source writes statuses');
+  }
+  const leaseSeconds = parseLeaseSeconds(values['leader-election-lease-seconds']);
   const capture = values.capture;
   if (capture !== 'auto' && capture !== 'ebpf' && capture !== 'iptables') {
     throw new NodemeshError('ERR_NM_USAGE', `--capture must be auto, ebpf or iptables, not '${capture}'`);
@@ -101,10 +115,20 @@ export async function agentCommand(argv: string[]): Promise<number> {
   }
   let source: ConfigSource | undefined;
   let lifecycle: LifecycleFlag | undefined;
+  let leader: LeaderElection | undefined;
   if (values.kube) {
     // Loaded here only: the Kubernetes client is most of an agent's memory (kube-mode.ts).
     const { agentKubeInputs } = await import('./kube-mode');
-    ({ source, lifecycle } = await agentKubeInputs({ kubeconfig: values.kubeconfig, nodeName: values.node, releaseFlag: values['release-on-exit-configmap'] }));
+    ({ source, lifecycle, leader } = await agentKubeInputs({
+      kubeconfig: values.kubeconfig,
+      nodeName: values.node,
+      releaseFlag: values['release-on-exit-configmap'],
+      leaderLease: values['leader-election-lease'],
+      leaseDurationSeconds: leaseSeconds,
+      // Unique per agent, not per node: during a rolling update (maxSurge) the old and the
+      // new agent of a node run side by side, and must not both count as the holder.
+      leaderIdentity: `${values.node}_${process.env.POD_NAME || `pid-${process.pid}`}`,
+    }));
   }
   const agentPodKey = process.env.POD_NAMESPACE && process.env.POD_NAME ? `${process.env.POD_NAMESPACE}/${process.env.POD_NAME}` : undefined;
   const config: AgentConfig = {
@@ -150,10 +174,23 @@ export async function agentCommand(argv: string[]): Promise<number> {
       const all = releaseAll();
       lifecycle?.stop();
       if (all) log.info('uninstalling: releasing every pod and removing the pinned state');
-      return agent.stop(all, cut);
+      // The lease is released at once (bounded, in parallel with the drain), so another
+      // agent writes statuses while this one drains.
+      return Promise.all([leader?.stop(), agent.stop(all, cut)]).then(() => undefined);
     },
     finally: removePid,
   });
+}
+
+const DEFAULT_LEASE_SECONDS = 15;
+
+/** `--leader-election-lease-seconds`: a whole number of seconds, at least 1 (the Lease's leaseDurationSeconds). */
+function parseLeaseSeconds(text: string | undefined): number {
+  const n = Number(text);
+  if (text === undefined || text.trim() === '' || !Number.isInteger(n) || n < 1) {
+    throw new NodemeshError('ERR_NM_USAGE', `--leader-election-lease-seconds must be a whole number of seconds, at least 1, got '${text ?? ''}'`);
+  }
+  return n;
 }
 
 /** Extra time the stop may take when it releases every pod (uninstall, `sim down`). */

@@ -66,7 +66,11 @@ export interface KubeSourceOptions {
    * 'accepted-condition' get one through the status writer.
    */
   kinds?: readonly ObjectKind[];
-  /** When set, objects of 'accepted-condition' kinds get an Accepted condition (and Events for rejections). */
+  /**
+   * When set, objects of 'accepted-condition' kinds get an Accepted condition (and Events
+   * for rejections). When the writer has a leader gate, gaining leadership writes the
+   * latest verdicts again: the new leader fixes whatever the previous one left unwritten.
+   */
   statusWriter?: KubeStatusWriter;
   /** Resources to watch (tests); default MESH_RESOURCES (the registry's watched kinds). */
   resources?: readonly KubeResource[];
@@ -104,12 +108,18 @@ export class KubeSource implements ConfigSource {
   private dirtySince: number | undefined;
   private statusBusy = false;
   private statusNext: ObjectVerdict[] | undefined;
+  /** The verdicts of the last result, for a writer that just became the leader. */
+  private lastVerdicts: ObjectVerdict[] = [];
+  private readonly stopFollowingLeader: (() => void) | undefined;
 
   constructor(options: KubeSourceOptions) {
     this.debounceMs = options.debounceMs ?? 50;
     this.maxDelayMs = Math.max(this.debounceMs, options.maxDelayMs ?? 500);
     this.kinds = options.kinds ?? KINDS;
     this.statusWriter = options.statusWriter;
+    this.stopFollowingLeader = options.statusWriter?.leader?.onChange((leading) => {
+      if (leading && this.synced && this.lastVerdicts.length > 0) this.writeStatus(this.lastVerdicts);
+    });
     this.onError = (err) => this.log.warn({ err: describeError(err) }, 'Kubernetes API request failed; retrying');
     const watch = new Watch(options.kubeConfig);
     this.reflectors = (options.resources ?? MESH_RESOURCES).map(
@@ -180,6 +190,7 @@ export class KubeSource implements ConfigSource {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopFollowingLeader?.();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     for (const r of this.reflectors) void r.stop();
@@ -227,6 +238,7 @@ export class KubeSource implements ConfigSource {
   private report(notify: boolean): KubeSourceResult {
     const { result, verdicts } = this.build();
     const fingerprint = JSON.stringify(result);
+    this.lastVerdicts = verdicts;
     if (verdicts.length > 0) this.writeStatus(verdicts);
     const changed = fingerprint !== this.lastFingerprint;
     this.lastFingerprint = fingerprint;

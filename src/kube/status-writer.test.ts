@@ -6,6 +6,8 @@ import { KubeStatusWriter, rejectionEventName } from './status-writer';
 import { namespace, pod, service, trafficPolicy } from './testing/cluster-objects';
 import { FakeApiServer, kubeConfigFor, type KubeObject } from './testing/fake-apiserver';
 import { ResultLog, eventually, sleep } from './testing/results';
+import type { Leadership } from './leadership';
+import { pollUntil } from '../util/deadline';
 
 const GOOD = { targetRef: { group: '', kind: 'Service', name: 'web' } };
 const BAD = { loadBalancer: { type: 'RoundRobin' } }; // no targetRef
@@ -223,4 +225,55 @@ test('after a restart an existing Event is read and bumped; an expired one is cr
   const again = server.update({ ...(server.get('nodemesh.dev/v1alpha1', 'TrafficPolicy', 'default', 'bad') as object), status: {} });
   assert.equal(await second.write({ ...verdict, object: again as K8sObject }), 'written');
   assert.equal((server.list('v1', 'Event')[0] as Record<string, any>).count, 1);
+});
+
+/** A leader gate the test flips by hand. */
+class ManualLeadership implements Leadership {
+  private leading = false;
+  private readonly listeners = new Set<(leading: boolean) => void>();
+  get isLeader(): boolean {
+    return this.leading;
+  }
+  onChange(listener: (leading: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  set(leading: boolean): void {
+    this.leading = leading;
+    for (const l of this.listeners) l(leading);
+  }
+}
+
+test('with a leader gate, a follower writes nothing; gaining leadership writes the latest verdicts', async (t) => {
+  const server = await FakeApiServer.start();
+  server.create(namespace('default'));
+  server.create(trafficPolicy('good', GOOD));
+  server.create(trafficPolicy('bad', BAD));
+  const kubeConfig = kubeConfigFor(server);
+  const leader = new ManualLeadership();
+  const writer = new KubeStatusWriter({ kubeConfig, host: 'node-a', leader, now: () => FIXED_NOW });
+  const source = new KubeSource({ kubeConfig, nodeName: 'node-a', debounceMs: 20, statusWriter: writer });
+  t.after(async () => {
+    source.close();
+    await server.close();
+  });
+  const good = server.get('nodemesh.dev/v1alpha1', 'TrafficPolicy', 'default', 'good')!;
+  assert.deepEqual(await writer.apply([{ object: good as K8sObject, plural: 'trafficpolicies', namespaced: true, accepted: true }]), ['skipped']);
+  await source.load();
+  // The source handed its verdicts to the writer, which skipped them: nothing reached the server.
+  assert.equal(server.statusPatches.length, 0);
+  assert.equal(server.eventWrites.length, 0);
+
+  leader.set(true);
+  assert.ok(await pollUntil(() => server.statusPatches.length === 2 && server.eventWrites.length === 1, Date.now() + 5000), 'the new leader writes both statuses and the Event');
+  assert.equal(accepted(server.get('nodemesh.dev/v1alpha1', 'TrafficPolicy', 'default', 'good'))?.status, 'True');
+  assert.equal(accepted(server.get('nodemesh.dev/v1alpha1', 'TrafficPolicy', 'default', 'bad'))?.status, 'False');
+
+  // Leadership lost: a new rejection is not written.
+  leader.set(false);
+  server.create(trafficPolicy('bad-2', BAD));
+  assert.ok(await pollUntil(() => source.status().find((s) => s.resource === 'trafficpolicies')?.objects === 3, Date.now() + 5000), 'the source saw bad-2');
+  const bad2 = server.get('nodemesh.dev/v1alpha1', 'TrafficPolicy', 'default', 'bad-2')!;
+  assert.deepEqual(await writer.apply([{ object: bad2 as K8sObject, plural: 'trafficpolicies', namespaced: true, accepted: false, message: 'x' }]), ['skipped']);
+  assert.equal(server.statusPatches.length, 2);
 });

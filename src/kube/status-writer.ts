@@ -5,6 +5,7 @@ import { describeError } from '../errors';
 import { logger } from '../log';
 import { httpStatusOf } from './resources';
 import { kubeRequest } from './api-deadline';
+import type { Leadership } from './leadership';
 
 /**
  * Tells users what nodemesh made of their objects, where `kubectl describe` shows it:
@@ -19,6 +20,10 @@ import { kubeRequest } from './api-deadline';
  * It writes only what changed: nothing when the object's status already says the same
  * (so agents on other nodes, seeing the status one of them wrote, stay quiet), and at most
  * once per object version while its own write makes its way back through the watch.
+ *
+ * With a `leader` (the Lease election of src/kube/leader-election.ts), only the agent that
+ * leads writes: the others answer 'skipped', so N agents do not write N times, nor
+ * fight over lastTransitionTime or an Event's count.
  */
 
 export const ACCEPTED_CONDITION = 'Accepted';
@@ -42,10 +47,13 @@ export interface KubeStatusWriterOptions {
   component?: string;
   /** This node's name: the Event's source.host and reportingInstance. */
   host?: string;
+  /** When given, nothing is written while this agent does not lead. */
+  leader?: Leadership;
   now?: () => Date;
 }
 
-export type WriteOutcome = 'unchanged' | 'written' | 'gone' | 'failed';
+/** 'skipped': not the leader, so not this agent's to write. */
+export type WriteOutcome = 'unchanged' | 'written' | 'gone' | 'failed' | 'skipped';
 
 interface Condition {
   type: string;
@@ -102,12 +110,16 @@ export class KubeStatusWriter {
   private queue: Promise<unknown> = Promise.resolve();
   /** namespace/name of an Event -> its count, for the Events this writer created or bumped. */
   private readonly eventCounts = new Map<string, number>();
+  /** Whether the last write found this agent leading. */
+  private wasLeading = false;
+  readonly leader: Leadership | undefined;
 
   constructor(options: KubeStatusWriterOptions) {
     this.custom = options.kubeConfig.makeApiClient(CustomObjectsApi);
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.component = options.component ?? STATUS_COMPONENT;
     this.host = options.host;
+    this.leader = options.leader;
     this.now = options.now ?? (() => new Date());
   }
 
@@ -124,6 +136,7 @@ export class KubeStatusWriter {
 
   /** Writes one verdict (status condition, and an Event for a rejection) unless nothing changed. */
   async write(verdict: ObjectVerdict): Promise<WriteOutcome> {
+    if (!this.mayWrite()) return 'skipped';
     const meta = metaOf(verdict.object);
     const wanted = this.condition(verdict, undefined);
     const signature = JSON.stringify([wanted.status, wanted.reason, wanted.message, wanted.observedGeneration]);
@@ -138,7 +151,7 @@ export class KubeStatusWriter {
       try {
         await this.patchStatus(verdict, object);
         this.written.set(meta.uid, { signature, overResourceVersion: meta.resourceVersion });
-        if (!verdict.accepted) await this.recordEvent(verdict);
+        if (!verdict.accepted && this.mayWrite()) await this.recordEvent(verdict);
         return 'written';
       } catch (err) {
         const status = httpStatusOf(err);
@@ -159,6 +172,22 @@ export class KubeStatusWriter {
       }
     }
     return 'failed';
+  }
+
+  /**
+   * True without a leader gate, or while leading. Leading again after a pause forgets what
+   * this writer remembered: another leader may have written statuses and bumped Event
+   * counts in between.
+   */
+  private mayWrite(): boolean {
+    if (!this.leader) return true;
+    const leading = this.leader.isLeader;
+    if (leading && !this.wasLeading) {
+      this.written.clear();
+      this.eventCounts.clear();
+    }
+    this.wasLeading = leading;
+    return leading;
   }
 
   private condition(verdict: ObjectVerdict, previous: Condition | undefined): Condition {

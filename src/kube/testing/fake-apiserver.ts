@@ -31,7 +31,8 @@ import { KubeConfig } from '@kubernetes/client-node';
  *
  * Test controls: create/update/upsert/delete, compact(), dropWatches(), sendBookmarks(),
  * failNextLists(n, status), failNextWatches(n, status), clearFailures(), setGroupInstalled(group, false)
- * (a CRD group that is not installed answers 404), and the logs `requests`,
+ * (a CRD group that is not installed answers 404), failResource(plural, status | 'hang')
+ * (every request on a resource fails, or is never answered, until cleared), and the logs `requests`,
  * `statusPatches` and `eventWrites`.
  */
 
@@ -63,6 +64,7 @@ export const DEFAULT_RESOURCES: readonly ResourceType[] = [
   { group: '', version: 'v1', kind: 'Event', plural: 'events', namespaced: true, builtin: true },
   { group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true, builtin: true },
   { group: 'discovery.k8s.io', version: 'v1', kind: 'EndpointSlice', plural: 'endpointslices', namespaced: true, builtin: true },
+  { group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases', namespaced: true, builtin: true },
   { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'HTTPRoute', plural: 'httproutes', namespaced: true, builtin: false },
   { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'GRPCRoute', plural: 'grpcroutes', namespaced: true, builtin: false },
   { group: 'nodemesh.dev', version: 'v1alpha1', kind: 'TrafficPolicy', plural: 'trafficpolicies', namespaced: true, builtin: false },
@@ -326,6 +328,7 @@ export class FakeApiServer {
   private readonly uninstalled = new Set<string>();
   private listFailures: Array<{ status: number; message: string }> = [];
   private watchFailures: Array<{ status: number; message: string }> = [];
+  private readonly resourceFailures = new Map<string, number | 'hang'>();
   private portNumber = 0;
 
   private constructor(options: FakeApiServerOptions) {
@@ -525,6 +528,16 @@ export class FakeApiServer {
     this.watchFailures = [];
   }
 
+  /**
+   * Every request on the resource with this plural answers `failure` (an HTTP status) or,
+   * with 'hang', is never answered (an API server that accepts and stalls), until it is
+   * called again with undefined.
+   */
+  failResource(plural: string, failure: number | 'hang' | undefined): void {
+    if (failure === undefined) this.resourceFailures.delete(plural);
+    else this.resourceFailures.set(plural, failure);
+  }
+
   /** Uninstalls (404 for everything under /apis/GROUP) or reinstalls a CRD group. */
   setGroupInstalled(group: string, installed: boolean): void {
     if (installed) {
@@ -680,6 +693,9 @@ export class FakeApiServer {
     if (!resource || rest.length > 3 || (sub !== undefined && sub !== 'status')) throw this.notFound();
     if (namespace !== undefined && !resource.namespaced) throw this.notFound();
     const method = req.method ?? 'GET';
+    const failure = this.resourceFailures.get(resource.plural);
+    if (failure === 'hang') return; // close() ends the connection
+    if (failure !== undefined) throw new HttpError(failure, REASONS[failure] ?? 'Unknown', 'injected failure');
 
     if (name === undefined) {
       if (method === 'GET') {

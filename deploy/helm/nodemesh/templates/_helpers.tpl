@@ -15,6 +15,11 @@ Base name of every object: one nodemesh per cluster, so it does not carry the re
 {{- printf "%s-lifecycle" (include "nodemesh.fullname" .) -}}
 {{- end -}}
 
+{{/* The Lease whose holder is the one agent that writes statuses and Events; also names its Role and RoleBinding. */}}
+{{- define "nodemesh.statusWriterLease" -}}
+{{- printf "%s-status-writer" (include "nodemesh.fullname" .) -}}
+{{- end -}}
+
 {{/* Names of the pre-delete hook's objects (ServiceAccount, Role, RoleBinding, Job). */}}
 {{- define "nodemesh.uninstallName" -}}
 {{- printf "%s-uninstall" (include "nodemesh.fullname" .) -}}
