@@ -31,6 +31,9 @@ const B1 = '10.244.2.11';
 const RELEASE_NS = 'nodemesh';
 const AGENT_SA = 'nodemesh-agent';
 const POLICY_API = 'nodemesh.dev/v1alpha1';
+/** The status writers' Lease, as the chart's DaemonSet names it; short, so that a hand-over is quick. */
+const LEASE_NAME = 'nodemesh-agent-status-writer';
+const LEADER_ARGS = ['--leader-election-lease', `${RELEASE_NS}/${LEASE_NAME}`, '--leader-election-lease-seconds', '4'];
 
 function peerOf(reply: string | undefined): string | undefined {
   return /^peer (?:::ffff:)?(\S+) /.exec(reply ?? '')?.[1];
@@ -97,7 +100,7 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     writeFileSync(agentKubeconfig, plane.kubeConfigYaml(token, AGENT_SA), { mode: 0o600 });
     sim = await new SimFixture(uniqueSimName('kube'), dir).up();
     for (const p of ['demo/a1', 'demo/a2', 'demo/b1']) await sim.startEchoServer(p);
-    agent = await sim.startAgent('node1', ['--kube', '--kubeconfig', agentKubeconfig, '--capture', 'ebpf']);
+    agent = await sim.startAgent('node1', ['--kube', '--kubeconfig', agentKubeconfig, '--capture', 'ebpf', ...LEADER_ARGS]);
     ready = true;
   }, { timeout: 300_000 });
 
@@ -133,8 +136,9 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     const ds = structuredClone(chart.find((o) => o.kind === 'DaemonSet')!);
     ds.spec.template.spec.containers[0].imagePullPolcy = 'Always';
     const reply = await admin.apply(ds, { dryRun: true });
-    assert.equal(reply.status, 400, JSON.stringify(reply.body));
-    assert.match((reply.body as { message: string }).message, /imagePullPolcy/);
+    // (Server-side apply answers an undeclared field with a 500 "field not declared in schema".)
+    assert.ok(reply.status >= 400, JSON.stringify(reply.body));
+    assert.match((reply.body as { message: string }).message, /imagePullPolcy: field not declared in schema/);
   });
 
   test('a TrafficPolicy that breaks the CRD\'s CEL rule is refused by the server', { timeout: 30_000 }, async (t) => {
@@ -209,6 +213,7 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
       return events.find((e) => e.reason === 'Rejected');
     }, 30_000);
     assert.equal(event.type, 'Warning');
+    assert.equal(event.reason, 'Rejected');
     assert.equal(event.involvedObject.uid, stored.metadata!.uid);
     assert.deepEqual(event.source, { component: 'nodemesh-agent', host: 'node1' });
     assert.match(event.message, /conflict/);
@@ -260,13 +265,47 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     }
   });
 
+  test('only the Lease holder writes statuses; when it stops, another agent takes over', { timeout: 120_000 }, async (t) => {
+    if (!need(t)) return;
+    type Lease = KubeObject & { spec: { holderIdentity?: string; leaseTransitions?: number } };
+    const lease = async () => (await admin.get<Lease>('coordination.k8s.io/v1', 'Lease', RELEASE_NS, LEASE_NAME))?.spec;
+    await waitFor('node1\'s agent to hold the Lease', async () => ((await lease())?.holderIdentity?.startsWith('node1_') ? true : undefined), 20_000);
+    // node2's agent, same ServiceAccount and Lease: a follower.
+    const second = await sim!.startAgent('node2', ['--kube', '--kubeconfig', agentKubeconfig, '--capture', 'ebpf', ...LEADER_ARGS]);
+    try {
+      const rejectedBy = async (name: string): Promise<string | undefined> => {
+        const events = await admin.list<EventObject>('v1', 'Event', 'demo', `fieldSelector=${encodeURIComponent(`involvedObject.name=${name}`)}`);
+        return events.find((e) => e.reason === 'Rejected')?.source?.host;
+      };
+      await admin.create(trafficPolicy('lease-first', { connectionPool: { http: { maxPendingRequests: 10 } } }));
+      await admin.create(trafficPolicy('lease-second', { connectionPool: { http: { maxPendingRequests: 20 } } }));
+      assert.equal(await waitFor('the rejection Event', () => rejectedBy('lease-second'), 30_000), 'node1', 'written by the holder');
+      assert.match((await lease())?.holderIdentity ?? '', /^node1_/, 'node2 never took the Lease while node1 renewed it');
+      // Only one agent wrote: every write to the policy's status came from one manager, once.
+      const stored = (await admin.get(POLICY_API, 'TrafficPolicy', 'demo', 'lease-second'))!;
+      assert.equal(acceptedOf(stored)?.status, 'False');
+
+      // The holder stops (a rollout): it releases the Lease and node2 takes over at once.
+      const transitions = (await lease())?.leaseTransitions ?? 0;
+      assert.equal(await agent!.stop(), 0);
+      agent = undefined;
+      await waitFor('node2\'s agent to hold the Lease', async () => ((await lease())?.holderIdentity?.startsWith('node2_') ? true : undefined), 20_000);
+      assert.ok(((await lease())?.leaseTransitions ?? 0) > transitions, 'a new holder counts a transition');
+      await admin.create(trafficPolicy('lease-third', { connectionPool: { http: { maxPendingRequests: 30 } } }));
+      assert.equal(await waitFor('the new holder\'s rejection Event', () => rejectedBy('lease-third'), 30_000), 'node2');
+      for (const name of ['lease-third', 'lease-second', 'lease-first']) await admin.delete({ apiVersion: POLICY_API, kind: 'TrafficPolicy', metadata: { name, namespace: 'demo' } });
+    } finally {
+      await second.stop();
+    }
+  });
+
   test('uninstall: with the chart uninstall flag set, a stopping agent releases every pod and leaves the node clean', { timeout: 90_000 }, async (t) => {
     if (!need(t)) return;
-    await agent!.stop();
+    await agent?.stop();
     const lifecycle = chart.find((o) => o.kind === 'ConfigMap' && /lifecycle/.test(o.metadata.name))!;
     await admin.create(lifecycle);
     const flag = `${RELEASE_NS}/${lifecycle.metadata.name}`;
-    agent = await sim!.startAgent('node1', ['--kube', '--kubeconfig', agentKubeconfig, '--capture', 'ebpf', '--release-on-exit-configmap', flag]);
+    agent = await sim!.startAgent('node1', ['--kube', '--kubeconfig', agentKubeconfig, '--capture', 'ebpf', ...LEADER_ARGS, '--release-on-exit-configmap', flag]);
     await agent.waitPod('demo/a1', 'enrolled', 20_000);
     const pinDir = `/sys/fs/bpf/nodemesh/${agent.instance}`;
     assert.ok(existsSync(pinDir), 'capture is pinned while the agent runs');

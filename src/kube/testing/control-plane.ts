@@ -205,6 +205,9 @@ export class ControlPlane {
       `--tls-cert-file=${this.pki.servingCert}`, `--tls-private-key-file=${this.pki.servingKey}`,
       `--client-ca-file=${this.pki.caCert}`, `--token-auth-file=${join(this.dir, 'tokens.csv')}`,
       '--authorization-mode=RBAC', '--anonymous-auth=false',
+      // As kubeadm, kind and managed clusters run it: without this, no privileged container
+      // is admitted (the chart's bpffsMount init container is one).
+      '--allow-privileged=true',
       `--service-account-issuer=${issuer}`, `--api-audiences=${issuer}`,
       `--service-account-key-file=${this.pki.serviceAccountPublicKey}`, `--service-account-signing-key-file=${this.pki.serviceAccountKey}`,
       '--service-cluster-ip-range=10.96.0.0/16,fd00:96::/112',
