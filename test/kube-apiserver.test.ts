@@ -2,7 +2,8 @@
  * KubeSource, the agent's view of the cluster, on a real kube-apiserver (with etcd and
  * the controller manager, src/kube/testing/control-plane.ts): lists with this node's field
  * selector, paging with the server's continue tokens, watches of every kind, CRDs
- * installed while the source runs, and a watch that expires after an etcd compaction.
+ * installed while the source runs, and a watch that expires after an etcd compaction; and
+ * the controller manager's CSR signer, which the identity CA builds on.
  *
  * What a real server cannot be made to do on demand (a connection cut mid-watch, 500s,
  * 410s at a chosen moment, bookmarks now) stays in src/kube/kube-source.test.ts, on the
@@ -10,7 +11,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeSource, loadKubeConfig, type KubeSourceOptions, type KubeSourceResult } from '../src/kube/kube-source';
 import { grpcRoute, httpRoute, namespace, pod, service, trafficPolicy } from '../src/kube/testing/cluster-objects';
@@ -18,6 +19,9 @@ import type { ControlPlane } from '../src/kube/testing/control-plane';
 import type { KubeTestClient } from '../src/kube/testing/kube-test-client';
 import { ResultLog } from '../src/kube/testing/results';
 import { pollUntil } from '../src/util/deadline';
+import { run } from '../src/util/exec';
+import type { KubeObject } from '../src/kube/testing/kube-object';
+import { waitFor } from '../src/sim/harness';
 import { installAll, meshCrds, registerNode, requireControlPlane, startControlPlane, startPod, waitDefaultServiceAccount } from './helpers/kube-cluster';
 
 const NODE = 'node-a';
@@ -161,6 +165,26 @@ describe('KubeSource on a real API server', { concurrency: false, timeout: 600_0
     } finally {
       await stopCluster(bare);
     }
+  });
+
+  test('the controller manager signs an approved CSR with the cluster CA', { timeout: 60_000 }, async (t) => {
+    if (!requireControlPlane(t)) return;
+    const { admin, plane } = cluster!;
+    const dir = mkdtempSync(join(plane.dir, 'csr-'));
+    await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'client.key'), '-out', join(dir, 'client.csr'), '-subj', '/O=nodemesh-test/CN=nodemesh-client']);
+    const request = Buffer.from(readFileSync(join(dir, 'client.csr'))).toString('base64');
+    const csr = await admin.create({ apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name: 'nodemesh-client' }, spec: { request, signerName: 'kubernetes.io/kube-apiserver-client', usages: ['client auth'], expirationSeconds: 3600 } } as KubeObject);
+    await admin.call('PUT', '/apis/certificates.k8s.io/v1/certificatesigningrequests/nodemesh-client/approval', {
+      ...csr,
+      status: { conditions: [{ type: 'Approved', status: 'True', reason: 'TestApproved', message: 'approved by the test' }] },
+    });
+    const pem = await waitFor('the signed certificate', async () => {
+      const found = await admin.get<KubeObject & { status?: { certificate?: string } }>('certificates.k8s.io/v1', 'CertificateSigningRequest', undefined, 'nodemesh-client');
+      return found?.status?.certificate ? Buffer.from(found.status.certificate, 'base64').toString('utf8') : undefined;
+    }, 30_000);
+    writeFileSync(join(dir, 'client.crt'), pem);
+    const verified = await run('openssl', ['verify', '-CAfile', plane.pki.caCert, join(dir, 'client.crt')]);
+    assert.match(verified.stdout, /client\.crt: OK/);
   });
 
   test('watch expiry: after an etcd compaction the source relists and loses nothing', { timeout: 120_000 }, async (t) => {

@@ -8,6 +8,14 @@ import { KubeConfig } from '@kubernetes/client-node';
  * @kubernetes/client-node (typed APIs, CustomObjectsApi, Watch) to run against it over
  * HTTP on 127.0.0.1.
  *
+ * Kept only for faults a real API server cannot be made to produce on demand: a
+ * connection cut mid-watch, injected 500s/503s or hanging requests, a 410 or a
+ * compaction at a chosen moment, bookmarks now, and counting the requests a client makes.
+ * Everything else (lists, watches, RBAC, CRD schemas and CEL rules, status and Events,
+ * Leases, EndpointSlices) is tested on a real kube-apiserver: src/kube/testing/control-plane.ts,
+ * test/kube-apiserver.test.ts and test/kube-e2e.test.ts. A fake agrees with our reading of
+ * the API, not with the API: do not add behaviour here that a real server can show.
+ *
  * What it does the way kube-apiserver does:
  * - LIST on cluster-wide and namespaced paths (`/api/v1/pods`,
  *   `/api/v1/namespaces/NS/pods`, `/apis/GROUP/VERSION/...`), with field selectors
