@@ -61,6 +61,11 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
   let ready = false;
 
   const pod = async (name: string): Promise<KubeObject> => (await admin.get('v1', 'Pod', 'demo', name))!;
+  /** The agent's `Rejected` Event on a demo object, once the server lists it. */
+  const rejectionEvent = async (name: string): Promise<EventObject | undefined> => {
+    const events = await admin.list<EventObject>('v1', 'Event', 'demo', `fieldSelector=${encodeURIComponent(`involvedObject.name=${name}`)}`);
+    return events.find((e) => e.reason === 'Rejected');
+  };
 
   before(async () => {
     if (process.getuid?.() !== 0 || !requireControlPlane()) return;
@@ -208,10 +213,7 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     assert.equal(second.reason, 'Invalid');
     assert.match(second.message, /conflict: Service demo\/b already has TrafficPolicy demo\/b-first/);
     const stored = (await admin.get(POLICY_API, 'TrafficPolicy', 'demo', 'b-second'))!;
-    const event = await waitFor('the Warning Event on b-second', async () => {
-      const events = await admin.list<EventObject>('v1', 'Event', 'demo', `fieldSelector=${encodeURIComponent('involvedObject.name=b-second')}`);
-      return events.find((e) => e.reason === 'Rejected');
-    }, 30_000);
+    const event = await waitFor('the Warning Event on b-second', () => rejectionEvent('b-second'), 30_000);
     assert.equal(event.type, 'Warning');
     assert.equal(event.reason, 'Rejected');
     assert.equal(event.involvedObject.uid, stored.metadata!.uid);
@@ -273,10 +275,7 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     // node2's agent, same ServiceAccount and Lease: a follower.
     const second = await sim!.startAgent('node2', ['--kube', '--kubeconfig', agentKubeconfig, '--capture', 'ebpf', ...LEADER_ARGS]);
     try {
-      const rejectedBy = async (name: string): Promise<string | undefined> => {
-        const events = await admin.list<EventObject>('v1', 'Event', 'demo', `fieldSelector=${encodeURIComponent(`involvedObject.name=${name}`)}`);
-        return events.find((e) => e.reason === 'Rejected')?.source?.host;
-      };
+      const rejectedBy = async (name: string): Promise<string | undefined> => (await rejectionEvent(name))?.source?.host;
       await admin.create(trafficPolicy('lease-first', { connectionPool: { http: { maxPendingRequests: 10 } } }));
       await admin.create(trafficPolicy('lease-second', { connectionPool: { http: { maxPendingRequests: 20 } } }));
       assert.equal(await waitFor('the rejection Event', () => rejectedBy('lease-second'), 30_000), 'node1', 'written by the holder');

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from '../util/free-port';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminGet } from '../admin/admin-client';
@@ -24,14 +24,6 @@ function result(version: string, rejected: SourceResult['rejected'] = []): Sourc
   return { namespaces: [{ name: version, labels: {} }], pods: [], services: [], others: [], rejected, files: [] };
 }
 
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((done) => s.listen(0, '127.0.0.1', () => done()));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((done) => s.close(done));
-  return port;
-}
 
 function health(port: number): Promise<{ status: number; body: string }> {
   return new Promise((done, fail) => {

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { request } from 'undici';
 import { NodemeshError } from '../../errors';
 import { sleep } from '../../util/deadline';
+import { freePort } from '../../util/free-port';
 import { KubeTestClient } from './kube-test-client';
 import { makeTestPki, type TestPki } from './test-pki';
 
@@ -52,17 +52,6 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
 function tail(file: string, lines = 15): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
@@ -71,35 +60,17 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-function httpGet(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolveGet, reject) => {
-    const req = httpRequest(url, { timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-    req.end();
+/** A GET or JSON POST to etcd's plain-HTTP endpoints, bounded; rejects on a non-2xx status. */
+async function etcdCall(url: string, timeoutMs: number, body?: unknown): Promise<{ text: string; json: () => Record<string, unknown> }> {
+  const reply = await request(url, {
+    method: body === undefined ? 'GET' : 'POST',
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
   });
-}
-
-function httpPostJson(url: string, body: unknown, timeoutMs: number): Promise<Record<string, unknown>> {
-  return new Promise((resolvePost, reject) => {
-    const payload = JSON.stringify(body);
-    const req = httpRequest(url, { method: 'POST', timeout: timeoutMs, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => {
-        if ((res.statusCode ?? 0) >= 300) reject(new Error(`POST ${url}: HTTP ${res.statusCode}: ${text}`));
-        else resolvePost(JSON.parse(text || '{}') as Record<string, unknown>);
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`POST ${url} timed out`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
+  const text = await reply.body.text();
+  if (reply.statusCode >= 300) throw new Error(`${body === undefined ? 'GET' : 'POST'} ${url}: HTTP ${reply.statusCode}: ${text}`);
+  return { text, json: () => JSON.parse(text || '{}') as Record<string, unknown> };
 }
 
 interface Member {
@@ -195,7 +166,7 @@ export class ControlPlane {
       // A test's data need not survive a power cut: skip fsync, which dominates on slow disks.
       '--unsafe-no-fsync', '--log-level=warn',
     ]);
-    await this.waitReady(etcd, 'healthy answer', deadlineAt, async () => (await httpGet(`${this.etcdUrl}/health`, 2000)).body.includes('"health":"true"'));
+    await this.waitReady(etcd, 'healthy answer', deadlineAt, async () => (await etcdCall(`${this.etcdUrl}/health`, 2000)).text.includes('"health":"true"'));
 
     writeFileSync(join(this.dir, 'tokens.csv'), `${this.tokens.admin},nodemesh-test-admin,admin,"system:masters"\n${this.tokens.controllerManager},system:kube-controller-manager,kcm,"system:masters"\n`, { mode: 0o600 });
     const issuer = 'https://kubernetes.default.svc.cluster.local';
@@ -271,10 +242,10 @@ export class ControlPlane {
    * Gone (when it reads etcd, i.e. with the watch cache off). Resolves with the revision.
    */
   async compactEtcd(): Promise<number> {
-    const range = await httpPostJson(`${this.etcdUrl}/v3/kv/range`, { key: Buffer.from('/').toString('base64') }, 5000);
+    const range = (await etcdCall(`${this.etcdUrl}/v3/kv/range`, 5000, { key: Buffer.from('/').toString('base64') })).json();
     const revision = Number((range.header as { revision?: string } | undefined)?.revision);
     if (!Number.isFinite(revision)) throw new NodemeshError('ERR_NM_TEST_CONTROL_PLANE', `etcd gave no revision: ${JSON.stringify(range)}`);
-    await httpPostJson(`${this.etcdUrl}/v3/kv/compaction`, { revision: String(revision), physical: true }, 10_000);
+    await etcdCall(`${this.etcdUrl}/v3/kv/compaction`, 10_000, { revision: String(revision), physical: true });
     return revision;
   }
 
