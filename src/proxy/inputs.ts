@@ -1,4 +1,5 @@
 import type { CaptureSettings } from '../capture/settings';
+import type { CredentialLookup } from '../identity/workload-certificates';
 import type { Logger } from '../log';
 import type { AccessLog } from '../telemetry/access-log';
 import type { IstioMetrics } from '../telemetry/istio-metrics';
@@ -20,6 +21,11 @@ export interface ProxyInputs {
   readonly nodeName: string | undefined;
   /** Whether enrolled pods of other nodes are reached through their node's tunnel (15008). */
   readonly tunnelEnabled: boolean;
+  /**
+   * The workloads' certificates (mTLS on the tunnel). Undefined without a CA: then no
+   * tunnel is used, since nothing could authenticate it.
+   */
+  readonly identity: CredentialLookup | undefined;
   readonly istio: IstioMetrics;
   readonly accessLog: AccessLog | undefined;
   readonly metrics: ProxyMetrics;

@@ -6,6 +6,8 @@ export class ProxyMetrics {
   readonly bytes: Counter<'direction' | 'namespace' | 'pod' | 'flow'>;
   readonly active: Gauge<'direction'>;
   readonly listeners: Gauge<'kind'>;
+  readonly tlsFailures: Counter<'side' | 'reason'>;
+  readonly tunnelSessions: Counter<'side'>;
 
   constructor(registry: Registry) {
     this.connections = new Counter({
@@ -30,6 +32,18 @@ export class ProxyMetrics {
       name: 'nodemesh_proxy_listeners',
       help: 'Listening sockets the proxy holds inside pod namespaces.',
       labelNames: ['kind'],
+      registers: [registry],
+    });
+    this.tlsFailures = new Counter({
+      name: 'nodemesh_tls_handshake_failures_total',
+      help: 'Tunnel mTLS that failed: side=server (a connection on 15008 without a valid client certificate), side=client (the peer\'s identity refused, or the source had no certificate: reason=no_certificate).',
+      labelNames: ['side', 'reason'],
+      registers: [registry],
+    });
+    this.tunnelSessions = new Counter({
+      name: 'nodemesh_tunnel_sessions_total',
+      help: 'Tunnel sessions established (one mTLS handshake each), side=server accepted on 15008.',
+      labelNames: ['side'],
       registers: [registry],
     });
   }

@@ -8,6 +8,8 @@ import { closePooledSessionsBy } from './http2-close';
  */
 export class SessionPool {
   private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+  /** Retired sessions still finishing their streams: a stop closes them too. */
+  private readonly retired = new Set<Promise<ClientHttp2Session>>();
 
   /** The session pooled under `key`, or one that `open` makes (still connecting is shared too). */
   get(key: string, open: () => Promise<ClientHttp2Session>): Promise<ClientHttp2Session> {
@@ -35,10 +37,28 @@ export class SessionPool {
     }
   }
 
+  /**
+   * Sessions whose keys match leave the pool gracefully: GOAWAY, their streams in
+   * flight finish, the next request opens a new session (a renewed certificate).
+   */
+  retire(matches: (key: string) => boolean): void {
+    for (const [k, p] of [...this.sessions]) {
+      if (!matches(k)) continue;
+      this.sessions.delete(k);
+      this.retired.add(p);
+      p.then((s) => {
+        s.once('close', () => this.retired.delete(p));
+        if (s.destroyed) this.retired.delete(p);
+        else if (!s.closed) s.close();
+      }, () => this.retired.delete(p));
+    }
+  }
+
   /** GOAWAY to every session; what is still open at `deadlineAt` is destroyed (a frozen peer never answers). */
   async close(deadlineAt = Date.now()): Promise<void> {
-    const all = [...this.sessions.values()];
+    const all = [...this.sessions.values(), ...this.retired];
     this.sessions.clear();
+    this.retired.clear();
     await closePooledSessionsBy(all, deadlineAt);
   }
 }

@@ -46,7 +46,9 @@ export function forwardTcp(
     ...(sourceWorkload ? { source: sourceWorkload } : {}),
     ...(target.destination ? { destination: target.destination } : {}),
     ...(target.service ? { destinationService: { name: target.service.name, namespace: target.service.namespace, host: `${target.service.name}.${target.service.namespace}.svc.cluster.local` } } : {}),
-    mtls: false,
+    // The source side cannot know how the destination received it (Istio: "unknown"); a
+    // connection captured on 15006 is plaintext.
+    ...(direction === 'outbound' ? {} : { mtls: false }),
   };
   metrics.active.inc({ direction });
   istio.tcpOpened(tcpLabels);
@@ -63,6 +65,7 @@ export function forwardTcp(
       reporter: tcpLabels.reporter,
       ...(sourceWorkload ? { source: sourceWorkload } : {}),
       sourceAddress: conn.sourceAddress,
+      ...(tcpLabels.mtls !== undefined ? { mtls: tcpLabels.mtls } : {}),
       ...(target.destination ? { destination: target.destination } : {}),
       ...(tcpLabels.destinationService ? { destinationService: tcpLabels.destinationService.host } : {}),
       upstreamHost: formatAddress(target),

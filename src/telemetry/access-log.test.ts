@@ -102,6 +102,8 @@ test('an HTTP line has every field with its type and value', async () => {
     source_workload: 'web',
     source_namespace: 'demo',
     source_address: '10.244.1.10:43512',
+    source_principal: null,
+    connection_security_policy: 'unknown',
     destination_workload: 'b-canary',
     destination_namespace: 'demo',
     destination_service: 'b.demo.svc.cluster.local',

@@ -28,6 +28,8 @@ import type { Reporter } from './reporter';
  * | source_workload       | string \| null  | |
  * | source_namespace      | string \| null  | |
  * | source_address        | string \| null  | downstream peer, "ip:port" |
+ * | source_principal      | string \| null  | the source's SPIFFE ID, when mTLS proved it (destination side) |
+ * | connection_security_policy | string     | "mutual_tls", "none" (plaintext), "unknown" (source side, as Istio) |
  * | destination_workload  | string \| null  | |
  * | destination_namespace | string \| null  | |
  * | destination_service   | string \| null  | FQDN, b.demo.svc.cluster.local |
@@ -55,6 +57,8 @@ export const ACCESS_LOG_FIELDS = {
   source_workload: 'string|null',
   source_namespace: 'string|null',
   source_address: 'string|null',
+  source_principal: 'string|null',
+  connection_security_policy: 'string',
   destination_workload: 'string|null',
   destination_namespace: 'string|null',
   destination_service: 'string|null',
@@ -91,6 +95,8 @@ interface AccessLogEntryBase {
   source?: AccessLogPeer | WorkloadInfo;
   /** "ip:port" */
   sourceAddress?: string;
+  /** Whether the connection was mutual TLS (true), plaintext (false), or not known here (undefined). */
+  mtls?: boolean;
   destination?: AccessLogPeer | WorkloadInfo;
   /** FQDN of the destination Service. */
   destinationService?: string;
@@ -191,6 +197,8 @@ export class AccessLog {
       source_workload: e.source?.name || null,
       source_namespace: e.source?.namespace || null,
       source_address: e.sourceAddress || null,
+      source_principal: (e.source as WorkloadInfo | undefined)?.principal || null,
+      connection_security_policy: e.mtls === undefined ? 'unknown' : e.mtls ? 'mutual_tls' : 'none',
       destination_workload: e.destination?.name || null,
       destination_namespace: e.destination?.namespace || null,
       destination_service: e.destinationService || null,
@@ -224,6 +232,8 @@ export class AccessLog {
       source_workload: e.source?.name || null,
       source_namespace: e.source?.namespace || null,
       source_address: e.sourceAddress || null,
+      source_principal: (e.source as WorkloadInfo | undefined)?.principal || null,
+      connection_security_policy: e.mtls === undefined ? 'unknown' : e.mtls ? 'mutual_tls' : 'none',
       destination_workload: e.destination?.name || null,
       destination_namespace: e.destination?.namespace || null,
       destination_service: e.destinationService || null,

@@ -1,5 +1,6 @@
 import type { PodInfo } from '../../mesh/model';
 import type { WorkloadInfo } from '../../mesh/workload-identity';
+import { parseSpiffeId } from '../../identity/spiffe-id';
 import type { ProxyConfig } from '../proxy-config';
 
 /**
@@ -16,8 +17,8 @@ export interface InboundFacts {
   localPod: PodInfo | undefined;
   /** The peer address of the connection (a tunnel's: the source node's proxy, from inside the source pod). */
   peer: string;
-  /** "namespace/name" the tunnel stream says it comes from (a claim until mTLS authenticates it). */
-  claimedSource?: string;
+  /** The source's SPIFFE ID from its verified certificate (tunnel streams); absent for plaintext. */
+  peerIdentity?: string;
 }
 
 export type InboundDecision =
@@ -33,13 +34,20 @@ export function decideInbound(config: ProxyConfig, facts: InboundFacts): Inbound
 }
 
 /**
- * The source workload: the pod at the peer address (the source node's proxy connects from
- * inside the source pod), else the workload the stream names.
+ * The source workload. Through the tunnel, who the certificate says (the SPIFFE ID is the
+ * identity); the pod at the peer address (the source proxy connects from inside the source
+ * pod) names the workload only when its service account is that identity. In plaintext
+ * the pod at the peer address, without a principal: nothing proved one.
  */
-export function inboundSource(config: ProxyConfig, facts: Pick<InboundFacts, 'peer' | 'claimedSource'>): WorkloadInfo | undefined {
+export function inboundSource(config: ProxyConfig, facts: Pick<InboundFacts, 'peer' | 'peerIdentity'>): WorkloadInfo | undefined {
   const peerPod = config.snapshot.podByIP(facts.peer.replace(/^::ffff:/, ''));
-  if (peerPod) return config.workload(peerPod);
-  if (!facts.claimedSource) return undefined;
-  const [namespace, name] = facts.claimedSource.split('/');
-  return namespace && name ? { namespace, name } : undefined;
+  const peerWorkload = peerPod ? config.workload(peerPod) : undefined;
+  if (!facts.peerIdentity) {
+    if (!peerWorkload) return undefined;
+    const { principal: _unproven, ...rest } = peerWorkload;
+    return rest;
+  }
+  if (peerWorkload?.principal === facts.peerIdentity) return peerWorkload;
+  const id = parseSpiffeId(facts.peerIdentity);
+  return { namespace: id?.namespace ?? 'unknown', name: 'unknown', principal: facts.peerIdentity };
 }

@@ -26,13 +26,21 @@ export class Inbound {
   constructor(private readonly inputs: ProxyInputs) {
     this.tunnelServer = new TunnelServer({
       deliver: (target, meta) => {
-        const decision = decideInbound(inputs.config.current, this.tunnelFacts(target, meta));
+        const config = inputs.config.current;
+        const decision = decideInbound(config, this.tunnelFacts(target, meta));
         if (decision.kind === 'refuse') return Promise.reject(Object.assign(new Error(decision.reason), { status: decision.status }));
+        // The client checked that this end is `listenerIdentity`: deliver only to a pod that is.
+        if (decision.destination.principal !== meta.listenerIdentity) {
+          return Promise.reject(Object.assign(new Error(`${target.address} is ${decision.destination.principal ?? 'unknown'}, not ${meta.listenerIdentity} whose certificate this session saw`), { status: 403 }));
+        }
         const local = inputs.pods.byAddress(target.address)!;
         return connectIn(local.network, target, DELIVER_CONNECT_MS, true).then((s) => {
-          inputs.istio.tcpOpened(streamLabels(decision.source, decision.destination));
+          inputs.istio.tcpOpened(streamLabels(decision.source, decision.destination, true));
           return s;
         });
+      },
+      onHandshakeFailure: (reason) => {
+        inputs.metrics.tlsFailures.inc({ side: 'server', reason: reason.includes('certificate') ? 'no_client_certificate' : 'handshake' });
       },
       onStream: (info) => {
         // The destination's half of the story (Istio's reporter="destination"): the
@@ -41,7 +49,7 @@ export class Inbound {
         const facts = this.tunnelFacts(info.target, info);
         const source = inboundSource(config, facts);
         const destination = facts.localPod ? config.workload(facts.localPod) : undefined;
-        const labels = streamLabels(source, destination);
+        const labels = streamLabels(source, destination, true);
         const flags = info.error ? 'UC' : '-';
         inputs.istio.tcpClosed({ ...labels, responseFlags: flags, sentBytes: info.bytesIn, receivedBytes: info.bytesOut });
         inputs.accessLog?.tcp({
@@ -50,6 +58,7 @@ export class Inbound {
           reporter: 'destination',
           ...(source ? { source } : {}),
           sourceAddress: info.peer,
+          mtls: true,
           ...(destination ? { destination } : {}),
           upstreamHost: `${info.target.address}:${info.target.port}`,
           responseFlags: flags,
@@ -61,8 +70,8 @@ export class Inbound {
     }, inputs.logger.child({ component: 'tunnel' }));
   }
 
-  private tunnelFacts(target: { address: string; port: number }, meta: { sourceWorkload?: string; peer: string }): InboundFacts {
-    return { target, localPod: this.inputs.pods.byAddress(target.address)?.pod, peer: meta.peer, ...(meta.sourceWorkload ? { claimedSource: meta.sourceWorkload } : {}) };
+  private tunnelFacts(target: { address: string; port: number }, meta: { peerIdentity: string; peer: string }): InboundFacts {
+    return { target, localPod: this.inputs.pods.byAddress(target.address)?.pod, peer: meta.peer, peerIdentity: meta.peerIdentity };
   }
 
   /** A connection accepted on a pod's inbound listener (15006): delivered to the pod's app. */
@@ -96,11 +105,20 @@ export class Inbound {
     }, toApp, track);
   }
 
-  /** A connection accepted on a pod's tunnel listener (15008). */
-  acceptTunnel(socket: Socket, track: TrackSocket): void {
+  /** A connection accepted on a pod's tunnel listener (15008): mutual TLS as that pod's workload. */
+  acceptTunnel(socket: Socket, local: LocalPod, track: TrackSocket): void {
     socket.setNoDelay(true);
     track(socket, 'tunnel');
-    this.tunnelServer.accept(socket);
+    socket.on('error', () => undefined);
+    const principal = this.inputs.config.current.workload(local.pod).principal;
+    const credential = principal ? this.inputs.identity?.current(principal) : undefined;
+    if (!principal || !credential) {
+      this.inputs.metrics.tlsFailures.inc({ side: 'server', reason: 'no_server_certificate' });
+      this.inputs.logger.warn({ pod: local.key, principal }, 'tunnel connection refused: this pod has no certificate');
+      socket.destroy();
+      return;
+    }
+    this.tunnelServer.accept(socket, { ...credential, listenerIdentity: principal });
   }
 
   /** The drain begins: GOAWAY to every tunnel session. */
@@ -113,6 +131,6 @@ export class Inbound {
   }
 }
 
-function streamLabels(source: WorkloadInfo | undefined, destination: WorkloadInfo | undefined) {
-  return { reporter: 'destination' as const, ...(source ? { source } : {}), ...(destination ? { destination } : {}), mtls: false };
+function streamLabels(source: WorkloadInfo | undefined, destination: WorkloadInfo | undefined, mtls: boolean) {
+  return { reporter: 'destination' as const, ...(source ? { source } : {}), ...(destination ? { destination } : {}), mtls };
 }

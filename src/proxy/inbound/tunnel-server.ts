@@ -1,41 +1,110 @@
-import { createServer, constants as h2c, type Http2Server, type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { createSecureServer, constants as h2c, type Http2SecureServer, type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { describeError } from '../../errors';
+import { peerSpiffeId, TUNNEL_ALPN } from '../../identity/mtls-options';
 import type { Logger } from '../../log';
 import { SessionSet } from '../http2-close';
-import { HEADER_SOURCE_WORKLOAD, parseAuthority } from '../tunnel/tunnel-protocol';
+import { parseAuthority } from '../tunnel/tunnel-protocol';
+
+/** Who is at either end of an authenticated tunnel session. */
+export interface TunnelPeer {
+  /** The source's SPIFFE ID, from its verified client certificate (never from a header). */
+  peerIdentity: string;
+  /** The identity this end presented (the pod whose 15008 accepted the connection). */
+  listenerIdentity: string;
+  /** The peer address (the source pod's IP). */
+  peer: string;
+}
 
 export interface TunnelDelivery {
   /** Opens a connection to a pod of this node (from inside its namespace), or rejects
    * with an HTTP status when the destination is not served here. */
-  deliver(target: { address: string; port: number }, meta: { sourceWorkload?: string; peer: string }): Promise<Duplex>;
+  deliver(target: { address: string; port: number }, meta: TunnelPeer): Promise<Duplex>;
   /** A delivered stream ended: bytesIn came from the tunnel (the source), bytesOut from the pod. */
-  onStream?(info: { target: { address: string; port: number }; sourceWorkload?: string; peer: string; startedAt: number; bytesIn: number; bytesOut: number; durationMs: number; error?: string }): void;
+  onStream?(info: TunnelPeer & { target: { address: string; port: number }; startedAt: number; bytesIn: number; bytesOut: number; durationMs: number; error?: string }): void;
+  /** A connection on 15008 that did not complete mutual TLS (no certificate, an untrusted one, not h2). */
+  onHandshakeFailure?(reason: string, peer: string): void;
 }
 
+/** The credential a pod's 15008 presents (and the roots it checks clients against). */
+export interface ListenerCredential {
+  listenerIdentity: string;
+  chainPem: string;
+  keyPem: string;
+  trustBundlePem: string;
+  /** Changes with every renewal or new bundle: a new TLS server is made for it. */
+  generation: number;
+}
+
+/** How long a peer may take to complete the TLS handshake on 15008. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
 /**
- * The receiving end of the tunnel: an HTTP/2 server fed with the connections accepted on
- * every enrolled pod's 15008 listener. Each CONNECT stream is delivered to the named pod
- * of this node; anything else is refused (the proxy is never an open relay).
+ * The receiving end of the tunnel: every enrolled pod's 15008 listener hands its
+ * connections here with that pod's credential. Mutual TLS 1.3 first (a client
+ * certificate from the trust bundle is required; anything else is closed before a byte of
+ * HTTP/2), then HTTP/2 whose CONNECT streams are delivered to the named pod of this node —
+ * only one with the identity this end presented, so a client's check of the server
+ * certificate means what it says. Never an open relay. One TLS server per credential
+ * (node's TLS server takes one certificate); sessions outlive a renewal on the old one.
  */
 export class TunnelServer {
-  private readonly server: Http2Server;
+  private readonly servers = new Map<string, { generation: number; server: Http2SecureServer }>();
   private readonly sessions = new SessionSet();
 
-  constructor(private readonly delivery: TunnelDelivery, private readonly log: Logger) {
-    this.server = createServer({ settings: { enableConnectProtocol: false } });
-    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.onStream(stream, headers));
-    this.server.on('session', (session: Http2Session) => this.sessions.add(session));
-    this.server.on('sessionError', (err: Error) => this.log.debug({ err: describeError(err) }, 'tunnel session error'));
+  constructor(private readonly delivery: TunnelDelivery, private readonly log: Logger) {}
+
+  /** A connection accepted on the 15008 of a pod whose credential is `credential`. */
+  accept(socket: Socket, credential: ListenerCredential): void {
+    this.serverFor(credential).emit('connection', socket);
   }
 
-  accept(socket: Socket): void {
-    this.server.emit('connection', socket);
+  private serverFor(c: ListenerCredential): Http2SecureServer {
+    const held = this.servers.get(c.listenerIdentity);
+    if (held && held.generation === c.generation) return held.server;
+    const server = createSecureServer({
+      cert: c.chainPem,
+      key: c.keyPem,
+      ca: c.trustBundlePem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+      ALPNProtocols: TUNNEL_ALPN,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      settings: { enableConnectProtocol: false },
+    });
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.onStream(stream, headers, c.listenerIdentity));
+    server.on('session', (session: Http2Session) => this.sessions.add(session));
+    server.on('sessionError', (err: Error) => this.log.debug({ err: describeError(err) }, 'tunnel session error'));
+    server.on('tlsClientError', (err: Error, tls: TLSSocket) => this.refused(describeError(err), tls.remoteAddress ?? '?'));
+    server.on('unknownProtocol', (tls: TLSSocket) => {
+      this.refused(`ALPN ${String(tls.alpnProtocol)}, not h2`, tls.remoteAddress ?? '?');
+      tls.destroy();
+    });
+    this.servers.set(c.listenerIdentity, { generation: c.generation, server });
+    return server;
   }
 
-  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+  private refused(reason: string, peer: string): void {
+    this.delivery.onHandshakeFailure?.(reason, peer);
+    this.log.info({ peer, reason }, 'tunnel connection refused: no mutual TLS');
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, listenerIdentity: string): void {
     stream.on('error', () => undefined);
+    // The session's socket is the TLS socket (http2's proxy reads its properties through);
+    // rejectUnauthorized already refused a certificate that does not chain to the bundle.
+    const tls = stream.session?.socket as TLSSocket | undefined;
+    const peerIdentity = tls ? peerSpiffeId(tls) : undefined;
+    if (!tls || !peerIdentity) {
+      this.refused('the client certificate carries no SPIFFE ID', tls?.remoteAddress ?? '?');
+      stream.respond({ [h2c.HTTP2_HEADER_STATUS]: 403 }, { endStream: true });
+      stream.session?.destroy();
+      return;
+    }
+    const who: TunnelPeer = { peerIdentity, listenerIdentity, peer: tls.remoteAddress ?? '?' };
     if (headers[h2c.HTTP2_HEADER_METHOD] !== 'CONNECT') {
       stream.respond({ [h2c.HTTP2_HEADER_STATUS]: 405 }, { endStream: true });
       return;
@@ -45,10 +114,8 @@ export class TunnelServer {
       stream.respond({ [h2c.HTTP2_HEADER_STATUS]: 400 }, { endStream: true });
       return;
     }
-    const sourceWorkload = headers[HEADER_SOURCE_WORKLOAD] as string | undefined;
-    const peer = `${stream.session?.socket?.remoteAddress ?? '?'}`;
     const started = Date.now();
-    this.delivery.deliver(target, { ...(sourceWorkload ? { sourceWorkload } : {}), peer }).then(
+    this.delivery.deliver(target, who).then(
       (upstream) => {
         stream.respond({ [h2c.HTTP2_HEADER_STATUS]: 200 });
         let bytesIn = 0;
@@ -61,7 +128,7 @@ export class TunnelServer {
         const finish = (error?: string) => {
           if (done) return;
           done = true;
-          this.delivery.onStream?.({ target, ...(sourceWorkload ? { sourceWorkload } : {}), peer, startedAt: started, bytesIn, bytesOut, durationMs: Date.now() - started, ...(error ? { error } : {}) });
+          this.delivery.onStream?.({ target, ...who, startedAt: started, bytesIn, bytesOut, durationMs: Date.now() - started, ...(error ? { error } : {}) });
         };
         upstream.on('error', (err) => { finish(describeError(err)); stream.close(h2c.NGHTTP2_CONNECT_ERROR); });
         stream.on('close', () => { upstream.destroy(); finish(); });
@@ -77,7 +144,7 @@ export class TunnelServer {
 
   /** Drain: GOAWAY to every session (streams in flight go on; the sources open new sessions elsewhere). */
   close(): void {
-    this.server.close();
+    this.servers.clear();
     this.sessions.goAway();
   }
 

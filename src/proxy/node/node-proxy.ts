@@ -12,6 +12,7 @@ import { pollUntil, withDeadline } from '../../util/deadline';
 import { ConnectionLog } from '../connection-log';
 import { Inbound } from '../inbound/inbound';
 import type { ProxyInputs } from '../inputs';
+import type { CredentialLookup } from '../../identity/workload-certificates';
 import { LocalPods } from '../local-pods';
 import { ProxyMetrics } from '../metrics';
 import type { OpenSocket } from '../open-socket';
@@ -23,8 +24,10 @@ import { PodProxy } from './pod-proxy';
 export interface NodeProxyOptions {
   /** The node this proxy serves; pods elsewhere are reached through their node's tunnel. */
   nodeName?: string;
-  /** Use the HTTP/2 CONNECT tunnel (15008) towards enrolled pods on other nodes (default on). */
+  /** Use the HTTP/2 CONNECT tunnel (15008) towards enrolled pods on other nodes (default on; needs `identity`). */
   tunnel?: boolean;
+  /** The workloads' certificates: the tunnel's mutual TLS. Without them there is no tunnel. */
+  identity?: CredentialLookup;
   /** Where access logs go; undefined: no access log. */
   accessLog?: AccessLogDestination;
   /** How long to wait for a client's first bytes before treating it as server-first TCP. */
@@ -66,6 +69,7 @@ export class NodeProxy {
       settings,
       nodeName: options.nodeName,
       tunnelEnabled: this.tunnelEnabled,
+      identity: options.identity,
       istio: this.istio,
       accessLog: this.accessLog,
       metrics: this.metrics,
@@ -77,7 +81,7 @@ export class NodeProxy {
   }
 
   get tunnelEnabled(): boolean {
-    return this.options.tunnel !== false && this.options.nodeName !== undefined;
+    return this.options.tunnel !== false && this.options.nodeName !== undefined && this.options.identity !== undefined;
   }
 
   /** A new configuration snapshot; requests in flight keep the one they started with. */

@@ -60,7 +60,7 @@ export class PodProxy {
         }
         if (this.deps.tunnel) {
           const tun = await network.listen({ family, address: any, port: settings.tunnelPort });
-          tun.on('connection', (s: Socket) => inbound.acceptTunnel(s, this.track));
+          tun.on('connection', (s: Socket) => inbound.acceptTunnel(s, local, this.track));
           this.tunnelServers.push(tun);
         }
       }

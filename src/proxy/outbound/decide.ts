@@ -74,8 +74,9 @@ export type TransportDecision =
   | { kind: 'local'; pod: PodInfo; expect: WorkloadInfo }
   /**
    * An enrolled pod of another node: a CONNECT stream through that node's proxy, to the
-   * lowest enrolled pod IP there of the endpoint's family (so every source picks the same
-   * one). `present` is who the stream says it comes from; `expect` who must answer.
+   * lowest IP there of the endpoint's family among the enrolled pods with the destination's
+   * identity (so every source picks the same one, and the certificate that 15008 presents
+   * is the destination's own). `present` is the source's identity; `expect` who must answer.
    */
   | { kind: 'tunnel'; node: string; via: { address: string; port: number }; present: WorkloadInfo; expect: WorkloadInfo }
   /** Anything else: a socket from the source pod's namespace (its own source address). */
@@ -90,8 +91,9 @@ export function decideTransport(config: ProxyConfig, facts: TransportFacts, sour
   const dstPod = config.snapshot.podByIP(endpoint.address);
   if (dstPod && facts.tunnelEnabled && facts.nodeName !== undefined && dstPod.nodeName !== facts.nodeName && isAmbient(config, dstPod)) {
     const family = isIPv6(endpoint.address) ? 6 : 4;
-    const via = tunnelAddressesOf(config, dstPod.nodeName).find((ip) => (isIPv6(ip) ? 6 : 4) === family);
-    if (via) return { kind: 'tunnel', node: dstPod.nodeName, via: { address: via, port: facts.tunnelPort }, present: config.workload(source), expect: config.workload(dstPod) };
+    const expect = config.workload(dstPod);
+    const via = tunnelAddressesOf(config, dstPod.nodeName, expect.principal).find((ip) => (isIPv6(ip) ? 6 : 4) === family);
+    if (via) return { kind: 'tunnel', node: dstPod.nodeName, via: { address: via, port: facts.tunnelPort }, present: config.workload(source), expect };
   }
   return { kind: 'direct' };
 }
@@ -102,19 +104,23 @@ function isAmbient(config: ProxyConfig, pod: PodInfo): boolean {
 
 const tunnelAddresses = new WeakMap<ProxyConfig, Map<string, string[]>>();
 
-/** The addresses of a node's enrolled pods, where its proxy listens on 15008, sorted (kept per configuration). */
-export function tunnelAddressesOf(config: ProxyConfig, nodeName: string): readonly string[] {
+/**
+ * The addresses of a node's enrolled pods with an identity, where its proxy listens on
+ * 15008 with that identity's certificate, sorted (kept per configuration).
+ */
+export function tunnelAddressesOf(config: ProxyConfig, nodeName: string, principal: string | undefined): readonly string[] {
   let byNode = tunnelAddresses.get(config);
   if (!byNode) {
     byNode = new Map();
     for (const pod of config.snapshot.pods.values()) {
       if (!isAmbient(config, pod)) continue;
-      const list = byNode.get(pod.nodeName) ?? [];
+      const key = `${pod.nodeName}|${config.workload(pod).principal ?? ''}`;
+      const list = byNode.get(key) ?? [];
       list.push(...pod.ips);
-      byNode.set(pod.nodeName, list);
+      byNode.set(key, list);
     }
     for (const list of byNode.values()) list.sort();
     tunnelAddresses.set(config, byNode);
   }
-  return byNode.get(nodeName) ?? [];
+  return byNode.get(`${nodeName}|${principal ?? ''}`) ?? [];
 }

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { describeError, hasCode } from '../../errors';
+import { describeError, hasCode, NodemeshError } from '../../errors';
 import { getOrCreate, newMap, newWeakMap } from '../../util/get-or-create';
 import type { ConnectionInfo } from '../connection-info';
 import { connectIn } from '../connect';
@@ -17,11 +17,15 @@ import { TunnelClient } from './tunnel-client';
  * that already exist: no key string to build and hash).
  */
 export class OutboundTransports {
-  readonly tunnel = new TunnelClient();
+  readonly tunnel = new TunnelClient(() => this.inputs.metrics.tunnelSessions.inc({ side: 'client' }));
   private cache = new WeakMap<ProxyConfig, WeakMap<ConnectionInfo, Map<string, UpstreamTransport>>>();
   private cachedGeneration = -1;
 
-  constructor(private readonly inputs: ProxyInputs) {}
+  constructor(private readonly inputs: ProxyInputs) {
+    // A renewed certificate (or a new trust bundle): sessions made with the old one take no
+    // new streams; their streams in flight finish on them.
+    inputs.identity?.on('rotated', (_id, _next, previous) => this.tunnel.retire((key) => key.includes(`:g${previous.generation}:`)));
+  }
 
   transportFor(conn: ConnectionInfo, endpoint: { address: string; port: number }): UpstreamTransport {
     const config = this.inputs.config.current;
@@ -59,23 +63,35 @@ export class OutboundTransports {
       }
       case 'tunnel': {
         const source = pods.get(conn.podKey)!;
-        const poolKey = `tunnel:${conn.podKey}:${decision.node}:${decision.via.address}`;
-        const meta = { sourceWorkload: `${source.pod.namespace}/${decision.present.name}`, originalDestination: `${conn.original.address}:${conn.original.port}` };
+        const meta = { originalDestination: `${conn.original.address}:${conn.original.port}` };
+        const { identity } = this.inputs;
         return {
           kind: 'tunnel',
-          key: poolKey,
-          open: (target, timeoutMs): Promise<Duplex> =>
-            this.tunnel
-              .open(poolKey, decision.via, () => connectIn(source.network, decision.via, timeoutMs, false), target, meta, timeoutMs)
+          key: `tunnel:${conn.podKey}:${decision.node}:${decision.via.address}`,
+          open: (target, timeoutMs): Promise<Duplex> => {
+            // The source's certificate, as it is now: a renewal moves new streams to a new session.
+            const credential = decision.present.principal ? identity?.current(decision.present.principal) : undefined;
+            if (!credential || !decision.expect.principal) {
+              this.inputs.metrics.tlsFailures.inc({ side: 'client', reason: 'no_certificate' });
+              return Promise.reject(new NodemeshError('ERR_NM_NO_IDENTITY', `pod ${conn.podKey} has no certificate for ${decision.present.principal ?? 'its service account'}: its traffic to ${target.address} cannot be authenticated`, {
+                hint: 'nothing is sent in plaintext instead; check the pod\'s identity in `nodemesh status` and the CA',
+              }));
+            }
+            const poolKey = `tunnel:${conn.podKey}:g${credential.generation}:${decision.node}:${decision.via.address}`;
+            return this.tunnel
+              .open(poolKey, decision.via, () => connectIn(source.network, decision.via, timeoutMs, false), target, meta, timeoutMs, { context: credential.context, expectedServerId: decision.expect.principal })
               .catch((err: unknown) => {
+                if (hasCode(err, 'ERR_NM_TUNNEL_TLS')) this.inputs.metrics.tlsFailures.inc({ side: 'client', reason: 'handshake' });
                 // No proxy answering on that node (not installed, restarting): go direct
-                // rather than fail the pod's traffic.
+                // rather than fail the pod's traffic. Never after a failed handshake: a peer
+                // that cannot prove its identity gets nothing, in plaintext least of all.
                 if (hasCode(err, 'ECONNREFUSED') || hasCode(err, 'ERR_NM_TUNNEL_REFUSED')) {
                   logger.debug({ node: decision.node, err: describeError(err) }, 'tunnel unavailable, connecting directly');
                   return connectIn(source.network, target, timeoutMs, false);
                 }
                 throw err;
-              }),
+              });
+          },
         };
       }
       case 'source-gone':

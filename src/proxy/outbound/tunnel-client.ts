@@ -1,16 +1,29 @@
 import { connect, constants as h2c, type ClientHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
 import { NodemeshError } from '../../errors';
+import { tunnelClientOptions } from '../../identity/mtls-options';
 import { SessionPool } from '../session-pool';
-import { HEADER_ORIGINAL_DESTINATION, HEADER_SOURCE_WORKLOAD, authorityOf } from '../tunnel/tunnel-protocol';
+import { HEADER_ORIGINAL_DESTINATION, authorityOf } from '../tunnel/tunnel-protocol';
+
+/** Who the source is (its credential) and who must answer (the destination's SPIFFE ID). */
+export interface TunnelTls {
+  context: SecureContext;
+  expectedServerId: string;
+}
 
 /**
- * Pooled tunnel sessions: one HTTP/2 connection per (source pod, destination node),
- * carrying every stream from that pod to pods on that node. The connection is opened
- * from inside the source pod's namespace, so the destination node sees the pod's own IP.
+ * Pooled tunnel sessions: one mTLS HTTP/2 connection per pool key (the caller's: source
+ * pod, destination node and identity, source certificate), carrying every stream for it.
+ * The connection is opened from inside the source pod's namespace, so the destination
+ * node sees the pod's own IP; the TLS handshake presents the source workload's certificate
+ * and accepts only a server whose certificate carries the expected identity.
  */
 export class TunnelClient {
   private readonly pool = new SessionPool();
+
+  /** `onSession`: one call per session established (one handshake each, never one per request). */
+  constructor(private readonly onSession: () => void = () => undefined) {}
 
   /**
    * Opens a stream to `target` through the node proxy listening on `tunnelAddress`.
@@ -21,15 +34,15 @@ export class TunnelClient {
     tunnelAddress: { address: string; port: number },
     openSocket: () => Promise<Duplex>,
     target: { address: string; port: number },
-    meta: { sourceWorkload?: string; originalDestination?: string },
+    meta: { originalDestination?: string },
     timeoutMs: number,
+    tls: TunnelTls,
   ): Promise<Duplex> {
-    const session = await this.session(poolKey, tunnelAddress, openSocket);
+    const session = await this.session(poolKey, tunnelAddress, openSocket, tls, timeoutMs);
     const headers: Record<string, string> = {
       [h2c.HTTP2_HEADER_METHOD]: 'CONNECT',
       [h2c.HTTP2_HEADER_AUTHORITY]: authorityOf(target.address, target.port),
     };
-    if (meta.sourceWorkload) headers[HEADER_SOURCE_WORKLOAD] = meta.sourceWorkload;
     if (meta.originalDestination) headers[HEADER_ORIGINAL_DESTINATION] = meta.originalDestination;
     const stream = session.request(headers, { endStream: false });
     return new Promise((resolve, reject) => {
@@ -64,17 +77,53 @@ export class TunnelClient {
     });
   }
 
-  private session(poolKey: string, tunnelAddress: { address: string; port: number }, openSocket: () => Promise<Duplex>): Promise<ClientHttp2Session> {
-    return this.pool.get(poolKey, () =>
-      openSocket().then((socket) => connect(`http://${authorityOf(tunnelAddress.address, tunnelAddress.port)}`, { createConnection: () => socket, settings: { enablePush: false } })));
+  private session(poolKey: string, tunnelAddress: { address: string; port: number }, openSocket: () => Promise<Duplex>, tls: TunnelTls, timeoutMs: number): Promise<ClientHttp2Session> {
+    return this.pool.get(poolKey, async () => {
+      const socket = await openSocket();
+      const secure = await handshake(socket, tls, tunnelAddress, timeoutMs);
+      this.onSession();
+      return connect(`https://${authorityOf(tunnelAddress.address, tunnelAddress.port)}`, { createConnection: () => secure, settings: { enablePush: false } });
+    });
   }
 
   dropPrefix(prefix: string): void {
     this.pool.dropPrefix(prefix);
   }
 
+  /** Sessions whose keys match take no new streams (a renewed certificate): their streams finish, then they close. */
+  retire(matches: (key: string) => boolean): void {
+    this.pool.retire(matches);
+  }
+
   /** GOAWAY to every session; what is still open at `deadlineAt` is destroyed (a frozen peer never answers). */
   close(deadlineAt = Date.now()): Promise<void> {
     return this.pool.close(deadlineAt);
   }
+}
+
+/** TLS 1.3 over the pod's socket, within the open's deadline; a refused identity is ERR_NM_TUNNEL_TLS. */
+function handshake(socket: Duplex, tls: TunnelTls, at: { address: string; port: number }, timeoutMs: number): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const secure = tlsConnect({ socket, ...tunnelClientOptions(tls.context, tls.expectedServerId) });
+    const fail = (err: Error & { code?: string }) => {
+      clearTimeout(timer);
+      secure.destroy();
+      socket.destroy();
+      reject(new NodemeshError('ERR_NM_TUNNEL_TLS', `mTLS with the node proxy at ${authorityOf(at.address, at.port)} failed: ${err.message}`, {
+        hint: 'the peer must present a certificate of the expected workload from this trust bundle; check both agents\' `nodemesh status` (identities) and the CA',
+        details: { cause: err.code },
+      }));
+    };
+    const timer = setTimeout(() => fail(Object.assign(new Error(`no handshake within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    secure.once('secureConnect', () => {
+      clearTimeout(timer);
+      secure.off('error', fail);
+      if (secure.alpnProtocol !== 'h2') {
+        fail(new Error(`the peer negotiated ${String(secure.alpnProtocol)}, not h2`));
+        return;
+      }
+      resolve(secure);
+    });
+    secure.once('error', fail);
+  });
 }

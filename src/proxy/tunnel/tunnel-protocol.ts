@@ -3,14 +3,12 @@ import { formatHostPort } from '../../util/host-port';
 /**
  * The node-to-node tunnel: HTTP/2 CONNECT (RFC 9113 §8.5) on port 15008, like Istio's
  * HBONE. One stream per proxied connection; the stream's :authority is the destination
- * pod's "ip:port", and headers carry what the destination proxy needs to know about the
- * source. Plaintext for now: mTLS wraps the TCP connection under the HTTP/2 session, so
- * nothing in this framing changes when it arrives.
+ * pod's "ip:port". The session runs inside mutual TLS 1.3 (ALPN h2): the source is who
+ * its certificate says, and nothing the source writes in a header can change that, so no
+ * header names the source any more.
  */
 export const TUNNEL_PORT_DEFAULT = 15008;
 
-/** namespace/name of the source workload. */
-export const HEADER_SOURCE_WORKLOAD = 'x-nodemesh-source-workload';
 /** The original destination the app asked for (a ClusterIP:port, or the pod's own). */
 export const HEADER_ORIGINAL_DESTINATION = 'x-nodemesh-original-destination';
 

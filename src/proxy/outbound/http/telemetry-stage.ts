@@ -43,7 +43,7 @@ export class TelemetryStage implements HttpStage<OutboundRequest> {
       durationMs,
       requestBytes: ex.bodyBytesRead,
       responseBytes: state.responseBytes,
-      mtls: false,
+      // Source side: how the destination received it is not known here (Istio: "unknown").
     });
     this.accessLog?.http({
       startTime: state.startedAt,
