@@ -20,6 +20,9 @@ export interface PodRecord {
   netnsCookie?: string;
   ips: string[];
   since: string;
+  /** The pod's SPIFFE ID and its certificate's expiry (ISO 8601), when it holds one. */
+  identity?: string;
+  certificateExpiry?: string;
 }
 
 export type SidecarStatus = 'waiting' | 'enrolled' | 'failed' | 'draining';

@@ -14,6 +14,8 @@ import type { NodeProxy } from '../proxy/node/node-proxy';
 import { probeCapture } from '../runtime/capture-probe';
 import { Runtime, type ServingOptions } from '../runtime/runtime';
 import type { PodLocator } from './pod-locator';
+import type { WorkloadCertificates } from '../identity/workload-certificates';
+import { registerIdentityMetrics } from '../runtime/identity-metrics';
 
 export interface AgentOptions extends ServingOptions {
   /** The node this agent serves: only pods with this spec.nodeName are enrolled. */
@@ -24,6 +26,11 @@ export interface AgentOptions extends ServingOptions {
   agentPodKey?: string;
   /** Why this capture back-end was chosen (from `nodemesh doctor`'s probes). */
   captureReason?: string;
+  /**
+   * The workloads' certificates from the CA: a pod is captured only once its identity has
+   * one (mTLS on the tunnel). Undefined: no CA configured, no tunnel.
+   */
+  identity?: WorkloadCertificates;
 }
 
 export interface AgentDeps {
@@ -35,7 +42,8 @@ export interface AgentDeps {
 }
 
 /** Failures that the next attempt may not hit (a sandbox still starting). */
-const RETRYABLE = new Set(['ERR_NM_POD_NOT_FOUND', 'ERR_NM_POD_NETNS_GONE']);
+// A CA that is down or slow: the pod is tried again every RETRY_FAILED_MS until it answers.
+const RETRYABLE = new Set(['ERR_NM_POD_NOT_FOUND', 'ERR_NM_POD_NETNS_GONE', 'ERR_NM_IDENTITY_UNAVAILABLE']);
 const RETRY_FAILED_MS = 5000;
 
 interface Enrolled {
@@ -69,7 +77,7 @@ export class Agent {
       log: this.log,
       source: deps.source ?? new DirectorySource(options.sourcePath, { kinds: coreKinds() }),
       settings: deps.backend.settings,
-      proxy: { nodeName: options.nodeName },
+      proxy: { nodeName: options.nodeName, ...(options.identity ? { identity: options.identity } : {}) },
     }, {
       reconcile: (snapshot) => this.reconcile(snapshot),
       readiness: () => ({ ready: true, reason: `ready: ${this.enrolled.size} pods captured, ${this.failed.size} failed` }),
@@ -77,6 +85,7 @@ export class Agent {
       capture: () => this.captureReply(),
     });
     const registry = this.registry;
+    if (options.identity) registerIdentityMetrics(registry, options.identity);
     this.podGauge = new Gauge({
       name: 'nodemesh_pods',
       help: 'Pods on this node that should be captured, by status (enrolled, failed).',
@@ -218,6 +227,12 @@ export class Agent {
         throw err;
       });
       target = { key, netnsPath, netnsCookie: sandbox.netnsCookie, ips: pod.ips };
+      // Its certificate first: a pod whose identity cannot be proved is not captured (its
+      // 15008 would have nothing to present, its tunnel streams nothing to show).
+      const principal = this.proxy.config.current.workload(pod).principal;
+      if (this.options.identity && principal) {
+        await this.options.identity.ensure(principal, key, { namespace: pod.namespace, name: pod.name, serviceAccount: pod.serviceAccount || 'default' });
+      }
       const fds = await this.proxy.addPod(pod, sandbox);
       listening = true;
       await backend.enroll(target, fds);
@@ -230,6 +245,7 @@ export class Agent {
       // Undo whatever was done, so the pod keeps working exactly as before, uncaptured.
       if (target) await backend.release(target).catch((e: unknown) => this.log.warn({ pod: key, err: describeError(e) }, 'rollback of capture failed'));
       if (listening) await this.proxy.removePod(key, true);
+      this.options.identity?.release(key);
       sandbox?.close();
       const code = (err as { code?: string }).code;
       this.failed.set(key, {
@@ -255,6 +271,7 @@ export class Agent {
       this.log.warn({ pod: key, err: describeError(err) }, 'releasing capture failed');
     }
     await this.proxy.removePod(key);
+    this.options.identity?.release(key);
     entry.sandbox.close();
     this.log.info({ pod: key }, 'pod released');
   }
@@ -272,7 +289,12 @@ export class Agent {
   podRecords(): PodRecord[] {
     const out: PodRecord[] = [];
     for (const [key, e] of this.enrolled) {
-      out.push({ key, status: 'enrolled', netnsPath: e.target.netnsPath, netnsCookie: e.target.netnsCookie.toString(), ips: e.pod.ips, since: this.podFingerprint(e.pod) });
+      const identity = this.proxy.config.current.workload(e.pod).principal;
+      const credential = identity ? this.options.identity?.current(identity) : undefined;
+      out.push({
+        key, status: 'enrolled', netnsPath: e.target.netnsPath, netnsCookie: e.target.netnsCookie.toString(), ips: e.pod.ips, since: this.podFingerprint(e.pod),
+        ...(credential ? { identity: credential.spiffeId, certificateExpiry: credential.notAfter.toISOString() } : {}),
+      });
     }
     out.push(...this.failed.values());
     return out.sort((a, b) => a.key.localeCompare(b.key));
@@ -286,6 +308,7 @@ export class Agent {
    */
   async stop(releaseAll = false, cut?: AbortSignal): Promise<void> {
     if (this.retryTimer) clearInterval(this.retryTimer);
+    this.options.identity?.stop();
     await this.runtime.stop(cut, {
       beforeDrain: async () => {
         if (releaseAll) for (const key of [...this.enrolled.keys()]) await this.release(key);

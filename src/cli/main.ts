@@ -13,6 +13,7 @@ commands:
   demo      a walk-through on the simulator: capture, direct, inbound, release
   sidecar   run the proxy inside one pod (sidecar mode); sidecar-init installs its iptables rules
   inject    add the sidecar to Kubernetes manifests; webhook serves the same as an admission webhook
+  identity  the mesh's CA: serve | token | rotate-root
   bench     latency, CPU and memory of every mode (direct, sidecar, ambient, Envoy) on the simulator
 
 Run \`nodemesh <command> --help\` for a command's flags.`;
@@ -30,6 +31,7 @@ const commands: Record<string, () => Promise<Command>> = {
   inject: async () => (await import('./inject-command')).injectCommand,
   webhook: async () => (await import('./inject-command')).webhookCommand,
   bench: async () => (await import('./bench-command')).benchCommand,
+  identity: async () => (await import('./identity-command')).identityCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -7,7 +7,8 @@ import { parseFlags } from './args';
 const HELP = `usage: nodemesh status [--instance NAME | --admin-socket PATH] [--json]
 
 Shows what a running agent captures: its back-end, each pod's status (with the reason
-for a pod left uncaptured) and the capture counters.
+for a pod left uncaptured), each pod's identity (SPIFFE ID) and when its certificate
+expires, and the capture counters.
   --instance NAME      the agent's instance (its node name, or sim-SIM-NODE in the simulator)
   --admin-socket PATH  the agent's admin socket`;
 
@@ -32,6 +33,12 @@ export async function statusCommand(argv: string[]): Promise<number> {
   console.log('');
   console.log(`${'POD'.padEnd(32)} ${'STATUS'.padEnd(9)} ${'IPS'.padEnd(36)} REASON`);
   for (const p of pods) console.log(`${p.key.padEnd(32)} ${p.status.padEnd(9)} ${p.ips.join(',').padEnd(36)} ${p.reason ?? ''}`);
+  const identities = pods.filter((p) => p.identity);
+  if (identities.length > 0) {
+    console.log('');
+    console.log(`${'POD'.padEnd(32)} ${'IDENTITY'.padEnd(56)} CERTIFICATE EXPIRES`);
+    for (const p of identities) console.log(`${p.key.padEnd(32)} ${p.identity!.padEnd(56)} ${p.certificateExpiry ?? ''}`);
+  }
   const counters = Object.entries(capture.counters);
   if (counters.length > 0) {
     console.log('');

@@ -52,8 +52,8 @@ export class CaServer {
 
   async listen(address: { path: string } | { host: string; port: number }): Promise<void> {
     await this.reload();
-    const serving = await this.ca.issueServing({ dns: this.options.servingNames, ips: ['127.0.0.1', '::1'] });
-    this.server = createServer({ cert: serving.chainPem, key: serving.keyPem, minVersion: 'TLSv1.3', requestTimeout: 15_000, headersTimeout: 10_000 }, (req, res) => void this.handle(req, res));
+    const serving = await this.serving();
+    this.server = createServer({ ...serving, minVersion: 'TLSv1.3', requestTimeout: 15_000, headersTimeout: 10_000 }, (req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       if ('path' in address) this.server!.listen(address.path, resolve);
@@ -72,7 +72,15 @@ export class CaServer {
     const ca = await CertificateAuthority.load(files.signer, files.trustBundlePem);
     const changed = this.ca !== undefined;
     this.ca = ca;
+    // The serving certificate follows the signer: once an old root is retired, agents that
+    // trust the new one alone must still reach the CA.
+    if (this.server) this.server.setSecureContext({ ...(await this.serving()), minVersion: 'TLSv1.3' });
     if (changed) this.options.log.info({ roots: (ca.trustBundlePem.match(/BEGIN CERTIFICATE/g) ?? []).length }, 'CA key material reloaded');
+  }
+
+  private async serving(): Promise<{ cert: string; key: string }> {
+    const s = await this.ca.issueServing({ dns: this.options.servingNames, ips: ['127.0.0.1', '::1'] });
+    return { cert: s.chainPem, key: s.keyPem };
   }
 
   async close(): Promise<void> {

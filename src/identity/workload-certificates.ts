@@ -42,10 +42,8 @@ export interface IdentityStatus {
   error?: string;
 }
 
-export interface WorkloadCertificatesEvents {
-  /** issued: a first certificate; rotated: a renewal replaced it; failed: a request or renewal failed. */
-  onIssue?(kind: 'issued' | 'rotated' | 'failed', spiffeId: string, error?: string): void;
-}
+/** Emitted as 'issue' (kind, spiffeId): issued, a first certificate; rotated, a renewal replaced it; failed, a request or renewal failed. */
+export type IssueEvent = 'issued' | 'rotated' | 'failed';
 
 interface Entry {
   spiffeId: string;
@@ -73,8 +71,9 @@ export class WorkloadCertificates extends EventEmitter implements CredentialLook
   private readonly entries = new Map<string, Entry>();
   private bundle: string;
   private stopped = false;
+  private bundleTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly ca: CaClient, initialBundlePem: string, private readonly log: Logger, private readonly events: WorkloadCertificatesEvents = {}) {
+  constructor(private readonly ca: CaClient, initialBundlePem: string, private readonly log: Logger) {
     super();
     this.bundle = initialBundlePem;
   }
@@ -132,8 +131,18 @@ export class WorkloadCertificates extends EventEmitter implements CredentialLook
     return [...this.entries.values()].flatMap((e) => (e.credential ? [e.credential] : []));
   }
 
+  /** Asks the CA for its trust bundle every `intervalMs` (a staged root reaches this node before it signs anything). */
+  refreshBundleEvery(intervalMs: number): void {
+    clearInterval(this.bundleTimer);
+    this.bundleTimer = setInterval(() => {
+      this.ca.trustBundle().then((b) => this.updateBundle(b.trustBundlePem), (err: unknown) => this.log.debug({ err: describeError(err) }, 'trust bundle refresh failed; the current bundle stays'));
+    }, intervalMs);
+    this.bundleTimer.unref();
+  }
+
   stop(): void {
     this.stopped = true;
+    clearInterval(this.bundleTimer);
     for (const e of this.entries.values()) clearTimeout(e.timer);
   }
 
@@ -183,7 +192,7 @@ export class WorkloadCertificates extends EventEmitter implements CredentialLook
         entry.credential = credential;
         entry.error = undefined;
         if (!first) entry.renewals++;
-        this.events.onIssue?.(first ? 'issued' : 'rotated', entry.spiffeId);
+        this.emit('issue', first ? 'issued' : 'rotated', entry.spiffeId);
         if (previous) this.emit('rotated', entry.spiffeId, credential, previous);
         this.log.info({ spiffeId: entry.spiffeId, notAfter: credential.notAfter.toISOString(), serial: credential.serialNumber }, first ? 'workload certificate issued' : 'workload certificate renewed');
         this.schedule(entry, renewDelay(credential));
@@ -191,7 +200,7 @@ export class WorkloadCertificates extends EventEmitter implements CredentialLook
       (err: unknown) => {
         entry.pending = undefined;
         entry.error = describeError(err);
-        this.events.onIssue?.('failed', entry.spiffeId, entry.error);
+        this.emit('issue', 'failed', entry.spiffeId);
         // A renewal that fails is retried while the current certificate lasts; a first
         // request's failure goes to the caller (the pod is retried by reconciliation).
         if (entry.credential) {
@@ -217,7 +226,7 @@ export class WorkloadCertificates extends EventEmitter implements CredentialLook
   }
 }
 
+/** From now, at RENEW_AT of what is left (notBefore is backdated for clock skew, so it is not the issue time). */
 function renewDelay(c: WorkloadCredential): number {
-  const lifetime = c.notAfter.getTime() - c.notBefore.getTime();
-  return Math.max(1000, c.notBefore.getTime() + lifetime * RENEW_AT - Date.now());
+  return Math.max(1000, (c.notAfter.getTime() - Date.now()) * RENEW_AT);
 }
