@@ -13,7 +13,9 @@ import { simUp } from './up';
  */
 
 export const SIM_USAGE = `usage:
-  nodemesh sim up [--source DIR] [--name N]     build or update a simulation from Kubernetes YAML
+  nodemesh sim up [--source DIR] [--name N] [--workload-lifetime D]
+                                                build or update a simulation from Kubernetes YAML;
+                                                starts its CA (certificates of D, default 24h)
   nodemesh sim down [--name N]                  remove it (also after a crash)
   nodemesh sim status [--name N] [--json]       what exists, per node and pod
   nodemesh sim exec [--name N] POD -- CMD...    run CMD in POD (ns/name, or name in default)
@@ -43,11 +45,11 @@ export async function simCommand(argv: string[], io: Io = defaultIo): Promise<nu
   try {
     switch (command) {
       case 'up': {
-        const { values } = parseArgs({ args: rest, options: { source: { type: 'string', short: 's' }, name: { type: 'string', short: 'n' } }, strict: true });
+        const { values } = parseArgs({ args: rest, options: { source: { type: 'string', short: 's' }, name: { type: 'string', short: 'n' }, 'workload-lifetime': { type: 'string' } }, strict: true });
         const name = values.name ?? DEFAULT_SIM_NAME;
         const source = values.source ?? tryLoadSimState(name)?.source;
         if (source === undefined) throw new NodemeshError('ERR_NM_USAGE', 'sim up needs --source DIR (a directory of Kubernetes YAML)');
-        const state = await simUp({ name, source });
+        const state = await simUp({ name, source, ...(values['workload-lifetime'] ? { workloadLifetime: values['workload-lifetime'] } : {}) });
         io.out(`simulation ${state.name} is up: ${state.nodes.length} node(s), ${state.pods.length} pod(s), ${state.services.length} service(s)\n`);
         for (const r of state.rejected) io.err(`not applied: ${r.reason}\n`);
         io.out(formatStatus(await simStatus(name)));

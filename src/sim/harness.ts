@@ -10,6 +10,8 @@ import type { ConnectionRecord } from '../proxy/connection-log';
 import { execInPod } from './exec';
 import { simDown } from './down';
 import { simUp } from './up';
+import { simAgentIdentityArgs, startSimCa, stopSimCa } from './identity';
+import { withStore } from './state';
 import type { SimState } from './state';
 import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
 import { withDeadline } from '../util/deadline';
@@ -65,9 +67,18 @@ export class SimFixture {
 
   constructor(readonly name: string, readonly source: string) {}
 
-  async up(): Promise<this> {
-    this.state = await simUp({ name: this.name, source: this.source });
+  async up(options: { workloadLifetime?: string } = {}): Promise<this> {
+    this.state = await simUp({ name: this.name, source: this.source, ...options });
     return this;
+  }
+
+  /** Ends the simulation's CA (a CA outage); `startCa` brings it back. */
+  async stopCa(): Promise<void> {
+    this.state = await withStore(this.name, async (store) => { await stopSimCa(store); return store.state; });
+  }
+
+  async startCa(): Promise<void> {
+    this.state = await withStore(this.name, async (store) => { await startSimCa(store); return store.state; });
   }
 
   pod(key: string) {
@@ -173,7 +184,10 @@ export class SimFixture {
   /** Starts `nodemesh agent` for a node without waiting for it (to watch an agent that cannot start). */
   spawnAgent(node: string, args: string[] = [], source = this.source): AgentHandle {
     const instance = `sim-${this.name}-${node}`;
-    const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, CLI, 'agent', '--sim', this.name, '--node', node, '--source', source, ...args], {
+    // Every agent gets its pods' certificates from the simulation's CA, unless the test
+    // gives its own CA flags or runs it against the Kubernetes API (no local CA there).
+    const identity = args.includes('--ca-address') || args.includes('--kube') ? [] : simAgentIdentityArgs(this.state, node);
+    const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, CLI, 'agent', '--sim', this.name, '--node', node, '--source', source, ...identity, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' },
     });

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { adminGet } from '../admin/admin-client';
 import { IptablesCapture } from '../capture/iptables/iptables-capture';
@@ -6,6 +6,7 @@ import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
 import type { SidecarPodRecord } from '../admin/debug-replies';
 import { cgroupProcs } from './cgroup';
+import { cmdline, endProcess, logTail as tail, pidAlive } from './processes';
 import { spawnIn } from './exec';
 import { stateDir } from './names';
 import type { StateStore, SimPod } from './state';
@@ -42,14 +43,6 @@ export function sidecarLogPath(sim: string, namespace: string, pod: string): str
   return join(sidecarDir(sim), `${namespace}_${pod}.log`);
 }
 
-function cmdline(pid: number): string[] | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The pod's sidecar process when it is alive, still in the pod's cgroup, and reading `source`. */
 function liveSidecar(pod: SimPod, source: string): boolean {
   if (pod.sidecarPid === undefined) return false;
@@ -57,15 +50,6 @@ function liveSidecar(pod: SimPod, source: string): boolean {
   if (!argv || !argv.includes('sidecar') || !argv.includes(pod.key)) return false;
   if (!cgroupProcs(pod.cgroup).includes(pod.sidecarPid)) return false;
   return argv.includes(source);
-}
-
-function tail(path: string, bytes = 2000): string {
-  try {
-    const text = readFileSync(path, 'utf8');
-    return text.slice(-bytes);
-  } catch {
-    return '(no log)';
-  }
 }
 
 async function runToCompletion(pod: SimPod, argv: string[]): Promise<{ code: number | null; output: string }> {
@@ -78,33 +62,6 @@ async function runToCompletion(pod: SimPod, argv: string[]): Promise<{ code: num
     child.once('close', (c) => done(c));
   });
   return { code, output };
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** SIGTERM, wait for the drain, then SIGKILL. */
-async function endProcess(pid: number, graceMs = 8000): Promise<void> {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && pidAlive(pid)) await new Promise((r) => setTimeout(r, 50));
-  if (pidAlive(pid)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
 }
 
 function forgetPid(store: StateStore, pid: number | undefined): void {

@@ -96,6 +96,19 @@ export interface SimCreated {
   pids: number[];
 }
 
+/** The simulation's CA: src/sim/identity.ts. */
+export interface SimIdentity {
+  pid?: number;
+  /** unix socket of the CA. */
+  socket: string;
+  stateDir: string;
+  bundleFile: string;
+  tokenDir: string;
+  logFile: string;
+  /** Workload certificate lifetime the CA issues (a duration, "24h"). */
+  workloadLifetime: string;
+}
+
 export interface SimState {
   version: 1;
   name: string;
@@ -116,6 +129,8 @@ export interface SimState {
   /** Objects of the source that were not applied, and why. */
   rejected: Array<{ file: string; object: string; reason: string }>;
   created: SimCreated;
+  /** The simulation's CA (src/sim/identity.ts); absent in states of older versions. */
+  identity?: SimIdentity;
 }
 
 export function emptyCreated(): SimCreated {
@@ -249,4 +264,9 @@ export async function withSimLock<T>(name: string, fn: () => Promise<T>): Promis
       /* the state directory is gone (down) */
     }
   }
+}
+
+/** Runs `fn` on the simulation's state under its lock, saving what it changes. */
+export function withStore<T>(name: string, fn: (store: StateStore) => Promise<T>): Promise<T> {
+  return withSimLock(name, () => fn(new StateStore(loadSimState(name))));
 }

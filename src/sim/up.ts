@@ -31,6 +31,7 @@ import {
 import { deleteNetns, ensureNetns, ipIn, ipInStatus, ipJson, linkExists, listNetns, sysctlIn } from './netns';
 import { assertSealed } from './seal';
 import { reconcileSidecars } from './sidecars';
+import { ensureSimCa, identityCgroup } from './identity';
 import { StateStore, emptyCreated, ensureStateDir, tryLoadSimState, withSimLock, type SimNode, type SimPod, type SimState } from './state';
 import { nodeRoutes, planTopology, type PlannedNode, type PlannedPod, type TopologyPlan } from './topology';
 
@@ -47,6 +48,8 @@ export interface SimUpOptions {
   name?: string;
   /** Directory (or file) of Kubernetes YAML. */
   source: string;
+  /** Lifetime of the workload certificates the simulation's CA issues (a duration, default 24h). */
+  workloadLifetime?: string;
 }
 
 const BRIDGE_NF_HINT =
@@ -115,6 +118,8 @@ export async function simUp(options: SimUpOptions): Promise<SimState> {
     store.save();
 
     await assertSealed(state);
+    // The CA before the sidecars and agents, which get their certificates from it.
+    await ensureSimCa(store, options.workloadLifetime ? { workloadLifetime: options.workloadLifetime } : {});
     // Sidecar-mode pods: the init step, then the pod's own proxy (left running).
     await reconcileSidecars(store, plan);
     state.phase = 'ready';
@@ -324,6 +329,7 @@ async function sweepUnplanned(store: StateStore, plan: TopologyPlan): Promise<vo
     wantedCgroups.add(agentCgroup(state.cgroup2Mount, state.name, node.name));
   }
   for (const pod of plan.pods) wantedCgroups.add(podCgroup(state.cgroup2Mount, state.name, pod.node, pod.pod.namespace, pod.pod.name, pod.pod.uid));
+  wantedCgroups.add(identityCgroup(state));
   const root = state.cgroupRoot;
   // Only the levels the simulator creates: <root>/<node>, <root>/<node>/{pods,agent}, <root>/<node>/pods/<pod>.
   const levels = (dir: string): string[] => {
