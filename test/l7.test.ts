@@ -13,12 +13,13 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminGet } from '../src/admin/admin-client';
 import { ROOT, SimFixture, uniqueSimName, waitFor, type AgentHandle } from '../src/sim/harness';
 import { requireRoot } from './helpers/privileges';
+import { accessLines, metricSum, type AccessLine, type Labels } from './helpers/telemetry';
 
 const EXAMPLE_DIR = join(ROOT, 'deploy', 'examples', 'sim', 'l7');
 
@@ -37,70 +38,6 @@ const TEST_TIMEOUT = 120_000;
 const NODE1_DRAIN_MS = 30_000;
 
 // ------------------------------------------------------------------------------ helpers
-
-type Labels = Record<string, string>;
-
-/** Every sample of a metric in Prometheus text, with its labels. */
-function samples(text: string, name: string): Array<{ labels: Labels; value: number }> {
-  const out: Array<{ labels: Labels; value: number }> = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const close = line.lastIndexOf('}');
-    const labels: Labels = {};
-    if (close > 0) {
-      const body = line.slice(name.length + 1, close);
-      for (const m of body.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]!] = m[2]!.replace(/\\(.)/g, '$1');
-    }
-    out.push({ labels, value: Number(line.slice((close > 0 ? close + 1 : name.length)).trim()) });
-  }
-  return out;
-}
-
-/** The sum of a metric over the series whose labels include every one of `want`. */
-function metricSum(text: string, name: string, want: Labels): number {
-  return samples(text, name)
-    .filter((s) => Object.entries(want).every(([k, v]) => s.labels[k] === v))
-    .reduce((n, s) => n + s.value, 0);
-}
-
-interface AccessLine {
-  kind: string;
-  reporter: string;
-  source_workload: string | null;
-  source_namespace: string | null;
-  source_address: string | null;
-  destination_workload: string | null;
-  destination_service: string | null;
-  upstream_host: string | null;
-  route: string | null;
-  method: string | null;
-  path: string | null;
-  protocol: string | null;
-  response_code: number | null;
-  grpc_status: number | null;
-  response_flags: string;
-  bytes_received: number;
-  bytes_sent: number;
-  request_id: string | null;
-  traceparent: string | null;
-  attempts: number;
-  duration_ms: number;
-}
-
-function accessLines(file: string): AccessLine[] {
-  if (!existsSync(file)) return [];
-  const out: AccessLine[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const o = JSON.parse(line) as AccessLine & { component?: string };
-      if (o.component === 'access') out.push(o);
-    } catch {
-      /* a line still being written */
-    }
-  }
-  return out;
-}
 
 interface HttpOne { status: number; headers: Record<string, string | string[] | undefined>; body: string; servedBy?: string; ms: number; json?: any; error?: string }
 interface HttpMany { count: number; statuses: Record<string, number>; servedBy: Record<string, number>; errors: Record<string, number>; p50Ms: number | null; p99Ms: number | null; ms: number; error?: string }

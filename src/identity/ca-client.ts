@@ -3,7 +3,7 @@ import { NodemeshError } from '../errors';
 
 /** Where the CA listens: `https://host:port` or `unix:/path/to/socket` (TLS either way). */
 export interface CaEndpoint {
-  address: string;
+  readonly address: string;
   /** The roots that signed the CA's serving certificate (the trust bundle). */
   trustBundlePem: string;
   /** The DNS name in the CA's serving certificate. */
@@ -32,6 +32,11 @@ const REQUEST_TIMEOUT_MS = 10_000;
  */
 export class CaClient {
   constructor(private readonly endpoint: CaEndpoint, private readonly token: () => string) {}
+
+  /** The roots to trust the CA with from now on (a root rotation moves its serving certificate too). */
+  setTrustBundle(trustBundlePem: string): void {
+    this.endpoint.trustBundlePem = trustBundlePem;
+  }
 
   sign(body: SignRequest): Promise<SignResponse> {
     return this.call('POST', '/v1/certificates', body) as Promise<SignResponse>;

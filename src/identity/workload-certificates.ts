@@ -150,6 +150,7 @@ export class WorkloadCertificates extends EventEmitter implements CredentialLook
   updateBundle(bundlePem: string): void {
     if (bundlePem === this.bundle || !bundlePem.includes('BEGIN CERTIFICATE')) return;
     this.bundle = bundlePem;
+    this.ca.setTrustBundle(bundlePem);
     for (const e of this.entries.values()) {
       if (!e.credential) continue;
       const c = e.credential;
