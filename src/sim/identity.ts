@@ -43,10 +43,11 @@ export function simAgentIdentityArgs(state: SimState, node: string): string[] {
   return ['--ca-address', `unix:${id.socket}`, '--ca-bundle-file', id.bundleFile, '--ca-token-file', join(id.tokenDir, `${node}.jwt`), '--ca-bundle-refresh-ms', '1000'];
 }
 
-function liveCa(id: SimIdentity | undefined): boolean {
+/** The CA of a previous `up`, alive and serving this source with this lifetime. */
+function liveCa(id: SimIdentity | undefined, source: string): boolean {
   if (id?.pid === undefined || !pidAlive(id.pid)) return false;
   const argv = cmdline(id.pid);
-  return !!argv && argv.includes('identity') && argv.includes(`unix:${id.socket}`) && argv.includes(id.workloadLifetime);
+  return !!argv && argv.includes('identity') && argv.includes(`unix:${id.socket}`) && argv.includes(id.workloadLifetime) && argv.includes(source);
 }
 
 /** Keys, tokens for every node, and a running CA; a CA from a previous `up` that still runs is kept. */
@@ -59,7 +60,7 @@ export async function ensureSimCa(store: StateStore, options: { workloadLifetime
   for (const node of state.nodes) writeFileSync(join(id.tokenDir, `${node.name}.jwt`), `${mintLocalToken(key, { node: node.name })}\n`, { mode: 0o600 });
   state.identity = id;
   store.save();
-  if (liveCa(id)) return;
+  if (liveCa(id, state.source)) return;
   if (id.pid !== undefined) await stopSimCa(store);
   await startSimCa(store);
 }

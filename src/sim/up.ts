@@ -97,6 +97,8 @@ export async function simUp(options: SimUpOptions): Promise<SimState> {
       nodes: previous?.nodes ?? [],
       pods: previous?.pods ?? [],
       services: previous?.services ?? [],
+      // The CA of a previous `up` is kept while it runs (src/sim/identity.ts).
+      ...(previous?.identity ? { identity: previous.identity } : {}),
       rejected: [...source.rejected.map((r) => ({ file: r.file, object: r.object, reason: r.reason })), ...plan.skipped.map((s) => ({ file: '(simulator)', object: s.object, reason: s.reason }))],
       created: previous?.created ?? emptyCreated(),
     };
