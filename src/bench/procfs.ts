@@ -68,15 +68,6 @@ export function machineBusyS(): number {
   return (user! + nice! + system! + irq! + softirq! + steal!) / CLK_TCK;
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function machineInfo(): { cpus: number; cpuModel: string; memoryGiB: number; kernel: string } {
   const list = cpus();
   return {
