@@ -8,7 +8,7 @@ import type { AgentAuthenticator, PodRegistry } from './agent-authentication';
 import type { SignRequest } from './ca-client';
 import { CertificateAuthority, DEFAULT_WORKLOAD_LIFETIME_MS, MIN_WORKLOAD_LIFETIME_MS } from './certificate-authority';
 import { readCaFiles } from './ca-state';
-import { formatSpiffeId } from './spiffe-id';
+import { spiffePrincipal } from '../mesh/workload-identity';
 
 export interface CaServerOptions {
   stateDir: string;
@@ -128,7 +128,7 @@ export class CaServer {
     if (pod.nodeName !== agent.node) throw denied(`pod ${who} runs on ${pod.nodeName ? `node ${pod.nodeName}` : 'no node'}, not on the agent's node ${agent.node}`);
     if (pod.terminated) throw denied(`pod ${who} has finished`);
     if (pod.serviceAccount !== serviceAccount) throw denied(`pod ${who} runs as service account ${pod.serviceAccount}, not ${serviceAccount}`);
-    const spiffeId = formatSpiffeId({ trustDomain: this.options.trustDomain, namespace, serviceAccount: pod.serviceAccount });
+    const spiffeId = spiffePrincipal(namespace, pod.serviceAccount, this.options.trustDomain);
     const lifetime = Math.max(MIN_WORKLOAD_LIFETIME_MS, this.options.workloadLifetimeMs ?? DEFAULT_WORKLOAD_LIFETIME_MS);
     const issued = await this.ca.issue(body.csrPem, spiffeId, lifetime);
     this.options.log.info({ spiffeId, pod: who, node: agent.node, agent: agent.subject, notAfter: issued.notAfter.toISOString() }, 'certificate issued');

@@ -1,4 +1,4 @@
-import { randomBytes, X509Certificate as NodeX509 } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate as NodeX509 } from 'node:crypto';
 import { NodemeshError } from '../errors';
 import type { webcrypto } from 'node:crypto';
 import { generateP256, importP256, P256, pemBlocks, x509, type KeyPair } from './x509-library';
@@ -77,7 +77,7 @@ export class CertificateAuthority {
       throw new NodemeshError('ERR_NM_CA_KEY', `the CA key (tls.key) is not a PKCS#8/SEC1 ECDSA P-256 key: ${(err as Error).message}`, { hint: 'nodemesh signs with ECDSA P-256 only; generate the key with that curve' });
     }
     const node = new NodeX509(blocks[0]!);
-    if (!node.checkPrivateKey((await import('node:crypto')).createPrivateKey(signer.keyPem))) {
+    if (!node.checkPrivateKey(createPrivateKey(signer.keyPem))) {
       throw new NodemeshError('ERR_NM_CA_KEY', 'the CA key (tls.key) does not belong to the CA certificate (tls.crt)', { hint: 'give the key that matches the certificate' });
     }
     const selfSigned = node.checkIssued(node);

@@ -1,6 +1,6 @@
 import { NodemeshError } from '../errors';
 
-/** A workload identity as SPIFFE spells a Kubernetes service account: spiffe://<td>/ns/<ns>/sa/<sa>. */
+/** A workload identity as SPIFFE spells a Kubernetes service account: spiffe://<td>/ns/<ns>/sa/<sa> (made by mesh/'s spiffePrincipal). */
 export interface SpiffeId {
   trustDomain: string;
   namespace: string;
@@ -8,10 +8,6 @@ export interface SpiffeId {
 }
 
 const DNS_LABELS = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
-
-export function formatSpiffeId(id: SpiffeId): string {
-  return `spiffe://${id.trustDomain}/ns/${id.namespace}/sa/${id.serviceAccount}`;
-}
 
 /** The SPIFFE ID in a URI, or undefined when it is not one of the Kubernetes form. */
 export function parseSpiffeId(uri: string): SpiffeId | undefined {

@@ -1,4 +1,4 @@
-import { webcrypto } from 'node:crypto';
+import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 
 /** WebCrypto's key pair type (Node's; the project has no DOM types). */
 export type KeyPair = webcrypto.CryptoKeyPair;
@@ -36,7 +36,6 @@ export async function generateP256(): Promise<{ keys: KeyPair; keyPem: string }>
 
 /** Imports a PKCS#8 PEM P-256 private key with its public half (for a CA loaded from disk). */
 export async function importP256(keyPem: string): Promise<KeyPair> {
-  const { createPrivateKey, createPublicKey } = await import('node:crypto');
   const priv = createPrivateKey(keyPem);
   const pkcs8 = priv.export({ format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });

@@ -36,12 +36,16 @@ function resolveState(sim: string | SimState): SimState {
   return typeof sim === 'string' ? loadSimState(sim) : sim;
 }
 
-const JOIN_AND_EXEC = 'cg="$1"; ns="$2"; shift 2; echo $$ > "$cg/cgroup.procs" && exec ip netns exec "$ns" "$@"';
+const JOIN_AND_EXEC = 'cg="$1"; shift; echo $$ > "$cg/cgroup.procs" && exec "$@"';
 
-/** Spawns argv in a cgroup and a named network namespace. */
-export function spawnIn(cgroup: string, netns: string, argv: readonly string[], options: SpawnOptions = {}): ChildProcess {
+/**
+ * Spawns argv in a cgroup and a named network namespace (undefined: the host's). The pid is
+ * the program's own once the shell has exec'd it.
+ */
+export function spawnIn(cgroup: string, netns: string | undefined, argv: readonly string[], options: SpawnOptions = {}): ChildProcess {
   if (argv.length === 0) throw new NodemeshError('ERR_NM_SIM_EXEC', 'nothing to run: give a command');
-  return spawn('sh', ['-c', JOIN_AND_EXEC, 'sh', cgroup, netns, ...argv], options);
+  const program = netns === undefined ? argv : ['ip', 'netns', 'exec', netns, ...argv];
+  return spawn('sh', ['-c', JOIN_AND_EXEC, 'sh', cgroup, ...program], options);
 }
 
 /**

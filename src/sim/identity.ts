@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { NodemeshError, describeError } from '../errors';
@@ -9,6 +8,7 @@ import { mintLocalToken } from '../identity/local-token';
 import { logger } from '../log';
 import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
 import { ensureCgroupDir } from './cgroup';
+import { spawnIn } from './exec';
 import { stateDir } from './names';
 import { cmdline, endProcess, logTail, pidAlive } from './processes';
 import type { SimIdentity, SimState, StateStore } from './state';
@@ -76,7 +76,8 @@ export async function startSimCa(store: StateStore): Promise<void> {
   let pid: number | undefined;
   try {
     const argv = [process.execPath, ...PROXY_NODE_FLAGS, CLI, 'identity', 'serve', '--state-dir', id.stateDir, '--listen', `unix:${id.socket}`, '--source', state.source, '--workload-lifetime', id.workloadLifetime];
-    const child = spawn('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cgroup, ...argv], { detached: true, stdio: ['ignore', fd, fd] });
+    // In the host's network namespace: agents reach it on its unix socket.
+    const child = spawnIn(cgroup, undefined, argv, { detached: true, stdio: ['ignore', fd, fd] });
     pid = child.pid;
     child.unref();
   } finally {

@@ -26,8 +26,7 @@ export class Inbound {
   constructor(private readonly inputs: ProxyInputs) {
     this.tunnelServer = new TunnelServer({
       deliver: (target, meta) => {
-        const config = inputs.config.current;
-        const decision = decideInbound(config, this.tunnelFacts(target, meta));
+        const decision = decideInbound(inputs.config.current, this.tunnelFacts(target, meta));
         if (decision.kind === 'refuse') return Promise.reject(Object.assign(new Error(decision.reason), { status: decision.status }));
         // The client checked that this end is `listenerIdentity`: deliver only to a pod that is.
         if (decision.destination.principal !== meta.listenerIdentity) {
@@ -35,7 +34,7 @@ export class Inbound {
         }
         const local = inputs.pods.byAddress(target.address)!;
         return connectIn(local.network, target, DELIVER_CONNECT_MS, true).then((s) => {
-          inputs.istio.tcpOpened(streamLabels(decision.source, decision.destination, true));
+          inputs.istio.tcpOpened(streamLabels(decision.source, decision.destination));
           return s;
         });
       },
@@ -49,7 +48,7 @@ export class Inbound {
         const facts = this.tunnelFacts(info.target, info);
         const source = inboundSource(config, facts);
         const destination = facts.localPod ? config.workload(facts.localPod) : undefined;
-        const labels = streamLabels(source, destination, true);
+        const labels = streamLabels(source, destination);
         const flags = info.error ? 'UC' : '-';
         inputs.istio.tcpClosed({ ...labels, responseFlags: flags, sentBytes: info.bytesIn, receivedBytes: info.bytesOut });
         inputs.accessLog?.tcp({
@@ -131,6 +130,7 @@ export class Inbound {
   }
 }
 
-function streamLabels(source: WorkloadInfo | undefined, destination: WorkloadInfo | undefined, mtls: boolean) {
-  return { reporter: 'destination' as const, ...(source ? { source } : {}), ...(destination ? { destination } : {}), mtls };
+/** The labels of a tunnel stream: always mutual TLS (15008 accepts nothing else). */
+function streamLabels(source: WorkloadInfo | undefined, destination: WorkloadInfo | undefined) {
+  return { reporter: 'destination' as const, ...(source ? { source } : {}), ...(destination ? { destination } : {}), mtls: true };
 }
