@@ -449,6 +449,8 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes', 'grpcroutes'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['nodemesh.dev'], resources: ['trafficpolicies'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['nodemesh.dev'], resources: ['trafficpolicies/status'], verbs: ['patch'] },
+      { apiGroups: ['security.istio.io'], resources: ['peerauthentications'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['security.istio.io'], resources: ['peerauthentications/status'], verbs: ['patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
     ]);
@@ -578,7 +580,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     const rbac = render(['sidecarRbac.enabled=true']);
     const role = find(rbac, 'ClusterRole', 'nodemesh-sidecar')!;
     for (const r of role.rules as Obj[]) assert.deepEqual(r.verbs, ['get', 'list', 'watch'], 'read-only');
-    assert.deepEqual(role.rules.flatMap((r: Obj) => r.resources).sort(), ['endpointslices', 'grpcroutes', 'httproutes', 'namespaces', 'pods', 'services', 'trafficpolicies']);
+    assert.deepEqual(role.rules.flatMap((r: Obj) => r.resources).sort(), ['endpointslices', 'grpcroutes', 'httproutes', 'namespaces', 'peerauthentications', 'pods', 'services', 'trafficpolicies']);
     const binding = find(rbac, 'ClusterRoleBinding', 'nodemesh-sidecar')!;
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'nodemesh-sidecar' });
     assert.deepEqual(binding.subjects, [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:serviceaccounts' }]);

@@ -17,6 +17,7 @@ import { DEFAULT_CA_SERVER_NAME } from '../src/identity/ca-server';
 import { workloadKeyAndCsr } from '../src/identity/workload-csr';
 import { CLI, ROOT, SimFixture, uniqueSimName, waitFor, type AgentHandle, type HeldConnection } from '../src/sim/harness';
 import { requireRoot } from './helpers/privileges';
+import { debugConfig, writeSourceFile } from './helpers/source-dir';
 import { accessLines, metricSum } from './helpers/telemetry';
 
 const EXAMPLE_DIR = join(ROOT, 'deploy', 'examples', 'sim', 'l7');
@@ -169,6 +170,43 @@ describe('workload identity and mTLS on the simulator', { concurrency: false, ti
     // The same request with node2's own token is what the CA is for.
     const token2 = readFileSync(join(id.tokenDir, 'node2.jwt'), 'utf8').trim();
     assert.match((await ca(token2).sign({ csrPem, pod: { namespace: 'demo', name: 'b1', serviceAccount: 'default' } })).chainPem, /BEGIN CERTIFICATE/);
+  });
+
+  test('PeerAuthentication STRICT: plaintext from outside the mesh is refused and counted, mesh traffic flows; a PERMISSIVE port and a bad policy', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    const write = (name: string, text: string | undefined) => writeSourceFile(dir, logDir, name, text, [node1, node2]);
+    const fromOutside = () => http1('demo/c3', `http://${B1}:8080/hello`);
+    const refusedCount = async () => metricSum(await node2.metrics(), 'nodemesh_mtls_plaintext_refused_total', { namespace: 'demo', pod: 'b1', policy: 'demo/strict' });
+    assert.equal((await fromOutside()).status, 200, 'PERMISSIVE (no policy): plaintext from c3 reaches b1');
+    try {
+      await write('peer-authentication.yaml', 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: strict, namespace: demo }\nspec: { mtls: { mode: STRICT } }\n');
+      assert.deepEqual((await debugConfig(node2)).rejected, []);
+      const refused = await fromOutside();
+      assert.equal(refused.status, undefined, `STRICT: c3's plaintext must not get an answer: ${JSON.stringify(refused)}`);
+      assert.ok(refused.error, 'the connection failed');
+      assert.ok((await refusedCount()) >= 1, 'node2 counted the refusal under the policy that made it');
+      assert.match(node2.log, /plaintext from 10\.244\.\d+\.\d+ to demo\/b1 port 8080 refused: PeerAuthentication demo\/strict makes it STRICT/);
+      // The mesh's own traffic: across nodes through the tunnel (mTLS), and a direct pod address too.
+      await crossNodeOk('STRICT, c1 to b through the tunnel');
+      assert.equal((await http1('demo/c1', `http://${B1}:8080/hello`)).status, 200, 'STRICT, c1 to b1 by its address: through the tunnel');
+
+      // One port opened up for plaintext; a policy nodemesh cannot read is refused, never applied as PERMISSIVE.
+      await write('peer-authentication-b.yaml', [
+        'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: b-http, namespace: demo }',
+        'spec: { selector: { matchLabels: { app: b } }, portLevelMtls: { "8080": { mode: PERMISSIVE } } }',
+        '---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: typo, namespace: demo }',
+        'spec: { selector: { matchLabels: { app: c } }, mtls: { mode: Disable } }\n',
+      ].join('\n'));
+      assert.equal((await fromOutside()).status, 200, 'port 8080 of b is PERMISSIVE by portLevelMtls');
+      const rejected = (await debugConfig(node2)).rejected;
+      assert.equal(rejected.length, 1, JSON.stringify(rejected));
+      assert.equal(rejected[0]!.object, 'PeerAuthentication demo/typo');
+      assert.match(rejected[0]!.reason, /spec\.mtls\.mode: "Disable" is not an mTLS mode .*DISABLE/);
+    } finally {
+      await write('peer-authentication-b.yaml', undefined);
+      await write('peer-authentication.yaml', undefined);
+    }
+    assert.equal((await fromOutside()).status, 200, 'the policy removed: PERMISSIVE again');
   });
 
   test('rotation: a renewal keeps old connections and moves new ones to a new session; a root rollover drops nothing', { timeout: 420_000 }, async (t: TestContext) => {

@@ -13,12 +13,13 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminGet } from '../src/admin/admin-client';
 import { ROOT, SimFixture, uniqueSimName, waitFor, type AgentHandle } from '../src/sim/harness';
 import { requireRoot } from './helpers/privileges';
+import { debugConfig, writeSourceFile } from './helpers/source-dir';
 import { accessLines, metricSum, type AccessLine, type Labels } from './helpers/telemetry';
 
 const EXAMPLE_DIR = join(ROOT, 'deploy', 'examples', 'sim', 'l7');
@@ -41,13 +42,6 @@ const NODE1_DRAIN_MS = 30_000;
 
 interface HttpOne { status: number; headers: Record<string, string | string[] | undefined>; body: string; servedBy?: string; ms: number; json?: any; error?: string }
 interface HttpMany { count: number; statuses: Record<string, number>; servedBy: Record<string, number>; errors: Record<string, number>; p50Ms: number | null; p99Ms: number | null; ms: number; error?: string }
-interface DebugConfig {
-  version: number | string;
-  routes: string[];
-  policies: Array<{ service: string; ejections: Array<{ key: string; until: number; times: number }> }>;
-  rejected: Array<{ file: string; object: string; path?: string; reason: string; code: string }>;
-}
-
 describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => {
   let sim: SimFixture | undefined;
   let dir = '';
@@ -60,7 +54,7 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
   const http1 = (pod: string, url: string, ...args: string[]): Promise<HttpOne> => sim!.l7Client(pod, ['http', url, ...args]);
   const httpMany = (pod: string, url: string, count: number, concurrency: number, ...args: string[]): Promise<HttpMany> =>
     sim!.l7Client(pod, ['http', url, '--count', String(count), '--concurrency', String(concurrency), ...args]);
-  const config = (agent: AgentHandle) => adminGet<DebugConfig>(agent.socket, '/debug/config');
+  const config = debugConfig;
   const rss = (agent: AgentHandle): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
 
   /** What an app has served (asked from c3, which is not enrolled: no proxy on its side). */
@@ -77,21 +71,7 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
   const servedPath = async (pods: string[], path: string) => (await Promise.all(pods.map((p) => served(p)))).reduce((n, c) => n + (c.paths[path] ?? 0), 0);
 
   /** Writes a file into the watched source directory atomically; waits for both agents to load it. */
-  async function writeSource(name: string, text: string | undefined): Promise<void> {
-    const before = await Promise.all([config(node1), config(node2)]);
-    const target = join(dir, name);
-    if (text === undefined) rmSync(target, { force: true });
-    else {
-      // Written beside the directory and renamed in: the watcher sees one whole file.
-      const tmp = join(logDir, `${name}.tmp`);
-      writeFileSync(tmp, text);
-      renameSync(tmp, target);
-    }
-    await waitFor(`both agents to load ${name}`, async () => {
-      const now = await Promise.all([config(node1), config(node2)]);
-      return now.every((c, i) => c.version !== before[i]!.version);
-    }, 10_000);
-  }
+  const writeSource = (name: string, text: string | undefined): Promise<void> => writeSourceFile(dir, logDir, name, text, [node1, node2]);
 
   /** Waits until at least `n` access-log lines match, then checks that no more come. */
   async function waitAccess(file: string, match: (l: AccessLine) => boolean, n: number): Promise<AccessLine[]> {

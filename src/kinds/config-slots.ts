@@ -3,6 +3,8 @@ import type { RejectedObject } from '../config/validation';
 import { compileRoutes, type RouteTable } from '../routing';
 import { isOfKind, type ObjectKind } from './object-kind';
 import { KINDS } from './registry';
+import type { PeerAuthentications } from '../policy/server/peer-authentication';
+import { PEER_AUTHENTICATION_KIND } from './peer-authentication';
 import { TRAFFIC_POLICY_KIND, type TrafficPolicies } from './traffic-policy';
 
 /**
@@ -15,7 +17,8 @@ import { TRAFFIC_POLICY_KIND, type TrafficPolicies } from './traffic-policy';
 export interface ConfigSlots {
   routes: RouteTable;
   policies: TrafficPolicies;
-  /** Objects that do not apply: routes first, then policies. */
+  peerAuthentication: PeerAuthentications;
+  /** Objects that do not apply: routes first, then policies, then PeerAuthentications. */
   rejected: RejectedObject[];
   /** Routes that apply with a reference that does not resolve. */
   warnings: RejectedObject[];
@@ -35,5 +38,12 @@ export function buildConfigSlots(snapshot: MeshSnapshot, kinds: readonly ObjectK
   const routeObjects = snapshot.others.filter((o) => routeKinds.some((k) => isOfKind(k, o)));
   const { table, rejected: routeRejected, warnings } = compileRoutes(routeObjects, snapshot.services);
   const policies = parsedValue(TRAFFIC_POLICY_KIND, snapshot);
-  return { routes: table, policies: policies.value, rejected: [...routeRejected, ...policies.rejected], warnings };
+  const peerAuthentication = parsedValue(PEER_AUTHENTICATION_KIND, snapshot);
+  return {
+    routes: table,
+    policies: policies.value,
+    peerAuthentication: peerAuthentication.value,
+    rejected: [...routeRejected, ...policies.rejected, ...peerAuthentication.rejected],
+    warnings,
+  };
 }

@@ -39,9 +39,10 @@ export interface ParsedKind<T> {
  * Where the parsed objects go in the proxy configuration (src/proxy/proxy-config.ts):
  * - `snapshot`: the mesh model of MeshSnapshot (Namespaces, Pods, Services, endpoints);
  * - `routes`: the route table (routing/), compiled against the snapshot's Services;
- * - `policies`: the client-side policy registry (policy/client/), by target Service.
+ * - `policies`: the client-side policy registry (policy/client/), by target Service;
+ * - `peer-authentication`: the mTLS modes of workloads (policy/server/).
  */
-export type ConfigSlot = 'snapshot' | 'routes' | 'policies';
+export type ConfigSlot = 'snapshot' | 'routes' | 'policies' | 'peer-authentication';
 
 /**
  * How the owner of an object hears what nodemesh made of it.

@@ -7,6 +7,7 @@ import { GRPC_ROUTE_KIND } from './grpc-route';
 import { HTTP_ROUTE_KIND } from './http-route';
 import { NAMESPACE_KIND } from './namespace';
 import { isOfKind, type ApiResource, type ObjectKind } from './object-kind';
+import { PEER_AUTHENTICATION_KIND } from './peer-authentication';
 import { POD_KIND } from './pod';
 import { REFERENCE_GRANT_KIND } from './reference-grant';
 import { SERVICE_KIND } from './service';
@@ -26,6 +27,7 @@ export const KINDS: readonly ObjectKind[] = [
   GRPC_ROUTE_KIND,
   REFERENCE_GRANT_KIND,
   TRAFFIC_POLICY_KIND as ObjectKind,
+  PEER_AUTHENTICATION_KIND as ObjectKind,
 ];
 
 /** The converters of the core kinds, for convertObjects and the directory source. */

@@ -6,6 +6,9 @@ import { endpointSlice, grpcRoute, httpRoute, namespace, pod, service, trafficPo
 import { FakeApiServer, kubeConfigFor, type RecordedRequest } from './testing/fake-apiserver';
 import { ResultLog, eventually, sleep } from './testing/results';
 
+/** Every kind the source watches: one watch each. */
+const WATCHED = MESH_RESOURCES.length;
+
 /**
  * The real client-node against the fake API server on 127.0.0.1, for what a real API
  * server cannot be made to do on demand: failed LISTs, 500s and 503s, a watch cut or
@@ -109,7 +112,7 @@ test('watch expiry: after compaction and dropped watches the source relists and 
   await source.load();
   const log = new ResultLog<KubeSourceResult>();
   source.watch(log.push);
-  await eventually(() => server.openWatches() === 7, 'seven open watches');
+  await eventually(() => server.openWatches() === WATCHED, 'every watch open');
   const before = Date.now();
 
   // The outage: connections drop, objects change meanwhile, history is compacted.
@@ -148,16 +151,16 @@ test('a watch answered with HTTP 410 relists too', async (t) => {
   await source.load();
   const log = new ResultLog<KubeSourceResult>();
   source.watch(log.push);
-  await eventually(() => server.openWatches() === 7, 'seven open watches');
+  await eventually(() => server.openWatches() === WATCHED, 'every watch open');
   const before = Date.now();
-  server.failNextWatches(7, 410);
+  server.failNextWatches(WATCHED, 410);
   server.dropWatches();
   server.create(pod('p410', { ip: '10.1.0.80' }));
   await log.until((x) => x.pods.some((p) => p.name === 'p410'), 'the pod after the relist');
-  // Seven watch requests were answered 410; which reflector got which is a race (one may
+  // WATCHED watch requests were answered 410; which reflector got which is a race (one may
   // take two while another takes none), so the claim is per reflector: every one that was
   // told 410 listed its collection again.
-  await eventually(() => source.status().reduce((n, s) => n + s.stats.expired, 0) >= 7, 'seven 410s handled');
+  await eventually(() => source.status().reduce((n, s) => n + s.stats.expired, 0) >= WATCHED, 'a 410 per watch handled');
   const expired = source.status().filter((s) => s.stats.expired > 0);
   assert.ok(expired.length > 0);
   // A reflector counts the 410 when it reads it and lists right after: wait for the LIST
@@ -165,7 +168,7 @@ test('a watch answered with HTTP 410 relists too', async (t) => {
   const relisted = (s: (typeof expired)[number]) => requestsFor(server, collectionPath(MESH_RESOURCES.find((r) => r.id === s.resource)!), before).some((r) => r.list);
   await eventually(() => expired.every(relisted), 'every reflector told 410 to list again', 15_000).catch(() => undefined);
   for (const s of expired) assert.ok(relisted(s), `${s.resource} was listed again after its 410`);
-  await eventually(() => server.openWatches() === 7, 'every watch back');
+  await eventually(() => server.openWatches() === WATCHED, 'every watch back');
 });
 
 test('dropped connections reconnect from the last resourceVersion, without relisting', async (t) => {
@@ -173,12 +176,12 @@ test('dropped connections reconnect from the last resourceVersion, without relis
   await source.load();
   const log = new ResultLog<KubeSourceResult>();
   source.watch(log.push);
-  await eventually(() => server.openWatches() === 7, 'seven open watches');
+  await eventually(() => server.openWatches() === WATCHED, 'every watch open');
   const listsBefore = server.requests.filter((r) => r.list).length;
   server.dropWatches();
   server.create(pod('during-drop', { ip: '10.1.0.60' }));
   await log.until((x) => x.pods.some((p) => p.name === 'during-drop'), 'the pod created while disconnected');
-  await eventually(() => server.openWatches() === 7, 'every watch back');
+  await eventually(() => server.openWatches() === WATCHED, 'every watch back');
   assert.equal(server.requests.filter((r) => r.list).length, listsBefore, 'history was still there: no LIST');
 });
 
@@ -188,7 +191,7 @@ test('reconnects back off exponentially while the API server fails (no tight loo
   await source.load();
   const log = new ResultLog<KubeSourceResult>();
   source.watch(log.push);
-  await eventually(() => server.openWatches() === 7, 'seven open watches');
+  await eventually(() => server.openWatches() === WATCHED, 'every watch open');
 
   // Every watch fails, and so does every list (compaction forces relists).
   server.failNextLists(100000, 500);
@@ -204,10 +207,10 @@ test('reconnects back off exponentially while the API server fails (no tight loo
     // 100-200, 200-400, 400-800, 800-1600 ms ...: at most 6 attempts in 2 s, even counting a stray one.
     assert.ok(count <= 6, `${path}: ${count} requests in 2 s`);
   }
-  assert.ok(window.length >= 7, `it does retry (${window.length} requests)`);
-  assert.ok(window.length <= 7 * 6, `${window.length} requests in 2 s`);
+  assert.ok(window.length >= WATCHED, `it does retry (${window.length} requests)`);
+  assert.ok(window.length <= WATCHED * 6, `${window.length} requests in 2 s`);
   const errors = source.status().reduce((n, s) => n + s.stats.errors, 0);
-  assert.ok(errors >= 7);
+  assert.ok(errors >= WATCHED);
 
   // The server recovers: the source converges, including what changed meanwhile.
   server.clearFailures();
@@ -219,7 +222,7 @@ test('bookmarks advance the resourceVersion a reconnect starts from', async (t) 
   const { server, source } = await setup(t);
   await source.load();
   source.watch(() => undefined);
-  await eventually(() => server.openWatches() === 7, 'seven open watches');
+  await eventually(() => server.openWatches() === WATCHED, 'every watch open');
   const podsRV = source.status().find((s) => s.resource === 'pods')!.resourceVersion!;
   // Changes the pods watch never sees (other kinds) move the global resourceVersion on.
   server.create(service('other', { clusterIP: '10.96.0.40' }));
@@ -242,6 +245,7 @@ test('missing CRDs are empty, not fatal, and appear once installed', async (t) =
     s.create(service('web', { clusterIP: '10.96.0.10' }));
     s.setGroupInstalled('gateway.networking.k8s.io', false);
     s.setGroupInstalled('nodemesh.dev', false);
+    s.setGroupInstalled('security.istio.io', false);
   });
   const first = await source.load();
   assert.deepEqual(first.others, []);
@@ -250,7 +254,7 @@ test('missing CRDs are empty, not fatal, and appear once installed', async (t) =
     .filter((s) => s.missing)
     .map((s) => s.resource)
     .sort();
-  assert.deepEqual(missing, ['grpcroutes', 'httproutes', 'trafficpolicies']);
+  assert.deepEqual(missing, ['grpcroutes', 'httproutes', 'peerauthentications', 'trafficpolicies']);
   assert.equal(source.status().reduce((n, s) => n + s.stats.errors, 0), 0, 'a missing CRD is not an error');
   const log = new ResultLog<KubeSourceResult>();
   source.watch(log.push);
@@ -263,6 +267,7 @@ test('missing CRDs are empty, not fatal, and appear once installed', async (t) =
 
   server.setGroupInstalled('gateway.networking.k8s.io', true);
   server.setGroupInstalled('nodemesh.dev', true);
+  server.setGroupInstalled('security.istio.io', true);
   server.create(httpRoute('r1', 'web'));
   server.create(trafficPolicy('p1', GOOD_POLICY));
   const r = await log.until((x) => x.others.length === 2, 'the route and the policy');

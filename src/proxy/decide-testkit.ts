@@ -1,3 +1,4 @@
+import type { OtherObject } from '../config/objects';
 import { MeshSnapshot } from '../config/snapshot';
 import type { PodInfo, ServiceInfo } from '../mesh/model';
 import { testPod } from '../mesh/testing';
@@ -38,6 +39,12 @@ export const serverService: ServiceInfo = {
   selector: { app: 'server' },
 };
 
-export function meshConfig(pods: PodInfo[] = [client, localServer, remoteServer, remoteOther, sidecarPod]): ProxyConfig {
-  return new ProxyConfigStore(MeshSnapshot.from({ namespaces: [], pods, services: [serverService] }, 1)).current;
+export function meshConfig(pods: PodInfo[] = [client, localServer, remoteServer, remoteOther, sidecarPod], others: OtherObject[] = []): ProxyConfig {
+  return new ProxyConfigStore(MeshSnapshot.from({ namespaces: [], pods, services: [serverService], others }, 1)).current;
+}
+
+/** The default mesh with one PeerAuthentication `demo/pa` of this spec. */
+export function meshConfigWithPeerAuthentication(spec: Record<string, unknown>): ProxyConfig {
+  const object = { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'pa', namespace: 'demo' }, spec };
+  return meshConfig(undefined, [{ file: 'pa.yaml', apiVersion: object.apiVersion, kind: object.kind, namespace: 'demo', name: 'pa', object }]);
 }

@@ -8,6 +8,7 @@ export class ProxyMetrics {
   readonly listeners: Gauge<'kind'>;
   readonly tlsFailures: Counter<'side' | 'reason'>;
   readonly tunnelSessions: Counter<'side'>;
+  readonly plaintextRefused: Counter<'namespace' | 'pod' | 'policy'>;
 
   constructor(registry: Registry) {
     this.connections = new Counter({
@@ -44,6 +45,12 @@ export class ProxyMetrics {
       name: 'nodemesh_tunnel_sessions_total',
       help: 'Tunnel sessions established (one mTLS handshake each), side=server accepted on 15008.',
       labelNames: ['side'],
+      registers: [registry],
+    });
+    this.plaintextRefused = new Counter({
+      name: 'nodemesh_mtls_plaintext_refused_total',
+      help: 'Plaintext connections captured inbound (15006) and refused because a PeerAuthentication makes the port STRICT, by destination pod and the policy.',
+      labelNames: ['namespace', 'pod', 'policy'],
       registers: [registry],
     });
   }

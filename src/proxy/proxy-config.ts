@@ -4,6 +4,7 @@ import { podKey, type PodInfo } from '../mesh/model';
 import { buildConfigSlots } from '../kinds/config-slots';
 import { workloadOf, type WorkloadInfo } from '../mesh/workload-identity';
 import { PolicyRegistry } from '../policy/client/policy-set';
+import type { PeerAuthentications } from '../policy/server/peer-authentication';
 import { RetryBudget, RouteTable } from '../routing';
 import { logger } from '../log';
 
@@ -21,6 +22,8 @@ import { logger } from '../log';
 export interface ProxyConfig {
   readonly snapshot: MeshSnapshot;
   readonly routes: RouteTable;
+  /** The mTLS mode of a pod's port (PeerAuthentication). */
+  readonly peerAuthentication: PeerAuthentications;
   readonly rejected: readonly RejectedObject[];
   readonly warnings: readonly RejectedObject[];
   workload(pod: PodInfo): WorkloadInfo;
@@ -56,13 +59,14 @@ export class ProxyConfigStore {
   }
 
   private build(snapshot: MeshSnapshot): ProxyConfig {
-    const { routes, policies, rejected, warnings } = buildConfigSlots(snapshot);
+    const { routes, policies, peerAuthentication, rejected, warnings } = buildConfigSlots(snapshot);
     this.policies.update(policies, snapshot.services.keys());
     for (const r of rejected) this.log.warn({ rejected: r }, 'configuration object rejected');
     const workloads = new Map<string, WorkloadInfo>();
     return Object.freeze({
       snapshot,
       routes,
+      peerAuthentication,
       rejected,
       warnings,
       workload(pod: PodInfo): WorkloadInfo {

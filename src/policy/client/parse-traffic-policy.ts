@@ -1,6 +1,7 @@
 import type { OtherObject } from '../../config/objects';
-import { describeValue, isRecord, objectLabel, rejection, rejectionsOf, type FieldProblem, type RejectedObject } from '../../config/validation';
-import { INT32_MAX, PolicyFields } from './policy-fields';
+import { isRecord, objectLabel, rejection, rejectionsOf, type FieldProblem, type RejectedObject } from '../../config/validation';
+import { creationTime, olderThan, whyOlder, type ObjectAge } from '../../config/object-age';
+import { INT32_MAX, PolicyFields } from '../../config/policy-fields';
 import {
   CONNECTION_POOL_DEFAULTS,
   isTrafficPolicy,
@@ -174,15 +175,7 @@ function parseRateLimit(c: PolicyFields, raw: unknown): RateLimitConfig | undefi
   return { tokenBucket: { maxTokens, tokensPerFill, fillIntervalMs }, perSourceWorkload };
 }
 
-function creationTime(c: PolicyFields, value: unknown): { iso?: string; ms?: number } {
-  if (value === undefined || value === null) return {};
-  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms)) {
-    c.fail('metadata.creationTimestamp', `must be an RFC 3339 time such as "2024-05-01T10:00:00Z", got ${describeValue(value)}`);
-    return {};
-  }
-  return { iso: new Date(ms).toISOString(), ms };
-}
+const ageOf = (c: Candidate): ObjectAge => ({ createdMs: c.createdMs, name: c.policy.name });
 
 interface Candidate {
   policy: TrafficPolicy;
@@ -227,15 +220,6 @@ function parseOne(other: OtherObject): { policy: TrafficPolicy; createdMs: numbe
   return { policy, createdMs: created.ms };
 }
 
-/** True when `a` is older than `b`: a creation time beats none, earlier beats later, then the name. */
-function olderThan(a: Candidate, b: Candidate): boolean {
-  if (a.createdMs !== undefined && b.createdMs === undefined) return true;
-  if (a.createdMs === undefined && b.createdMs !== undefined) return false;
-  if (a.createdMs !== undefined && b.createdMs !== undefined && a.createdMs !== b.createdMs) return a.createdMs < b.createdMs;
-  return a.policy.name < b.policy.name;
-}
-
-
 /**
  * Reads every nodemesh.dev TrafficPolicy among `others` (objects of other kinds and other
  * API groups are ignored). When several valid policies target one Service, the oldest
@@ -260,16 +244,11 @@ export function parseTrafficPolicies(others: readonly OtherObject[]): ParsedTraf
   const policies = new Map<string, TrafficPolicy>();
   for (const [target, candidates] of byTarget) {
     let winner = candidates[0]!;
-    for (const candidate of candidates) if (olderThan(candidate, winner)) winner = candidate;
+    for (const candidate of candidates) if (olderThan(ageOf(candidate), ageOf(winner))) winner = candidate;
     policies.set(target, winner.policy);
     for (const loser of candidates) {
       if (loser === winner) continue;
-      const why =
-        winner.createdMs !== undefined && loser.createdMs !== undefined && winner.createdMs !== loser.createdMs
-          ? `it was created earlier (${winner.policy.creationTimestamp})`
-          : winner.createdMs !== undefined && loser.createdMs === undefined
-            ? 'it has a creationTimestamp and this one has none'
-            : 'neither is older and its name sorts first';
+      const why = whyOlder({ ...ageOf(winner), ...(winner.policy.creationTimestamp ? { iso: winner.policy.creationTimestamp } : {}) }, ageOf(loser));
       rejected.push(
         rejection(
           loser.policy.file,

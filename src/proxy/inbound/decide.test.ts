@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { client, localServer, meshConfig } from '../decide-testkit';
+import { client, localServer, meshConfig, meshConfigWithPeerAuthentication } from '../decide-testkit';
 import { decideInbound } from './decide';
 
 const config = meshConfig();
@@ -36,4 +36,23 @@ test('a plaintext connection captured on 15006 is delivered to the listening pod
   assert.equal(d.kind === 'deliver' && d.pod.name, 'client');
   assert.equal(d.kind === 'deliver' && d.source?.namespace, 'demo');
   assert.equal(d.kind === 'deliver' && d.source?.principal, undefined);
+});
+
+test('STRICT: plaintext on 15006 is refused naming the PeerAuthentication; a tunnel stream to the same port is delivered', () => {
+  const strict = meshConfigWithPeerAuthentication({ mtls: { mode: 'STRICT' } });
+  const plain = decideInbound(strict, { target: { address: '10.244.1.20', port: 8080 }, localPod: localServer, peer: '10.244.9.9' });
+  assert.equal(plain.kind, 'refuse');
+  assert.equal(plain.kind === 'refuse' && plain.status, 403);
+  assert.equal(plain.kind === 'refuse' && plain.policy, 'demo/pa');
+  assert.match(plain.kind === 'refuse' ? plain.reason : '', /plaintext from 10\.244\.9\.9 to demo\/server-1 port 8080 refused: PeerAuthentication demo\/pa makes it STRICT/);
+  const tunnel = decideInbound(strict, { target: { address: '10.244.1.20', port: 8080 }, localPod: localServer, peer: '10.244.2.20', peerIdentity: SERVER_2 });
+  assert.equal(tunnel.kind, 'deliver');
+});
+
+test('PERMISSIVE ports of a STRICT workload, and DISABLE, still take plaintext', () => {
+  const ported = meshConfigWithPeerAuthentication({ selector: { matchLabels: { app: 'server' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '9090': { mode: 'PERMISSIVE' } } });
+  assert.equal(decideInbound(ported, { target: { address: '10.244.1.20', port: 9090 }, localPod: localServer, peer: '10.244.9.9' }).kind, 'deliver');
+  assert.equal(decideInbound(ported, { target: { address: '10.244.1.20', port: 8080 }, localPod: localServer, peer: '10.244.9.9' }).kind, 'refuse');
+  const disabled = meshConfigWithPeerAuthentication({ mtls: { mode: 'DISABLE' } });
+  assert.equal(decideInbound(disabled, { target: { address: '10.244.1.20', port: 8080 }, localPod: localServer, peer: '10.244.9.9' }).kind, 'deliver');
 });

@@ -24,12 +24,27 @@ export interface InboundFacts {
 export type InboundDecision =
   /** Deliver into the pod's namespace, from 127.0.0.6 (IPv6: the pod's own address). */
   | { kind: 'deliver'; pod: PodInfo; target: { address: string; port: number }; destination: WorkloadInfo; source: WorkloadInfo | undefined }
-  /** Not a pod this node serves: the proxy is never an open relay (HTTP status for a tunnel stream). */
-  | { kind: 'refuse'; status: 404; reason: string };
+  /**
+   * Not delivered (the HTTP status for a tunnel stream): 404, not a pod this node serves
+   * (the proxy is never an open relay); 403, plaintext to a port whose PeerAuthentication
+   * is STRICT (`policy` names it).
+   */
+  | { kind: 'refuse'; status: 404 | 403; reason: string; policy?: string };
 
 export function decideInbound(config: ProxyConfig, facts: InboundFacts): InboundDecision {
   const { target, localPod } = facts;
   if (!localPod) return { kind: 'refuse', status: 404, reason: `${target.address} is not an enrolled pod of this node` };
+  if (!facts.peerIdentity) {
+    const mtls = config.peerAuthentication.modeFor(localPod, target.port);
+    if (mtls.mode === 'STRICT') {
+      return {
+        kind: 'refuse',
+        status: 403,
+        policy: mtls.policy!,
+        reason: `plaintext from ${facts.peer} to ${localPod.namespace}/${localPod.name} port ${target.port} refused: PeerAuthentication ${mtls.policy} makes it STRICT (mutual TLS only); call it from a pod of the mesh, or set that port PERMISSIVE with portLevelMtls`,
+      };
+    }
+  }
   return { kind: 'deliver', pod: localPod, target, destination: config.workload(localPod), source: inboundSource(config, facts) };
 }
 

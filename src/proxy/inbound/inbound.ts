@@ -90,6 +90,7 @@ export class Inbound {
     // The listener is the pod's own: what reaches it is for that pod.
     const decision = decideInbound(this.inputs.config.current, { target: original, localPod: pod, peer: client.remoteAddress ?? '' });
     if (decision.kind === 'refuse') {
+      if (decision.policy) this.inputs.metrics.plaintextRefused.inc({ namespace: pod.namespace, pod: pod.name, policy: decision.policy });
       refuseConnection(this.inputs, client, facts, original, decision.reason);
       return;
     }

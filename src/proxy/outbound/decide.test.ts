@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { client, localServer, meshConfig, remoteOther, remoteServer, sidecarPod } from '../decide-testkit';
+import { client, localServer, meshConfig, meshConfigWithPeerAuthentication, remoteOther, remoteServer, sidecarPod } from '../decide-testkit';
 import { decideOutbound, decideTransport, type TransportFacts } from './decide';
 
 const config = meshConfig();
@@ -48,38 +48,47 @@ function facts(extra: Partial<TransportFacts> = {}): TransportFacts {
 }
 
 test('an enrolled pod of this node is reached by in-process hand-over, expecting its identity', () => {
-  const d = decideTransport(config, facts(), client, { address: '10.244.1.20' });
+  const d = decideTransport(config, facts(), client, { address: '10.244.1.20', port: 8080 });
   assert.equal(d.kind, 'local');
   assert.equal(d.kind === 'local' && d.pod.name, 'server-1');
   assert.equal(d.kind === 'local' && d.expect.principal, 'spiffe://cluster.local/ns/demo/sa/sa-server-1');
 });
 
 test("an ambient pod of another node is reached through that node's tunnel, at its lowest enrolled IP of the family", () => {
-  const d = decideTransport(config, facts(), client, { address: '10.244.2.20' });
+  const d = decideTransport(config, facts(), client, { address: '10.244.2.20', port: 8080 });
   assert.equal(d.kind, 'tunnel');
   if (d.kind !== 'tunnel') return;
   assert.equal(d.node, 'node2');
   assert.deepEqual(d.via, { address: '10.244.2.20', port: 15008 }, 'sorted as strings: 10.244.2.20 < 10.244.2.5');
   assert.equal(d.present.principal, 'spiffe://cluster.local/ns/demo/sa/sa-client');
   assert.equal(d.expect.principal, 'spiffe://cluster.local/ns/demo/sa/sa-server-2');
-  const v6 = decideTransport(config, facts(), client, { address: 'fd00:244:2::20' });
+  const v6 = decideTransport(config, facts(), client, { address: 'fd00:244:2::20', port: 8080 });
   assert.deepEqual(v6.kind === 'tunnel' && v6.via, { address: 'fd00:244:2::20', port: 15008 });
   // Without the other pod, node2's only IPv4 is server-2's own.
   const lone = meshConfig([client, remoteServer]);
-  const d2 = decideTransport(lone, facts(), client, { address: '10.244.2.20' });
+  const d2 = decideTransport(lone, facts(), client, { address: '10.244.2.20', port: 8080 });
   assert.deepEqual(d2.kind === 'tunnel' && d2.via.address, '10.244.2.20');
   void remoteOther;
 });
 
 test('direct: a sidecar pod, an address outside the mesh, the tunnel turned off, sidecar mode (no node)', () => {
-  assert.equal(decideTransport(config, facts(), client, { address: sidecarPod.ips[0]! }).kind, 'direct');
-  assert.equal(decideTransport(config, facts(), client, { address: '192.0.2.7' }).kind, 'direct');
-  assert.equal(decideTransport(config, facts({ tunnelEnabled: false }), client, { address: '10.244.2.20' }).kind, 'direct');
-  assert.equal(decideTransport(config, facts({ nodeName: undefined }), client, { address: '10.244.2.20' }).kind, 'direct');
+  assert.equal(decideTransport(config, facts(), client, { address: sidecarPod.ips[0]!, port: 8080 }).kind, 'direct');
+  assert.equal(decideTransport(config, facts(), client, { address: '192.0.2.7', port: 8080 }).kind, 'direct');
+  assert.equal(decideTransport(config, facts({ tunnelEnabled: false }), client, { address: '10.244.2.20', port: 8080 }).kind, 'direct');
+  assert.equal(decideTransport(config, facts({ nodeName: undefined }), client, { address: '10.244.2.20', port: 8080 }).kind, 'direct');
 });
 
 test('a source pod released from this node may open nothing more, but local hand-over still names the pod', () => {
-  assert.equal(decideTransport(config, facts({ sourceEnrolled: false }), client, { address: '10.244.2.20' }).kind, 'source-gone');
-  assert.equal(decideTransport(config, facts({ sourceEnrolled: false }), client, { address: '192.0.2.7' }).kind, 'source-gone');
-  assert.equal(decideTransport(config, facts({ sourceEnrolled: false }), client, { address: '10.244.1.20' }).kind, 'local');
+  assert.equal(decideTransport(config, facts({ sourceEnrolled: false }), client, { address: '10.244.2.20', port: 8080 }).kind, 'source-gone');
+  assert.equal(decideTransport(config, facts({ sourceEnrolled: false }), client, { address: '192.0.2.7', port: 8080 }).kind, 'source-gone');
+  assert.equal(decideTransport(config, facts({ sourceEnrolled: false }), client, { address: '10.244.1.20', port: 8080 }).kind, 'local');
+});
+
+test('PeerAuthentication: a DISABLE port is reached directly in plaintext; a STRICT one through the tunnel, which never falls back to plaintext', () => {
+  const disabled = meshConfigWithPeerAuthentication({ selector: { matchLabels: { app: 'server' } }, portLevelMtls: { '9090': { mode: 'DISABLE' } } });
+  assert.equal(decideTransport(disabled, facts(), client, { address: '10.244.2.20', port: 9090 }).kind, 'direct');
+  const other = decideTransport(disabled, facts(), client, { address: '10.244.2.20', port: 8080 });
+  assert.deepEqual(other.kind === 'tunnel' && other.strict, false, 'PERMISSIVE: the tunnel, and plaintext when no proxy answers there');
+  const strict = decideTransport(meshConfigWithPeerAuthentication({ mtls: { mode: 'STRICT' } }), facts(), client, { address: '10.244.2.20', port: 8080 });
+  assert.deepEqual(strict.kind === 'tunnel' && strict.strict, true);
 });

@@ -77,23 +77,31 @@ export type TransportDecision =
    * lowest IP there of the endpoint's family among the enrolled pods with the destination's
    * identity (so every source picks the same one, and the certificate that 15008 presents
    * is the destination's own). `present` is the source's identity; `expect` who must answer.
+   * `strict`: the destination's port is STRICT (PeerAuthentication), so when no proxy
+   * answers there the connection fails rather than go in plaintext.
    */
-  | { kind: 'tunnel'; node: string; via: { address: string; port: number }; present: WorkloadInfo; expect: WorkloadInfo }
+  | { kind: 'tunnel'; node: string; via: { address: string; port: number }; present: WorkloadInfo; expect: WorkloadInfo; strict: boolean }
   /** Anything else: a socket from the source pod's namespace (its own source address). */
   | { kind: 'direct' }
   /** The source pod left this node: nothing may be opened on its behalf. */
   | { kind: 'source-gone' };
 
-export function decideTransport(config: ProxyConfig, facts: TransportFacts, source: PodInfo, endpoint: { address: string }): TransportDecision {
+/**
+ * A destination port whose PeerAuthentication says DISABLE is reached in plaintext,
+ * without the tunnel, as Istio's clients do.
+ */
+export function decideTransport(config: ProxyConfig, facts: TransportFacts, source: PodInfo, endpoint: { address: string; port: number }): TransportDecision {
   const local = facts.localPodAt(endpoint.address);
   if (local) return { kind: 'local', pod: local, expect: config.workload(local) };
   if (!facts.sourceEnrolled) return { kind: 'source-gone' };
   const dstPod = config.snapshot.podByIP(endpoint.address);
   if (dstPod && facts.tunnelEnabled && facts.nodeName !== undefined && dstPod.nodeName !== facts.nodeName && isAmbient(config, dstPod)) {
+    const mode = config.peerAuthentication.modeFor(dstPod, endpoint.port).mode;
+    if (mode === 'DISABLE') return { kind: 'direct' };
     const family = isIPv6(endpoint.address) ? 6 : 4;
     const expect = config.workload(dstPod);
     const via = tunnelAddressesOf(config, dstPod.nodeName, expect.principal).find((ip) => (isIPv6(ip) ? 6 : 4) === family);
-    if (via) return { kind: 'tunnel', node: dstPod.nodeName, via: { address: via, port: facts.tunnelPort }, present: config.workload(source), expect };
+    if (via) return { kind: 'tunnel', node: dstPod.nodeName, via: { address: via, port: facts.tunnelPort }, present: config.workload(source), expect, strict: mode === 'STRICT' };
   }
   return { kind: 'direct' };
 }

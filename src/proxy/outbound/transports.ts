@@ -18,7 +18,7 @@ import { TunnelClient } from './tunnel-client';
  */
 export class OutboundTransports {
   readonly tunnel = new TunnelClient(() => this.inputs.metrics.tunnelSessions.inc({ side: 'client' }));
-  private cache = new WeakMap<ProxyConfig, WeakMap<ConnectionInfo, Map<string, UpstreamTransport>>>();
+  private cache = new WeakMap<ProxyConfig, WeakMap<ConnectionInfo, Map<string, Map<number, UpstreamTransport>>>>();
   private cachedGeneration = -1;
 
   constructor(private readonly inputs: ProxyInputs) {
@@ -33,17 +33,19 @@ export class OutboundTransports {
       this.cache = new WeakMap();
       this.cachedGeneration = this.inputs.pods.generation;
     }
-    const byConn = getOrCreate(this.cache, config, newWeakMap<ConnectionInfo, Map<string, UpstreamTransport>>);
-    const byAddress = getOrCreate(byConn, conn, newMap<string, UpstreamTransport>);
-    let transport = byAddress.get(endpoint.address);
+    const byConn = getOrCreate(this.cache, config, newWeakMap<ConnectionInfo, Map<string, Map<number, UpstreamTransport>>>);
+    const byAddress = getOrCreate(byConn, conn, newMap<string, Map<number, UpstreamTransport>>);
+    // By port too: PeerAuthentication's portLevelMtls can make one port DISABLE.
+    const byPort = getOrCreate(byAddress, endpoint.address, newMap<number, UpstreamTransport>);
+    let transport = byPort.get(endpoint.port);
     if (!transport) {
       transport = this.make(conn, endpoint, this.decide(conn, config, endpoint));
-      byAddress.set(endpoint.address, transport);
+      byPort.set(endpoint.port, transport);
     }
     return transport;
   }
 
-  decide(conn: ConnectionInfo, config: ProxyConfig, endpoint: { address: string }): TransportDecision {
+  decide(conn: ConnectionInfo, config: ProxyConfig, endpoint: { address: string; port: number }): TransportDecision {
     const { pods, settings, nodeName, tunnelEnabled } = this.inputs;
     const source = pods.get(conn.podKey);
     return decideTransport(
@@ -85,7 +87,9 @@ export class OutboundTransports {
                 // No proxy answering on that node (not installed, restarting): go direct
                 // rather than fail the pod's traffic. Never after a failed handshake: a peer
                 // that cannot prove its identity gets nothing, in plaintext least of all.
-                if (hasCode(err, 'ECONNREFUSED') || hasCode(err, 'ERR_NM_TUNNEL_REFUSED')) {
+                // Nor to a STRICT port: plaintext would bypass the destination's policy if
+                // its capture failed open.
+                if (!decision.strict && (hasCode(err, 'ECONNREFUSED') || hasCode(err, 'ERR_NM_TUNNEL_REFUSED'))) {
                   logger.debug({ node: decision.node, err: describeError(err) }, 'tunnel unavailable, connecting directly');
                   return connectIn(source.network, target, timeoutMs, false);
                 }

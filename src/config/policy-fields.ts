@@ -1,8 +1,8 @@
-import { parseDuration } from '../../config/duration';
-import { describeValue, FieldReader, Problems } from '../../config/validation';
+import { parseDuration } from './duration';
+import { describeValue, FieldReader, Problems } from './validation';
 
 /**
- * The validation kit's Problems with the readers TrafficPolicy fields need: every reader
+ * The validation kit's Problems with the readers policy objects (TrafficPolicy, PeerAuthentication) need: every reader
  * records its problem and returns undefined, so one pass reports every bad field of an
  * object. The wording (ranges, "write it without quotes", duration examples) is the
  * policy's own: its fields are numbers and durations more than names.
