@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DirectorySource } from '../config/directory-source';
 import { parseDuration } from '../config/duration';
-import { NodemeshError } from '../errors';
+import { describeError, NodemeshError } from '../errors';
 import type { AgentAuthenticator, PodRegistry } from '../identity/agent-authentication';
 import { CaServer, DEFAULT_CA_SERVER_NAME } from '../identity/ca-server';
 import { generateCaFiles, readCaFiles, rotateRoot, tokenKey } from '../identity/ca-state';
@@ -12,6 +12,7 @@ import { coreKinds } from '../kinds/registry';
 import { logger } from '../log';
 import { DEFAULT_TRUST_DOMAIN } from '../mesh/workload-identity';
 import { stopOnSignal } from '../runtime/stop-on-signal';
+import { LatestValuePublisher } from '../util/latest-value-publisher';
 import { parseFlags } from './args';
 
 const HELP = `usage: nodemesh identity serve --state-dir DIR (--source DIR | --kube) [flags]
@@ -31,6 +32,10 @@ serve:
   --kube                   cluster mode: agents by TokenReview (audience nodemesh-ca), pods
                            from the API server (--kubeconfig, else in-cluster)
   --agent-service-account NS/NAME[,..]  cluster mode: the agents' service accounts
+  --ca-secret NS/NAME      cluster mode: the key lives in this kubernetes.io/tls Secret,
+                           generated and created by the first CA that starts
+  --publish-bundle NS/NAME cluster mode: keep the trust bundle (ca.crt) in this ConfigMap,
+                           which the agents mount
   --serving-name NAME      the DNS name in the CA's certificate (default nodemesh-identity)
 token (local mode): prints (or writes) an agent token for a node, signed with the state
   directory's token key; --audience other than nodemesh-ca makes one the CA refuses.
@@ -63,22 +68,40 @@ async function serve(argv: string[]): Promise<number> {
     kubeconfig: { type: 'string' },
     'agent-service-account': { type: 'string', default: 'nodemesh-system/nodemesh-agent' },
     'serving-name': { type: 'string', default: DEFAULT_CA_SERVER_NAME },
+    'ca-secret': { type: 'string' },
+    'publish-bundle': { type: 'string' },
   });
   const stateDir = resolve(required(values['state-dir'], '--state-dir'));
   const trustDomain = checkTrustDomain(values['trust-domain']!);
   const lifetime = parseDuration(values['workload-lifetime']!);
   if (lifetime === undefined || lifetime < 60_000) throw new NodemeshError('ERR_NM_USAGE', `--workload-lifetime must be a duration of at least 1m (e.g. 24h, 2m), got '${values['workload-lifetime']}'`);
   if (Boolean(values.source) === values.kube) throw new NodemeshError('ERR_NM_USAGE', 'nodemesh identity serve needs one of --source DIR (local mode) or --kube (cluster mode)');
+  if (!values.kube && (values['ca-secret'] || values['publish-bundle'])) throw new NodemeshError('ERR_NM_USAGE', '--ca-secret and --publish-bundle are for cluster mode (--kube)');
   const log = logger('identity');
-  if (!readCaFiles(stateDir)) {
-    await generateCaFiles(stateDir, trustDomain);
-    log.info({ stateDir }, 'no CA key material: generated a root');
-  }
   let authenticator: AgentAuthenticator;
   let pods: PodRegistry;
+  let onTrustBundle: ((pem: string) => void) | undefined;
+  let stopPublishing = (): void => undefined;
   if (values.kube) {
-    const [{ loadKubeConfig }, { TokenReviewAuthenticator, ApiPodRegistry }] = await Promise.all([import('../kube/kube-source'), import('../kube/token-review-authenticator')]);
+    const [{ loadKubeConfig }, { TokenReviewAuthenticator, ApiPodRegistry }, caSecret] = await Promise.all([
+      import('../kube/kube-source'),
+      import('../kube/token-review-authenticator'),
+      import('../kube/ca-secret'),
+    ]);
     const kubeConfig = loadKubeConfig(values.kubeconfig);
+    if (values['ca-secret']) {
+      const ref = caSecret.parseObjectRef(values['ca-secret'], '--ca-secret');
+      log.info({ secret: values['ca-secret'], result: await caSecret.syncCaSecret(kubeConfig, ref, stateDir, trustDomain, log) }, 'CA key from its Secret');
+    }
+    if (values['publish-bundle']) {
+      const ref = caSecret.parseObjectRef(values['publish-bundle'], '--publish-bundle');
+      const publisher = new LatestValuePublisher<string>(
+        (pem) => caSecret.publishTrustBundle(kubeConfig, ref, pem),
+        (err, retryMs) => log.error({ configMap: values['publish-bundle'], err: describeError(err), retryMs }, 'trust bundle not published; retrying'),
+      );
+      onTrustBundle = (pem) => publisher.publish(pem);
+      stopPublishing = () => publisher.stop();
+    }
     const accounts = values['agent-service-account']!.split(',').map((a) => {
       const [ns, name] = a.trim().split('/');
       if (!ns || !name) throw new NodemeshError('ERR_NM_USAGE', `--agent-service-account takes NAMESPACE/NAME, got '${a}'`);
@@ -91,7 +114,11 @@ async function serve(argv: string[]): Promise<number> {
     authenticator = new LocalTokenAuthenticator(() => key);
     pods = directoryPods(resolve(values.source!));
   }
-  const server = new CaServer({ stateDir, trustDomain, workloadLifetimeMs: lifetime, authenticator, pods, servingNames: [values['serving-name']!, 'localhost'], log });
+  if (!readCaFiles(stateDir)) {
+    await generateCaFiles(stateDir, trustDomain);
+    log.info({ stateDir }, 'no CA key material: generated a root');
+  }
+  const server = new CaServer({ stateDir, trustDomain, workloadLifetimeMs: lifetime, authenticator, pods, servingNames: [values['serving-name']!, 'localhost'], log, ...(onTrustBundle ? { onTrustBundle } : {}) });
   const listen = values.listen!;
   if (listen.startsWith('unix:')) await server.listen({ path: listen.slice(5) });
   else {
@@ -100,7 +127,7 @@ async function serve(argv: string[]): Promise<number> {
     await server.listen({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) });
   }
   log.info({ listen, trustDomain, mode: values.kube ? 'kube' : 'local', lifetimeMs: lifetime }, 'CA ready');
-  return stopOnSignal({ log, drainMs: 0, marginMs: () => 5000, stopping: 'stopping the CA', stop: () => server.close() });
+  return stopOnSignal({ log, drainMs: 0, marginMs: () => 5000, stopping: 'stopping the CA', stop: () => { stopPublishing(); return server.close(); } });
 }
 
 /** Local mode: the pods of the configuration directory (read again at each request: the files are the truth). */

@@ -21,6 +21,8 @@ export interface CaServerOptions {
   log: Logger;
   /** Counts each decision (issued, denied, error). */
   onDecision?(result: 'issued' | 'denied' | 'error'): void;
+  /** The trust bundle at start and after every change of it (cluster mode publishes it in a ConfigMap). */
+  onTrustBundle?(pem: string): void;
 }
 
 /** The server name agents check when no other is configured. */
@@ -71,7 +73,9 @@ export class CaServer {
     if (!files) throw new NodemeshError('ERR_NM_CA_KEY', `no CA key material in ${this.options.stateDir} (tls.crt, tls.key)`, { hint: 'let nodemesh identity generate it (--generate-root) or mount the CA Secret there' });
     const ca = await CertificateAuthority.load(files.signer, files.trustBundlePem);
     const changed = this.ca !== undefined;
+    const bundleChanged = this.ca?.trustBundlePem !== ca.trustBundlePem;
     this.ca = ca;
+    if (bundleChanged) this.options.onTrustBundle?.(ca.trustBundlePem);
     // The serving certificate follows the signer: once an old root is retired, agents that
     // trust the new one alone must still reach the CA.
     if (this.server) this.server.setSecureContext({ ...(await this.serving()), minVersion: 'TLSv1.3' });

@@ -1,0 +1,57 @@
+/**
+ * Publishes the latest of a series of values somewhere that can fail (an API server):
+ * one write at a time, a newer value replaces one not yet written, and a failed write is
+ * retried after `retryMs` until it succeeds or `stop()` is called. Nothing waits on it, so
+ * a slow or absent peer never holds up its caller.
+ */
+export class LatestValuePublisher<T> {
+  private pending: { value: T } | undefined;
+  private writing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly write: (value: T) => Promise<void>,
+    private readonly onError: (err: unknown, retryMs: number) => void,
+    private readonly retryMs = 10_000,
+  ) {}
+
+  publish(value: T): void {
+    if (this.stopped) return;
+    this.pending = { value };
+    if (!this.timer) void this.flush();
+  }
+
+  /** True while a value is waiting to be written (for tests and status). */
+  get busy(): boolean {
+    return this.writing || this.pending !== undefined;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.writing || this.stopped || !this.pending) return;
+    const { value } = this.pending;
+    this.pending = undefined;
+    this.writing = true;
+    try {
+      await this.write(value);
+    } catch (err) {
+      this.pending ??= { value };
+      this.onError(err, this.retryMs);
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.flush();
+      }, this.retryMs);
+      this.timer.unref();
+      return;
+    } finally {
+      this.writing = false;
+    }
+    if (this.pending) void this.flush();
+  }
+}
