@@ -271,19 +271,26 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     assert.deepEqual(kinds, [
       'ClusterRole/nodemesh-agent',
+      'ClusterRole/nodemesh-identity',
       'ClusterRoleBinding/nodemesh-agent',
+      'ClusterRoleBinding/nodemesh-identity',
       'ConfigMap/nodemesh-agent',
       'ConfigMap/nodemesh-agent-lifecycle',
       'DaemonSet/nodemesh-agent',
+      'Deployment/nodemesh-identity',
       'Job/nodemesh-agent-uninstall',
       'Role/nodemesh-agent-lifecycle',
       'Role/nodemesh-agent-status-writer',
       'Role/nodemesh-agent-uninstall',
+      'Role/nodemesh-identity',
       'RoleBinding/nodemesh-agent-lifecycle',
       'RoleBinding/nodemesh-agent-status-writer',
       'RoleBinding/nodemesh-agent-uninstall',
+      'RoleBinding/nodemesh-identity',
+      'Service/nodemesh-identity',
       'ServiceAccount/nodemesh-agent',
       'ServiceAccount/nodemesh-agent-uninstall',
+      'ServiceAccount/nodemesh-identity',
     ]);
     for (const o of objects.filter((x) => !['ClusterRole', 'ClusterRoleBinding'].includes(x.kind))) {
       assert.equal(o.metadata.namespace, NAMESPACE, `${o.kind}/${o.metadata.name} is namespaced to the release`);
@@ -377,6 +384,10 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       '--bpffs=/sys/fs/bpf',
       '--proc=/host/proc',
       `--leader-election-lease=${NAMESPACE}/nodemesh-agent-status-writer`,
+      `--ca-address=https://nodemesh-identity.${NAMESPACE}.svc:15012`,
+      `--ca-server-name=nodemesh-identity.${NAMESPACE}.svc`,
+      '--ca-bundle-file=/var/run/nodemesh-ca/root/ca.crt',
+      '--ca-token-file=/var/run/nodemesh-ca/token/token',
       '--release-on-exit-configmap=$(POD_NAMESPACE)/nodemesh-agent-lifecycle',
     ]);
     assert.deepEqual(c.envFrom, [{ configMapRef: { name: 'nodemesh-agent' } }]);
@@ -480,7 +491,11 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     for (const o of objects.filter((x) => ['ClusterRole', 'Role'].includes(x.kind))) {
       for (const r of o.rules as Obj[]) {
         for (const field of ['apiGroups', 'resources', 'verbs']) assert.ok(!(r[field] ?? []).includes('*'), `${o.kind}/${o.metadata.name}: no wildcard ${field}`);
-        assert.ok(!r.resources.includes('secrets'), `${o.kind}/${o.metadata.name}: no secrets`);
+        // Secrets: only the CA, only its own key Secret to read (create cannot be limited by name).
+        if (r.resources.includes('secrets')) {
+          assert.equal(`${o.kind}/${o.metadata.name}`, 'Role/nodemesh-identity', `${o.kind}/${o.metadata.name}: no secrets`);
+          assert.ok(r.verbs.includes('create') ? r.verbs.length === 1 : JSON.stringify(r.resourceNames) === '["nodemesh-ca"]', `the CA reads only its own Secret: ${JSON.stringify(r)}`);
+        }
       }
     }
   });
@@ -507,10 +522,61 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     assert.ok(!ep0.relabelings.some((r: Obj) => r.targetLabel === '__address__'));
   });
 
+  test('workload identity: the CA Deployment with its key source, its least-privilege RBAC, and the agents\' projected token and trust bundle', (t) => {
+    if (!needHelm(t)) return;
+    const objects = render();
+    const deployment = find(objects, 'Deployment', 'nodemesh-identity')!;
+    const pod = deployment.spec.template.spec;
+    const ca = pod.containers[0];
+    assert.deepEqual(ca.args, [
+      'identity', 'serve', '--kube', '--state-dir=/var/run/nodemesh-identity/ca', '--listen=0.0.0.0:15012', '--trust-domain=cluster.local', '--workload-lifetime=24h',
+      `--agent-service-account=${NAMESPACE}/nodemesh-agent`, `--serving-name=nodemesh-identity.${NAMESPACE}.svc`, `--publish-bundle=${NAMESPACE}/nodemesh-ca-root`, `--ca-secret=${NAMESPACE}/nodemesh-ca`,
+    ]);
+    assert.equal(pod.serviceAccountName, 'nodemesh-identity');
+    assert.equal(ca.securityContext.readOnlyRootFilesystem, true);
+    assert.deepEqual(pod.volumes, [{ name: 'ca', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }], 'generated: the key comes from the Secret at start');
+    assert.deepEqual(find(objects, 'Service', 'nodemesh-identity')!.spec.ports, [{ name: 'https', port: 15012, targetPort: 'https', protocol: 'TCP' }]);
+    // RBAC: TokenReview and pod reads cluster-wide; the bundle ConfigMap and the key Secret by name in the release namespace.
+    assert.deepEqual(find(objects, 'ClusterRole', 'nodemesh-identity')!.rules, [
+      { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    ]);
+    assert.deepEqual(find(objects, 'Role', 'nodemesh-identity')!.rules, [
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['nodemesh-ca-root'], verbs: ['get', 'update'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['nodemesh-ca'], verbs: ['get'] },
+    ]);
+    // The agents: a token for the CA's audience only, and the bundle the CA publishes.
+    const volumes = daemonSet(objects).spec.template.spec.volumes as Obj[];
+    assert.deepEqual(volumes.find((v) => v.name === 'ca-token')!.projected.sources, [{ serviceAccountToken: { audience: 'nodemesh-ca', expirationSeconds: 3600, path: 'token' } }]);
+    assert.deepEqual(volumes.find((v) => v.name === 'ca-root')!.configMap, { name: 'nodemesh-ca-root' });
+
+    // A Secret of the user's: mounted read-only, no Secret RBAC.
+    const own = render(['identity.ca.source=secret', 'identity.ca.secretName=my-ca']);
+    const ownPod = find(own, 'Deployment', 'nodemesh-identity')!.spec.template.spec;
+    assert.deepEqual(ownPod.volumes, [{ name: 'ca', secret: { secretName: 'my-ca', defaultMode: 256 } }]);
+    assert.ok(!ownPod.containers[0].args.some((a: string) => a.startsWith('--ca-secret')));
+    assert.ok(!(find(own, 'Role', 'nodemesh-identity')!.rules as Obj[]).some((r) => r.resources.includes('secrets')));
+    // cert-manager: a CA Certificate (ECDSA P-256) writes that Secret; without an issuer the chart says what to set.
+    const cm = render(['identity.ca.source=cert-manager', 'identity.ca.certManager.issuerRef.name=root', 'identity.ca.certManager.issuerRef.kind=ClusterIssuer']);
+    const cert = find(cm, 'Certificate', 'nodemesh-identity')!;
+    assert.equal(cert.spec.isCA, true);
+    assert.deepEqual(cert.spec.privateKey, { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' });
+    assert.deepEqual(cert.spec.issuerRef, { name: 'root', kind: 'ClusterIssuer' });
+    assert.equal(cert.spec.secretName, 'nodemesh-ca');
+    assert.throws(() => render(['identity.ca.source=cert-manager']), /needs identity\.ca\.certManager\.issuerRef\.name/);
+    assert.throws(() => render(['identity.trustDomain=example.org']), /cluster\.local only/);
+    // Off: no CA, and agents without CA flags (they warn and run without the tunnel).
+    const off = render(['identity.enabled=false']);
+    assert.equal(find(off, 'Deployment', 'nodemesh-identity'), undefined);
+    assert.ok(!(agentContainer(off).args as string[]).some((a) => a.startsWith('--ca-')));
+  });
+
   test('sidecar injection webhook: absent by default; Deployment, Service and MutatingWebhookConfiguration when enabled', (t) => {
     if (!needHelm(t)) return;
     const defaults = render();
-    for (const kind of ['Deployment', 'Service', 'MutatingWebhookConfiguration']) assert.equal(find(defaults, kind), undefined, `no ${kind} by default`);
+    for (const kind of ['Deployment', 'Service', 'MutatingWebhookConfiguration']) assert.equal(find(defaults, kind, kind === 'MutatingWebhookConfiguration' ? undefined : 'nodemesh-sidecar-injector'), undefined, `no injector ${kind} by default`);
     assert.equal(find(defaults, 'ClusterRole', 'nodemesh-sidecar'), undefined);
 
     // Enabled without a CA: refused, saying what to set.

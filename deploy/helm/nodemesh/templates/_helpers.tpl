@@ -120,3 +120,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "nodemesh.sidecarRbacName" -}}
 {{- printf "%s-sidecar" (include "nodemesh.fullname" . | trimSuffix "-agent") | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/* The workload CA's objects (Deployment, Service, ServiceAccount, RBAC): nodemesh-identity. */}}
+{{- define "nodemesh.identityName" -}}
+{{- printf "%s-identity" (include "nodemesh.fullname" . | trimSuffix "-agent") | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "nodemesh.identitySelectorLabels" -}}
+app.kubernetes.io/name: nodemesh
+app.kubernetes.io/component: identity
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The DNS name agents reach the CA at, and check in its certificate. */}}
+{{- define "nodemesh.identityHost" -}}
+{{- printf "%s.%s.svc" (include "nodemesh.identityName" .) .Release.Namespace -}}
+{{- end -}}
