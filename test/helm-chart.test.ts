@@ -291,8 +291,10 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       'ServiceAccount/nodemesh-agent',
       'ServiceAccount/nodemesh-agent-uninstall',
       'ServiceAccount/nodemesh-identity',
+      'ValidatingAdmissionPolicy/nodemesh-agent-members',
+      'ValidatingAdmissionPolicyBinding/nodemesh-agent-members',
     ]);
-    for (const o of objects.filter((x) => !['ClusterRole', 'ClusterRoleBinding'].includes(x.kind))) {
+    for (const o of objects.filter((x) => !['ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(x.kind))) {
       assert.equal(o.metadata.namespace, NAMESPACE, `${o.kind}/${o.metadata.name} is namespaced to the release`);
     }
   });
@@ -460,6 +462,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes', 'grpcroutes'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['nodemesh.dev'], resources: ['trafficpolicies'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['nodemesh.dev'], resources: ['trafficpolicies/status'], verbs: ['patch'] },
+      { apiGroups: ['nodemesh.dev'], resources: ['meshmembers'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
       { apiGroups: ['security.istio.io'], resources: ['peerauthentications'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['security.istio.io'], resources: ['peerauthentications/status'], verbs: ['patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
@@ -646,7 +649,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     const rbac = render(['sidecarRbac.enabled=true']);
     const role = find(rbac, 'ClusterRole', 'nodemesh-sidecar')!;
     for (const r of role.rules as Obj[]) assert.deepEqual(r.verbs, ['get', 'list', 'watch'], 'read-only');
-    assert.deepEqual(role.rules.flatMap((r: Obj) => r.resources).sort(), ['endpointslices', 'grpcroutes', 'httproutes', 'namespaces', 'peerauthentications', 'pods', 'services', 'trafficpolicies']);
+    assert.deepEqual(role.rules.flatMap((r: Obj) => r.resources).sort(), ['endpointslices', 'grpcroutes', 'httproutes', 'meshmembers', 'namespaces', 'peerauthentications', 'pods', 'services', 'trafficpolicies']);
     const binding = find(rbac, 'ClusterRoleBinding', 'nodemesh-sidecar')!;
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'nodemesh-sidecar' });
     assert.deepEqual(binding.subjects, [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:serviceaccounts' }]);

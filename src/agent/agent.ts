@@ -31,6 +31,11 @@ export interface AgentOptions extends ServingOptions {
    * one (mTLS on the tunnel). Undefined: no CA configured, no tunnel.
    */
   identity?: WorkloadCertificates;
+  /**
+   * The pods captured now, after every reconcile (`--kube` publishes them as MeshMembers
+   * for the other nodes' agents).
+   */
+  onEnrolled?(pods: PodInfo[]): void;
 }
 
 export interface AgentDeps {
@@ -203,6 +208,7 @@ export class Agent {
       if (previous && previous.since === this.podFingerprint(pod)) continue;
       await this.enroll(pod);
     }
+    this.options.onEnrolled?.([...this.enrolled.values()].map((e) => e.pod));
   }
 
   private podFingerprint(pod: PodInfo): string {

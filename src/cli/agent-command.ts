@@ -13,6 +13,8 @@ import type { PodLocator } from '../agent/pod-locator';
 import type { ConfigSource } from '../config/config-source';
 import type { LifecycleFlag } from '../kube/lifecycle-flag';
 import type { LeaderElection } from '../kube/leader-election';
+import type { MeshMemberWriter } from '../kube/member-writer';
+import type { PodInfo } from '../mesh/model';
 import { parseDrainMs, parseFlags, parseList, parsePort, parsePorts } from './args';
 import { STOP_MARGIN_MS, stopOnSignal } from '../runtime/stop-on-signal';
 import { agentIdentity } from '../identity/agent-identity';
@@ -130,10 +132,11 @@ export async function agentCommand(argv: string[]): Promise<number> {
   let source: ConfigSource | undefined;
   let lifecycle: LifecycleFlag | undefined;
   let leader: LeaderElection | undefined;
+  let members: MeshMemberWriter | undefined;
   if (values.kube) {
     // Loaded here only: the Kubernetes client is most of an agent's memory (kube-mode.ts).
     const { agentKubeInputs } = await import('./kube-mode');
-    ({ source, lifecycle, leader } = await agentKubeInputs({
+    ({ source, lifecycle, leader, members } = await agentKubeInputs({
       kubeconfig: values.kubeconfig,
       nodeName: values.node,
       releaseFlag: values['release-on-exit-configmap'],
@@ -182,6 +185,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     drainMs: parseDrainMs(values['drain-ms']),
     ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
     ...(identity ? { identity } : {}),
+    ...(members ? { onEnrolled: (pods: PodInfo[]) => members!.update(pods) } : {}),
   };
   const adminPort = parsePort('--admin-port', values['admin-port']) ?? (values.sim ? undefined : 15020);
   const healthPort = parsePort('--health-port', values['health-port']) ?? (values.sim ? undefined : 15021);
@@ -206,6 +210,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       if (all) log.info('uninstalling: releasing every pod and removing the pinned state');
       // The lease is released at once (bounded, in parallel with the drain), so another
       // agent writes statuses while this one drains.
+      members?.stop();
       return Promise.all([leader?.stop(), agent.stop(all, cut)]).then(() => undefined);
     },
     finally: removePid,

@@ -3,6 +3,8 @@ import { NodemeshError } from '../errors';
 import { KubeSource, loadKubeConfig } from '../kube/kube-source';
 import { LeaderElection } from '../kube/leader-election';
 import { LifecycleFlag } from '../kube/lifecycle-flag';
+import { MeshMemberWriter } from '../kube/member-writer';
+import { logger } from '../log';
 import { KubeStatusWriter } from '../kube/status-writer';
 
 /**
@@ -27,6 +29,8 @@ export interface AgentKubeInputs {
   lifecycle: LifecycleFlag | undefined;
   /** Started; the agent's stop stops it (which releases the Lease). */
   leader: LeaderElection | undefined;
+  /** Publishes the enrolled pods for the other nodes' agents (MeshMember objects). */
+  members: MeshMemberWriter;
 }
 
 /**
@@ -45,14 +49,16 @@ export async function agentKubeInputs(options: AgentKubeOptions): Promise<AgentK
   // Competing starts before the first sync: a sole agent is usually leading by the time
   // its verdicts are ready, and if not, gaining leadership writes them.
   leader?.start();
-  if (!options.releaseFlag) return { source, lifecycle: undefined, leader };
+  const members = new MeshMemberWriter(kubeConfig, options.nodeName, logger('members', { node: options.nodeName }));
+  if (!options.releaseFlag) return { source, lifecycle: undefined, leader, members };
   const [ns, name] = options.releaseFlag.split('/');
   try {
     if (!ns || !name) throw new NodemeshError('ERR_NM_USAGE', `--release-on-exit-configmap takes NAMESPACE/NAME, got '${options.releaseFlag}'`);
     const lifecycle = new LifecycleFlag(kubeConfig, ns, name);
     await lifecycle.start();
-    return { source, lifecycle, leader };
+    return { source, lifecycle, leader, members };
   } catch (err) {
+    members.stop();
     await leader?.stop();
     throw err;
   }

@@ -40,9 +40,10 @@ export interface ParsedKind<T> {
  * - `snapshot`: the mesh model of MeshSnapshot (Namespaces, Pods, Services, endpoints);
  * - `routes`: the route table (routing/), compiled against the snapshot's Services;
  * - `policies`: the client-side policy registry (policy/client/), by target Service;
- * - `peer-authentication`: the mTLS modes of workloads (policy/server/).
+ * - `peer-authentication`: the mTLS modes of workloads (policy/server/);
+ * - `members`: pods of other nodes, which the Kubernetes source adds to the snapshot's pods.
  */
-export type ConfigSlot = 'snapshot' | 'routes' | 'policies' | 'peer-authentication';
+export type ConfigSlot = 'snapshot' | 'routes' | 'policies' | 'peer-authentication' | 'members';
 
 /**
  * How the owner of an object hears what nodemesh made of it.

@@ -40,9 +40,9 @@ function converted() {
 test('the Kubernetes source watches the registry\'s watched kinds, in the order of old', () => {
   assert.deepEqual(
     MESH_RESOURCES.map((r) => r.id),
-    ['namespaces', 'pods', 'services', 'endpointslices', 'httproutes', 'grpcroutes', 'trafficpolicies', 'peerauthentications'],
+    ['namespaces', 'pods', 'services', 'endpointslices', 'httproutes', 'grpcroutes', 'trafficpolicies', 'peerauthentications', 'meshmembers'],
   );
-  assert.deepEqual(MESH_RESOURCES.map((r) => r.optional), [false, false, false, false, true, true, true, true]);
+  assert.deepEqual(MESH_RESOURCES.map((r) => r.optional), [false, false, false, false, true, true, true, true, true]);
   assert.deepEqual(new Set(KINDS.map((k) => k.name)).size, KINDS.length, 'one entry per kind');
 });
 

@@ -5,6 +5,7 @@ import type { RejectedObject } from '../config/validation';
 import { ENDPOINT_SLICE_KIND } from './endpoint-slice';
 import { GRPC_ROUTE_KIND } from './grpc-route';
 import { HTTP_ROUTE_KIND } from './http-route';
+import { MESH_MEMBER_KIND } from './mesh-member';
 import { NAMESPACE_KIND } from './namespace';
 import { isOfKind, type ApiResource, type ObjectKind } from './object-kind';
 import { PEER_AUTHENTICATION_KIND } from './peer-authentication';
@@ -28,6 +29,7 @@ export const KINDS: readonly ObjectKind[] = [
   REFERENCE_GRANT_KIND,
   TRAFFIC_POLICY_KIND as ObjectKind,
   PEER_AUTHENTICATION_KIND as ObjectKind,
+  MESH_MEMBER_KIND as ObjectKind,
 ];
 
 /** The converters of the core kinds, for convertObjects and the directory source. */

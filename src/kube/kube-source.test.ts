@@ -254,7 +254,7 @@ test('missing CRDs are empty, not fatal, and appear once installed', async (t) =
     .filter((s) => s.missing)
     .map((s) => s.resource)
     .sort();
-  assert.deepEqual(missing, ['grpcroutes', 'httproutes', 'peerauthentications', 'trafficpolicies']);
+  assert.deepEqual(missing, ['grpcroutes', 'httproutes', 'meshmembers', 'peerauthentications', 'trafficpolicies']);
   assert.equal(source.status().reduce((n, s) => n + s.stats.errors, 0), 0, 'a missing CRD is not an error');
   const log = new ResultLog<KubeSourceResult>();
   source.watch(log.push);

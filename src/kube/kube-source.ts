@@ -5,8 +5,9 @@ import { convertObjects } from '../config/objects';
 import type { RejectedObject } from '../config/validation';
 import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
-import type { EndpointSliceInfo } from '../mesh/model';
+import { podKey, type EndpointSliceInfo, type PodInfo } from '../mesh/model';
 import type { ObjectKind } from '../kinds/object-kind';
+import { MESH_MEMBER_KIND } from '../kinds/mesh-member';
 import { coreKinds, KINDS, kindOfResource, parseInSource } from '../kinds/registry';
 import type { BackoffOptions } from './backoff';
 import { Reflector, type ReflectorStats } from './reflector';
@@ -97,6 +98,7 @@ export class KubeSource implements ConfigSource {
   private readonly debounceMs: number;
   private readonly maxDelayMs: number;
   private readonly kinds: readonly ObjectKind[];
+  private readonly nodeName: string | undefined;
   private readonly statusWriter: KubeStatusWriter | undefined;
   private started = false;
   private closed = false;
@@ -116,6 +118,7 @@ export class KubeSource implements ConfigSource {
     this.debounceMs = options.debounceMs ?? 50;
     this.maxDelayMs = Math.max(this.debounceMs, options.maxDelayMs ?? 500);
     this.kinds = options.kinds ?? KINDS;
+    this.nodeName = options.nodeName;
     this.statusWriter = options.statusWriter;
     this.stopFollowingLeader = options.statusWriter?.leader?.onChange((leading) => {
       if (leading && this.synced && this.lastVerdicts.length > 0) this.writeStatus(this.lastVerdicts);
@@ -294,7 +297,7 @@ export class KubeSource implements ConfigSource {
     const rejected = [...converted.rejected, ...extra];
     const result: KubeSourceResult = {
       namespaces: converted.namespaces,
-      pods: converted.pods,
+      pods: withMembers(converted.pods, parsed[MESH_MEMBER_KIND.name] as PodInfo[] | undefined, this.nodeName),
       services: converted.services,
       endpointSlices: converted.endpointSlices,
       endpointsFromSlicesOnly: true,
@@ -315,6 +318,17 @@ export class KubeSource implements ConfigSource {
 
 function closedError(): NodemeshError {
   return new NodemeshError('ERR_NM_SOURCE_CLOSED', 'this KubeSource is closed');
+}
+
+/**
+ * This node's Pods and the other nodes' enrolled pods (MeshMembers): a member of this
+ * node, or one named like a Pod seen here, is left out (the Pod object is the truth).
+ */
+function withMembers(pods: PodInfo[], members: readonly PodInfo[] | undefined, nodeName: string | undefined): PodInfo[] {
+  if (!members || members.length === 0 || nodeName === undefined) return pods;
+  const seen = new Set(pods.map(podKey));
+  const ips = new Set(pods.flatMap((p) => p.ips));
+  return [...pods, ...members.filter((m) => m.nodeName !== nodeName && !seen.has(podKey(m)) && !m.ips.some((ip) => ips.has(ip)))];
 }
 
 /** A pod with an IP that has not finished. */

@@ -76,6 +76,7 @@ export const DEFAULT_RESOURCES: readonly ResourceType[] = [
   { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'HTTPRoute', plural: 'httproutes', namespaced: true, builtin: false },
   { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'GRPCRoute', plural: 'grpcroutes', namespaced: true, builtin: false },
   { group: 'nodemesh.dev', version: 'v1alpha1', kind: 'TrafficPolicy', plural: 'trafficpolicies', namespaced: true, builtin: false },
+  { group: 'nodemesh.dev', version: 'v1alpha1', kind: 'MeshMember', plural: 'meshmembers', namespaced: true, builtin: false },
   { group: 'security.istio.io', version: 'v1', kind: 'PeerAuthentication', plural: 'peerauthentications', namespaced: true, builtin: false },
 ];
 
