@@ -51,6 +51,7 @@ function sample(mode: BenchMode, placement: Placement, connections: number, roun
     histogram: histogramOfMs(latencies(base)),
     proxies,
     machineCpuS: 12,
+    tlsSessions: mode === 'envoy-sidecar' ? 16 : mode.startsWith('ambient') && placement === 'cross-node' ? 1 : null,
   };
 }
 

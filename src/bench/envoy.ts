@@ -47,6 +47,13 @@ export interface EnvoyBootstrapOptions {
   inboundHttpPorts: number[];
   /** Destination ports of outbound HTTP (Service ports the app calls). */
   outboundHttpPorts: number[];
+  /**
+   * Istio's auto mTLS between sidecars: the workload's certificate and key and the trust
+   * bundle (PEM files). Outbound connections present the certificate and verify the peer's
+   * against the bundle; the inbound listener requires a client certificate on TLS
+   * connections (and still takes plaintext, as PERMISSIVE does).
+   */
+  mtls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -55,6 +62,18 @@ const ORIGINAL_DST_FILTER = 'type.googleapis.com/envoy.extensions.filters.listen
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
 const CORS = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors';
+const TLS_INSPECTOR = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+
+/** TLS 1.3 with the workload's certificate, peers checked against the bundle (as nodemesh's tunnel). */
+function commonTls(m: NonNullable<EnvoyBootstrapOptions['mtls']>): object {
+  return {
+    tls_params: { tls_minimum_protocol_version: 'TLSv1_3', tls_maximum_protocol_version: 'TLSv1_3' },
+    tls_certificates: [{ certificate_chain: { filename: m.certFile }, private_key: { filename: m.keyFile } }],
+    validation_context: { trusted_ca: { filename: m.caFile } },
+  };
+}
 
 const UNLIMITED_CIRCUIT_BREAKERS = {
   thresholds: [{ max_connections: 4294967295, max_pending_requests: 4294967295, max_requests: 4294967295, max_retries: 4294967295, track_remaining: true }],
@@ -94,6 +113,13 @@ function hcm(statPrefix: string, routeName: string, cluster: string): object {
 export function envoyBootstrap(o: EnvoyBootstrapOptions): Record<string, unknown> {
   const [ns, name] = o.pod.split('/');
   const passthroughTcp = { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY, stat_prefix: 'PassthroughCluster', cluster: 'PassthroughCluster' } };
+  const m = o.mtls;
+  const inboundHttp = (port: number, tls: boolean) => ({
+    name: `0.0.0.0_${port}${tls ? '_mtls' : ''}`,
+    filter_chain_match: { destination_port: port, ...(m ? { transport_protocol: tls ? 'tls' : 'raw_buffer' } : {}) },
+    filters: [hcm(`inbound_0.0.0.0_${port}`, `inbound|${port}||`, `inbound|${port}||`)],
+    ...(tls && m ? { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': DOWNSTREAM_TLS, require_client_certificate: true, common_tls_context: commonTls(m) } } } : {}),
+  });
   return {
     node: { id: `sidecar~${o.podIP}~${name}.${ns}~${ns}.svc.cluster.local`, cluster: `${name}.${ns}` },
     admin: { address: { pipe: { path: o.adminSocket, mode: 0o600 } } },
@@ -118,20 +144,22 @@ export function envoyBootstrap(o: EnvoyBootstrapOptions): Record<string, unknown
         {
           name: 'virtualInbound',
           address: { socket_address: { address: '0.0.0.0', port_value: ENVOY_INBOUND_PORT } },
-          listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_FILTER } }],
+          listener_filters: [
+            { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_FILTER } },
+            ...(m ? [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR } }] : []),
+          ],
           filter_chains: [
-            ...o.inboundHttpPorts.map((port) => ({
-              name: `0.0.0.0_${port}`,
-              filter_chain_match: { destination_port: port },
-              filters: [hcm(`inbound_0.0.0.0_${port}`, `inbound|${port}||`, `inbound|${port}||`)],
-            })),
+            ...o.inboundHttpPorts.flatMap((port) => (m ? [inboundHttp(port, true), inboundHttp(port, false)] : [inboundHttp(port, false)])),
             { name: 'virtualInbound-catchall-tcp', filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY, stat_prefix: 'InboundPassthroughClusterIpv4', cluster: 'InboundPassthroughClusterIpv4' } }] },
           ],
           traffic_direction: 'INBOUND',
         },
       ],
       clusters: [
-        { name: 'PassthroughCluster', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '10s', circuit_breakers: UNLIMITED_CIRCUIT_BREAKERS },
+        {
+          name: 'PassthroughCluster', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '10s', circuit_breakers: UNLIMITED_CIRCUIT_BREAKERS,
+          ...(m ? { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': UPSTREAM_TLS, common_tls_context: commonTls(m) } } } : {}),
+        },
         {
           name: 'InboundPassthroughClusterIpv4',
           type: 'ORIGINAL_DST',
@@ -182,6 +210,11 @@ export class EnvoySidecar {
 
   stats(filter: string): Promise<string> {
     return adminGet<string>(this.adminSocket, `/stats?filter=${encodeURIComponent(filter)}`);
+  }
+
+  /** TLS handshakes the outbound side completed (its upstream connections' sessions). */
+  async tlsHandshakes(): Promise<number> {
+    return envoyCounter(await this.stats('^cluster\\.PassthroughCluster\\.ssl\\.handshake$'), /^cluster\.PassthroughCluster\.ssl\.handshake$/);
   }
 
   /** downstream_rq_total of the outbound or inbound HTTP connection managers. */

@@ -90,6 +90,8 @@ export interface ResultRow {
   proxies: ProxyFigures[];
   /** Busy CPU of the whole machine per 1000 requests (load generator, server, proxies, kernel). */
   machineCpuSPer1000: number;
+  /** TLS sessions the client side opened in the row's runs (the handshakes paid); null where nothing speaks TLS. */
+  tlsSessions: number | null;
 }
 
 export interface ModeStatus {

@@ -22,13 +22,15 @@
  * A mode whose tool or back-end is not available is skipped with the reason.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminGet } from '../admin/admin-client';
 import { removeSimAgentState } from '../agent/agent-state';
 import { describeError } from '../errors';
 import { ROOT, SimFixture, uniqueSimName, type AgentHandle } from '../sim/harness';
+import { testCa } from '../identity/testing/test-credentials';
+import { spiffePrincipal } from '../mesh/workload-identity';
 import { ENVOY_UID, EnvoySidecar, startEnvoySidecar } from './envoy';
 import { fortioArgs, builtinArgs, percentileMs, runLoadInPod, type LoadSpec, type LoadTool } from './load';
 import { machineBusyS, machineInfo, peakRssKiB, processCpuS, resetPeakRss } from './procfs';
@@ -95,6 +97,19 @@ function envoyForUid(envoy: string, dir: string): string {
   copyFileSync(envoy, copy);
   chmodSync(copy, 0o755);
   return copy;
+}
+
+/** The pod's certificate, key and trust bundle as files Envoy (uid 1337) reads. */
+async function envoyCredentials(ca: Awaited<ReturnType<typeof testCa>>, pod: string, dir: string): Promise<{ certFile: string; keyFile: string; caFile: string }> {
+  const [namespace] = pod.split('/');
+  const credential = await ca.credential(spiffePrincipal(namespace!, 'default'), 24 * 3600_000);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const files = { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') };
+  writeFileSync(files.certFile, credential.chainPem, { mode: 0o644 });
+  writeFileSync(files.keyFile, credential.keyPem, { mode: 0o600 });
+  writeFileSync(files.caFile, ca.bundlePem, { mode: 0o644 });
+  chownSync(files.keyFile, ENVOY_UID, ENVOY_UID);
+  return files;
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
@@ -174,12 +189,16 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         const bin = envoyForUid(envoyBin, dir);
         const l = layout('envoy');
         const pods = [{ pod: l.client, ip: l.clientIP }, ...o.placements.map((p) => ({ pod: l.servers[p].pod, ip: l.servers[p].ip }))];
+        // Istio's sidecars talk mutual TLS: the same kind of certificates as the agents'
+        // (ECDSA P-256 X.509-SVIDs from nodemesh's CA code), one per pod.
+        const ca = await testCa();
         for (const p of pods) {
           const edir = join(dir, 'envoy', p.pod.replace('/', '_'));
           mkdirSync(join(dir, 'envoy'), { recursive: true, mode: 0o755 });
           envoys.set(p.pod, await startEnvoySidecar(sim.state, {
             envoy: bin, dir: edir, pod: p.pod, podIP: p.ip, adminSocket: join(edir, 'admin.sock'),
             inboundHttpPorts: p.pod === l.client ? [] : [8080], outboundHttpPorts: [80],
+            mtls: await envoyCredentials(ca, p.pod, edir),
           }));
         }
         log(`envoy sidecars: ${[...envoys.values()].map((e) => `${e.pod} pid ${e.pid}`).join(', ')}`);
@@ -217,6 +236,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       if (mode === 'envoy-sidecar') return [await envoys.get(l.client)!.requests('outbound'), await envoys.get(l.servers[placement].pod)!.requests('inbound')];
       if (isAmbient(mode)) return [sumMetric(await agents.node1!.metrics(), 'istio_requests_total', 'reporter="source"')];
       return [];
+    };
+
+    /** TLS sessions the client side has opened so far (the handshakes mTLS costs). */
+    const tlsSessions = async (mode: BenchMode): Promise<number | null> => {
+      if (mode === 'envoy-sidecar') return envoys.get(layout('envoy').client)!.tlsHandshakes();
+      if (isAmbient(mode)) return sumMetric(await agents.node1!.metrics(), 'nodemesh_tunnel_sessions_total', 'side="client"');
+      return null;
     };
 
     const enterMode = async (mode: BenchMode): Promise<void> => {
@@ -270,6 +296,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       const proxies = proxiesOf(mode, placement);
       for (const p of proxies) resetPeakRss(p.pid);
       const before = await seen(mode, placement);
+      const sessionsBefore = await tlsSessions(mode);
       let start: { cpu: number[]; machine: number } | undefined;
       let end: { cpu: number[]; machine: number } | undefined;
       const sample = () => ({ cpu: proxies.map((p) => processCpuS(p.pid)), machine: machineBusyS() });
@@ -278,6 +305,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         else end = sample();
       }, (spec.durationS + spec.warmupS) * 1000 + 60_000);
       const after = await seen(mode, placement);
+      const sessionsAfter = await tlsSessions(mode);
       for (let i = 0; i < before.length; i++) {
         const counted = after[i]! - before[i]!;
         if (counted < outcome.requests) throw new Error(`${mode} ${placement} c=${connections}: the proxy counted ${counted} requests, the client ${outcome.requests}: traffic bypassed the proxy`);
@@ -292,11 +320,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         histogram: outcome.histogram,
         proxies: proxies.map((p, i) => ({ name: p.name, kind: p.kind, node: p.node, cpuS: Math.max(0, end!.cpu[i]! - start!.cpu[i]!), peakMemoryKiB: peakRssKiB(p.pid) ?? null })),
         machineCpuS: end!.machine - start!.machine,
+        tlsSessions: sessionsBefore === null || sessionsAfter === null ? null : sessionsAfter - sessionsBefore,
       };
       const proxyCpu = s.proxies.reduce((a, p) => a + p.cpuS, 0);
       log(`round ${round} ${mode.padEnd(20)} ${placement.padEnd(10)} ${load === 'fixed-rate' ? `c=${String(connections).padEnd(3)}` : `max c=${connections}`} ` +
         `${(outcome.requests / outcome.windowS).toFixed(0).padStart(6)} req/s  p50 ${fmt(percentileMs(outcome.histogram, 50))} p99 ${fmt(percentileMs(outcome.histogram, 99))} ms` +
         (proxies.length ? `  proxy ${fmt((proxyCpu / outcome.requests) * 1000, 4)} CPU-s/1k` : '') +
+        (s.tlsSessions !== null ? `  TLS sessions ${s.tlsSessions}` : '') +
         (outcome.failures ? `  FAILURES ${outcome.failures} ${JSON.stringify(outcome.failureDetail)}` : ''));
       return s;
     };
