@@ -42,8 +42,9 @@ export interface RunSample {
   /** Busy CPU-seconds of the machine in the window. */
   machineCpuS: number;
   /**
-   * TLS sessions the client side opened during the run (tunnel sessions of the node agent,
-   * the client Envoy's upstream handshakes); null where nothing speaks TLS.
+   * TLS sessions the client side opened in the run's (mode, placement) block, warm-up
+   * included, by the end of the run (tunnel sessions of the node agent, the client Envoy's
+   * upstream handshakes); null where nothing speaks TLS.
    */
   tlsSessions: number | null;
 }
@@ -334,7 +335,7 @@ export function renderMarkdown(report: BenchReport): string {
   out.push('');
   out.push('## Every connection count');
   out.push('');
-  out.push('| mode | placement | conns | p50 | p90 | p99 | p999 | added p50 | added p90 | added p99 | added p999 | req/s | failures | proxy CPU-s / 1000 | proxy peak MiB | machine CPU-s / 1000 | TLS sessions / requests |');
+  out.push('| mode | placement | conns | p50 | p90 | p99 | p999 | added p50 | added p90 | added p99 | added p999 | req/s | failures | proxy CPU-s / 1000 | proxy peak MiB | machine CPU-s / 1000 | TLS sessions (block) / requests |');
   out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of report.results.filter((x) => x.load === 'fixed-rate')) {
     const a = r.addedLatencyMs;

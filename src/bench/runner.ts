@@ -238,6 +238,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       return [];
     };
 
+    /** The client side's TLS sessions when the current (mode, placement) block began. */
+    let blockSessions: number | null = null;
     /** TLS sessions the client side has opened so far (the handshakes mTLS costs). */
     const tlsSessions = async (mode: BenchMode): Promise<number | null> => {
       if (mode === 'envoy-sidecar') return envoys.get(layout('envoy').client)!.tlsHandshakes();
@@ -296,7 +298,6 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       const proxies = proxiesOf(mode, placement);
       for (const p of proxies) resetPeakRss(p.pid);
       const before = await seen(mode, placement);
-      const sessionsBefore = await tlsSessions(mode);
       let start: { cpu: number[]; machine: number } | undefined;
       let end: { cpu: number[]; machine: number } | undefined;
       const sample = () => ({ cpu: proxies.map((p) => processCpuS(p.pid)), machine: machineBusyS() });
@@ -320,7 +321,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         histogram: outcome.histogram,
         proxies: proxies.map((p, i) => ({ name: p.name, kind: p.kind, node: p.node, cpuS: Math.max(0, end!.cpu[i]! - start!.cpu[i]!), peakMemoryKiB: peakRssKiB(p.pid) ?? null })),
         machineCpuS: end!.machine - start!.machine,
-        tlsSessions: sessionsBefore === null || sessionsAfter === null ? null : sessionsAfter - sessionsBefore,
+        tlsSessions: blockSessions === null || sessionsAfter === null ? null : sessionsAfter - blockSessions,
       };
       const proxyCpu = s.proxies.reduce((a, p) => a + p.cpuS, 0);
       log(`round ${round} ${mode.padEnd(20)} ${placement.padEnd(10)} ${load === 'fixed-rate' ? `c=${String(connections).padEnd(3)}` : `max c=${connections}`} ` +
@@ -355,6 +356,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         }
         try {
           for (const placement of o.placements) {
+            // Sessions are pooled: most open in the warm-up. Counted from the block's start.
+            blockSessions = await tlsSessions(mode);
             await warmup(mode, placement);
             for (const c of o.connections) samples.push(await run(mode, placement, 'fixed-rate', c, round));
             if (o.maxThroughput) samples.push(await run(mode, placement, 'max-throughput', o.maxThroughput.connections, round));
