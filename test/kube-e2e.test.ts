@@ -10,21 +10,18 @@
  * not grant fails a test), Node objects for the simulator's nodes, and Pod objects bound to
  * them whose status the test writes. EndpointSlices come from the controller manager.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { parseK8sYaml } from '../src/config/k8s-yaml';
 import type { ControlPlane } from '../src/kube/testing/control-plane';
 import type { KubeTestClient } from '../src/kube/testing/kube-test-client';
 import type { KubeObject } from '../src/kube/testing/kube-object';
 import { EXAMPLE_TOPOLOGY, SimFixture, uniqueSimName, waitFor, type AgentHandle } from '../src/sim/harness';
 import { adminGet } from '../src/admin/admin-client';
-import { ensureHelm, needHelm, template, type Obj } from './helpers/helm';
-import { installAll, KUBE_VERSION, meshCrds, rbacOf, readyEndpoints, registerNode, requireControlPlane, startControlPlane, startPod, waitDefaultServiceAccount } from './helpers/kube-cluster';
-import { requireRoot } from './helpers/privileges';
+import { ensureHelm, template, type Obj } from './helpers/helm';
+import { installChart, installTopology, KUBE_VERSION, needClusterAndSim, readyEndpoints, requireControlPlane, startControlPlane, startPod } from './helpers/kube-cluster';
 
 const A1 = '10.244.1.11';
 const B1 = '10.244.2.11';
@@ -73,31 +70,13 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     dir = mkdtempSync(join(tmpdir(), 'nm-kube-'));
     plane = await startControlPlane();
     admin = plane.admin();
-    await installAll(admin, meshCrds());
-    const rendered = template({ namespace: RELEASE_NS, kubeVersion: KUBE_VERSION });
-    assert.equal(rendered.status, 0, rendered.stderr);
-    chart = rendered.objects;
-    await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: RELEASE_NS } });
-    await installAll(admin, rbacOf(chart));
-
-    // The cluster the simulator's topology describes: Namespaces, Nodes, Pods bound to
-    // them with a kubelet's status, Services. The server assigns the pods' uids, which the
-    // simulator names pod cgroups by, so the topology it starts from is written after.
-    const parsed = parseK8sYaml(readFileSync(EXAMPLE_TOPOLOGY, 'utf8'), EXAMPLE_TOPOLOGY).objects.map((o) => structuredClone(o.object) as unknown as KubeObject);
-    for (const ns of parsed.filter((o) => o.kind === 'Namespace' && o.metadata?.name !== 'default')) await admin.create(ns);
-    for (const node of ['node1', 'node2']) await registerNode(admin, node);
-    await waitDefaultServiceAccount(admin, 'demo');
-    for (const p of parsed.filter((o) => o.kind === 'Pod')) {
-      const stored = await startPod(admin, p);
-      p.metadata!.uid = stored.metadata!.uid;
-    }
-    for (const s of parsed.filter((o) => o.kind === 'Service')) await admin.create(s);
+    chart = await installChart(admin, RELEASE_NS);
+    await installTopology(admin, EXAMPLE_TOPOLOGY, dir);
     await waitFor('the EndpointSlice controller to publish a1, a2 and b1', async () => {
       const a = await readyEndpoints(admin, 'demo', 'a');
       const b = await readyEndpoints(admin, 'demo', 'b');
       return a.includes(A1) && a.includes('10.244.1.12') && b.includes(B1) ? true : undefined;
     }, 60_000);
-    writeFileSync(join(dir, 'topology.yaml'), parsed.map((o) => stringify(o)).join('---\n'));
 
     // The agent runs as its own ServiceAccount, with the chart's permissions and no more.
     const token = await plane.serviceAccountToken(RELEASE_NS, AGENT_SA);
@@ -116,12 +95,7 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Every test but the skip path needs the whole set-up; a failed before() must not read as a pass. */
-  const need = (t: Parameters<typeof requireRoot>[0]): boolean => {
-    if (!requireRoot(t) || !requireControlPlane(t) || !needHelm(t)) return false;
-    assert.ok(ready, 'the set-up (before) failed: see its error');
-    return true;
-  };
+  const need = (t: TestContext): boolean => needClusterAndSim(t, ready);
 
   test('the chart is accepted by the API server (server-side dry-run, strict fields)', { timeout: 120_000 }, async (t) => {
     if (!need(t)) return;

@@ -6,22 +6,19 @@
  * kubelet mounts it), and the chart's ValidatingAdmissionPolicy, installed as rendered,
  * lets it publish members of its own node only.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { parseK8sYaml } from '../src/config/k8s-yaml';
 import { memberObjectOf } from '../src/config/mesh-member';
 import type { ControlPlane } from '../src/kube/testing/control-plane';
 import type { KubeObject } from '../src/kube/testing/kube-object';
 import type { KubeTestClient } from '../src/kube/testing/kube-test-client';
 import { EXAMPLE_TOPOLOGY, SimFixture, uniqueSimName, waitFor, type AgentHandle } from '../src/sim/harness';
 import { simAgentIdentityArgs } from '../src/sim/identity';
-import { ensureHelm, needHelm, template, type Obj } from './helpers/helm';
-import { installAll, KUBE_VERSION, meshCrds, rbacOf, registerNode, requireControlPlane, startControlPlane, startPod, waitDefaultServiceAccount } from './helpers/kube-cluster';
-import { requireRoot } from './helpers/privileges';
+import { ensureHelm } from './helpers/helm';
+import { installChart, installTopology, needClusterAndSim, requireControlPlane, startControlPlane, startPod, waitDefaultServiceAccount } from './helpers/kube-cluster';
 import { metricSum } from './helpers/telemetry';
 
 const A1 = '10.244.1.11';
@@ -42,7 +39,6 @@ describe('mTLS across nodes with the Kubernetes source', { concurrency: false, t
   let admin: KubeTestClient;
   let sim: SimFixture | undefined;
   let dir = '';
-  let chart: Obj[] = [];
   const agents = new Map<string, AgentHandle>();
   const tokens = new Map<string, string>();
   let ready = false;
@@ -74,26 +70,12 @@ describe('mTLS across nodes with the Kubernetes source', { concurrency: false, t
     dir = mkdtempSync(join(tmpdir(), 'nm-kube-mtls-'));
     plane = await startControlPlane();
     admin = plane.admin();
-    await installAll(admin, meshCrds());
-    const rendered = template({ namespace: RELEASE_NS, kubeVersion: KUBE_VERSION });
-    assert.equal(rendered.status, 0, rendered.stderr);
-    chart = rendered.objects;
-    await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: RELEASE_NS } });
-    await installAll(admin, [...rbacOf(chart), ...chart.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'))]);
-
-    const parsed = parseK8sYaml(readFileSync(EXAMPLE_TOPOLOGY, 'utf8'), EXAMPLE_TOPOLOGY).objects.map((o) => structuredClone(o.object) as unknown as KubeObject);
-    for (const ns of parsed.filter((o) => o.kind === 'Namespace' && o.metadata?.name !== 'default')) await admin.create(ns);
-    for (const node of ['node1', 'node2']) await registerNode(admin, node);
-    await waitDefaultServiceAccount(admin, 'demo');
+    await installChart(admin, RELEASE_NS, ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
     await waitDefaultServiceAccount(admin, RELEASE_NS);
-    for (const p of parsed.filter((o) => o.kind === 'Pod')) {
-      // b1 joins the mesh too: the test is about the hop from node1 to node2.
+    // b1 joins the mesh too: the test is about the hop from node1 to node2.
+    await installTopology(admin, EXAMPLE_TOPOLOGY, dir, (p) => {
       if (p.metadata!.name === 'b1') p.metadata!.annotations = { ...(p.metadata!.annotations ?? {}), 'nodemesh.dev/mode': 'ambient' };
-      const stored = await startPod(admin, p);
-      p.metadata!.uid = stored.metadata!.uid;
-    }
-    for (const s of parsed.filter((o) => o.kind === 'Service')) await admin.create(s);
-    writeFileSync(join(dir, 'topology.yaml'), parsed.map((o) => stringify(o)).join('---\n'));
+    });
     for (const node of ['node1', 'node2']) tokens.set(node, await agentToken(node));
 
     sim = await new SimFixture(uniqueSimName('kmtls'), dir).up();
@@ -111,11 +93,7 @@ describe('mTLS across nodes with the Kubernetes source', { concurrency: false, t
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const need = (t: Parameters<typeof requireRoot>[0]): boolean => {
-    if (!requireRoot(t) || !requireControlPlane(t) || !needHelm(t)) return false;
-    assert.ok(ready, 'the set-up (before) failed: see its error');
-    return true;
-  };
+  const need = (t: TestContext): boolean => needClusterAndSim(t, ready);
 
   test('each agent publishes its enrolled pods as MeshMembers, owned by the Pod', { timeout: 60_000 }, async (t) => {
     if (!need(t)) return;

@@ -1,13 +1,14 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import type { TestContext } from 'node:test';
 import { ControlPlane, controlPlaneMissing, CONTROL_PLANE_BIN } from '../../src/kube/testing/control-plane';
 import type { KubeTestClient } from '../../src/kube/testing/kube-test-client';
 import type { KubeObject } from '../../src/kube/testing/kube-object';
 import { waitFor } from '../../src/sim/harness';
-import { CHART } from './helm';
-import { isCI } from './privileges';
+import assert from 'node:assert/strict';
+import { CHART, needHelm, template, type Obj } from './helm';
+import { isCI, requireRoot } from './privileges';
 
 /**
  * What the Kubernetes suites do on a real control plane (src/kube/testing/control-plane.ts):
@@ -115,3 +116,49 @@ export async function startControlPlane(options?: Parameters<typeof ControlPlane
   return plane;
 }
 
+
+/**
+ * For a suite on the control plane and the simulator: false (skipped) without root, the
+ * control plane or helm; a failed before() (`ready` false) fails the test instead of
+ * reading as a pass.
+ */
+export function needClusterAndSim(t: TestContext, ready: boolean): boolean {
+  if (!requireRoot(t) || !requireControlPlane(t) || !needHelm(t)) return false;
+  assert.ok(ready, 'the set-up (before) failed: see its error');
+  return true;
+}
+
+/**
+ * `helm install` as far as a test needs it: the chart's CRDs and the pinned Gateway API's,
+ * the release namespace, and the chart's RBAC (plus objects of `extraKinds`) exactly as
+ * rendered. Resolves with every rendered object.
+ */
+export async function installChart(client: KubeTestClient, namespace: string, extraKinds: readonly string[] = []): Promise<Obj[]> {
+  await installAll(client, meshCrds());
+  const rendered = template({ namespace, kubeVersion: KUBE_VERSION });
+  assert.equal(rendered.status, 0, rendered.stderr);
+  await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  await installAll(client, [...rbacOf(rendered.objects), ...rendered.objects.filter((o) => extraKinds.includes(o.kind))]);
+  return rendered.objects;
+}
+
+/**
+ * The cluster a simulator topology describes, as a kubelet and the scheduler would leave
+ * it: its Namespaces, Nodes node1 and node2, its Pods bound and running (`adjust` may edit
+ * one first), its Services. The server assigns the pods' uids, which the simulator names
+ * pod cgroups by, so the topology is written to `dir`/topology.yaml after, with them.
+ */
+export async function installTopology(client: KubeTestClient, file: string, dir: string, adjust: (pod: KubeObject) => void = () => undefined): Promise<KubeObject[]> {
+  const parsed = parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJSON() as KubeObject).filter((o) => o && o.kind);
+  for (const ns of parsed.filter((o) => o.kind === 'Namespace' && o.metadata?.name !== 'default')) await client.create(ns);
+  for (const node of ['node1', 'node2']) await registerNode(client, node);
+  await waitDefaultServiceAccount(client, 'demo');
+  for (const p of parsed.filter((o) => o.kind === 'Pod')) {
+    adjust(p);
+    const stored = await startPod(client, p);
+    p.metadata!.uid = stored.metadata!.uid;
+  }
+  for (const s of parsed.filter((o) => o.kind === 'Service')) await client.create(s);
+  writeFileSync(join(dir, 'topology.yaml'), parsed.map((o) => stringify(o)).join('---\n'));
+  return parsed;
+}
