@@ -39,7 +39,13 @@ fi
 staging_version="v0.${KUBE_VERSION#v1.}"
 
 # Each binary says its version; a binary of another pin (or a half-written one) is rebuilt.
-reports() { "$1" --version 2>/dev/null | grep -q -- "$2"; }
+# (Read whole, not piped into grep -q: grep leaving at the first match can kill a binary
+# that prints more lines with SIGPIPE, and pipefail then reports a good binary as bad.)
+reports() {
+  local out
+  out=$("$1" --version 2>/dev/null) || return 1
+  [[ $out == *"$2"* ]]
+}
 ready() {
   reports "$bindir/kube-apiserver" "Kubernetes $KUBE_VERSION" &&
     reports "$bindir/kube-controller-manager" "Kubernetes $KUBE_VERSION" &&

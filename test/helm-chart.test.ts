@@ -390,6 +390,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       `--ca-server-name=nodemesh-identity.${NAMESPACE}.svc`,
       '--ca-bundle-file=/var/run/nodemesh-ca/root/ca.crt',
       '--ca-token-file=/var/run/nodemesh-ca/token/token',
+      '--trust-domain=cluster.local',
       '--release-on-exit-configmap=$(POD_NAMESPACE)/nodemesh-agent-lifecycle',
     ]);
     assert.deepEqual(c.envFrom, [{ configMapRef: { name: 'nodemesh-agent' } }]);
@@ -569,7 +570,9 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     assert.deepEqual(cert.spec.issuerRef, { name: 'root', kind: 'ClusterIssuer' });
     assert.equal(cert.spec.secretName, 'nodemesh-ca');
     assert.throws(() => render(['identity.ca.source=cert-manager']), /needs identity\.ca\.certManager\.issuerRef\.name/);
-    assert.throws(() => render(['identity.trustDomain=example.org']), /cluster\.local only/);
+    const td = render(['identity.trustDomain=example.org']);
+    assert.ok((find(td, 'Deployment', 'nodemesh-identity')!.spec.template.spec.containers[0].args as string[]).includes('--trust-domain=example.org'));
+    assert.ok((agentContainer(td).args as string[]).includes('--trust-domain=example.org'), 'the agents name identities in the same trust domain');
     // Off: no CA, and agents without CA flags (they warn and run without the tunnel).
     const off = render(['identity.enabled=false']);
     assert.equal(find(off, 'Deployment', 'nodemesh-identity'), undefined);

@@ -36,6 +36,8 @@ export interface AgentOptions extends ServingOptions {
    * for the other nodes' agents).
    */
   onEnrolled?(pods: PodInfo[]): void;
+  /** The trust domain of the workloads' SPIFFE IDs; the CA's must be the same (default cluster.local). */
+  trustDomain?: string;
 }
 
 export interface AgentDeps {
@@ -82,7 +84,7 @@ export class Agent {
       log: this.log,
       source: deps.source ?? new DirectorySource(options.sourcePath, { kinds: coreKinds() }),
       settings: deps.backend.settings,
-      proxy: { nodeName: options.nodeName, ...(options.identity ? { identity: options.identity } : {}) },
+      proxy: { nodeName: options.nodeName, ...(options.identity ? { identity: options.identity } : {}), ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}) },
     }, {
       reconcile: (snapshot) => this.reconcile(snapshot),
       readiness: () => ({ ready: true, reason: `ready: ${this.enrolled.size} pods captured, ${this.failed.size} failed` }),

@@ -15,6 +15,8 @@ import type { LifecycleFlag } from '../kube/lifecycle-flag';
 import type { LeaderElection } from '../kube/leader-election';
 import type { MeshMemberWriter } from '../kube/member-writer';
 import type { PodInfo } from '../mesh/model';
+import { DEFAULT_TRUST_DOMAIN } from '../mesh/workload-identity';
+import { checkTrustDomain } from '../identity/spiffe-id';
 import { parseDrainMs, parseFlags, parseList, parsePort, parsePorts } from './args';
 import { STOP_MARGIN_MS, stopOnSignal } from '../runtime/stop-on-signal';
 import { agentIdentity } from '../identity/agent-identity';
@@ -61,7 +63,9 @@ Runs the node agent: captures the traffic of this node's ambient pods into the n
   --ca-bundle-file PATH    the trust bundle (PEM roots) to trust the CA with
   --ca-token-file PATH     the agent's token for the CA (audience nodemesh-ca)
   --ca-server-name NAME    the DNS name in the CA's certificate (default nodemesh-identity)
-  --ca-bundle-refresh-ms N how often the trust bundle is fetched again (default 60000)`;
+  --ca-bundle-refresh-ms N how often the trust bundle is fetched again (default 60000)
+  --trust-domain TD        the trust domain of workload identities (default cluster.local);
+                           the CA's --trust-domain must be the same`;
 
 export async function agentCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('agent', argv, {
@@ -92,6 +96,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     'ca-bundle-file': { type: 'string' },
     'ca-token-file': { type: 'string' },
     'ca-server-name': { type: 'string' },
+    'trust-domain': { type: 'string', default: DEFAULT_TRUST_DOMAIN },
     'ca-bundle-refresh-ms': { type: 'string' },
     help: { type: 'boolean', default: false },
   });
@@ -185,6 +190,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     drainMs: parseDrainMs(values['drain-ms']),
     ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
     ...(identity ? { identity } : {}),
+    trustDomain: checkTrustDomain(values['trust-domain']!),
     ...(members ? { onEnrolled: (pods: PodInfo[]) => members!.update(pods) } : {}),
   };
   const adminPort = parsePort('--admin-port', values['admin-port']) ?? (values.sim ? undefined : 15020);

@@ -35,7 +35,8 @@ export class ProxyConfigStore {
   private config: ProxyConfig;
   private readonly log = logger('proxy-config');
 
-  constructor(snapshot: MeshSnapshot) {
+  /** `trustDomain`: of the workloads' SPIFFE IDs (default cluster.local), as the CA issues them. */
+  constructor(snapshot: MeshSnapshot, private readonly options: { trustDomain?: string } = {}) {
     this.config = this.build(snapshot);
   }
 
@@ -63,6 +64,7 @@ export class ProxyConfigStore {
     this.policies.update(policies, snapshot.services.keys());
     for (const r of rejected) this.log.warn({ rejected: r }, 'configuration object rejected');
     const workloads = new Map<string, WorkloadInfo>();
+    const { trustDomain } = this.options;
     return Object.freeze({
       snapshot,
       routes,
@@ -73,7 +75,7 @@ export class ProxyConfigStore {
         const key = podKey(pod);
         let w = workloads.get(key);
         if (!w) {
-          w = workloadOf(pod);
+          w = workloadOf(pod, trustDomain === undefined ? {} : { trustDomain });
           workloads.set(key, w);
         }
         return w;

@@ -32,6 +32,8 @@ export interface NodeProxyOptions {
   accessLog?: AccessLogDestination;
   /** How long to wait for a client's first bytes before treating it as server-first TCP. */
   sniffTimeoutMs?: number;
+  /** The trust domain of the workloads' SPIFFE IDs (default cluster.local). */
+  trustDomain?: string;
 }
 
 /** How long the access log may take to flush its last lines at shutdown (a full disk, a stuck pipe). */
@@ -47,7 +49,7 @@ export class NodeProxy {
   readonly log = new ConnectionLog();
   readonly metrics: ProxyMetrics;
   readonly istio: IstioMetrics;
-  readonly config = new ProxyConfigStore(MeshSnapshot.empty());
+  readonly config: ProxyConfigStore;
   readonly accessLog: AccessLog | undefined;
   private readonly pods = new LocalPods();
   private readonly listeners = new Map<string, PodProxy>();
@@ -60,6 +62,7 @@ export class NodeProxy {
     private readonly settings: CaptureSettings,
     private readonly options: NodeProxyOptions = {},
   ) {
+    this.config = new ProxyConfigStore(MeshSnapshot.empty(), options.trustDomain === undefined ? {} : { trustDomain: options.trustDomain });
     this.metrics = new ProxyMetrics(registry);
     this.istio = new IstioMetrics(registry);
     this.accessLog = options.accessLog ? new AccessLog({ destination: options.accessLog }) : undefined;
