@@ -117,3 +117,11 @@ test('root rotation: staged roots reach the agents\' bundle before they sign; af
   assert.ok(reached, 'the CA serves with a certificate of the new root, and its bundle is the new root alone');
   certs.stop();
 });
+
+test('an agent of another trust domain refuses the certificate the CA issues (ERR_NM_CA_MISMATCH) and keeps none', async () => {
+  const certs = new WorkloadCertificates(client(tokenFor('node-a')), bundle, logger('ca-test'));
+  await assert.rejects(certs.ensure('spiffe://example.org/ns/shop/sa/web', 'shop/web-1', { namespace: 'shop', name: 'web-1', serviceAccount: 'web' }),
+    (e: Error & { code?: string }) => e.code === 'ERR_NM_CA_MISMATCH' && /issued spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web when spiffe:\/\/example\.org\/ns\/shop\/sa\/web was asked for/.test(e.message));
+  assert.equal(certs.current('spiffe://example.org/ns/shop/sa/web'), undefined);
+  certs.stop();
+});

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { SecureContext } from 'node:tls';
-import { describeError, NodemeshError } from '../errors';
+import { describeError, hasCode, NodemeshError } from '../errors';
 import type { Logger } from '../log';
 import { certificateFacts, leafOf } from './certificate-facts';
 import type { CaClient, SignRequest } from './ca-client';
@@ -96,8 +96,10 @@ export class WorkloadCertificates extends EventEmitter implements CredentialLook
     } catch (err) {
       entry.pods.delete(podKey);
       if (entry.pods.size === 0) this.forget(entry);
-      throw new NodemeshError('ERR_NM_IDENTITY_UNAVAILABLE', `no certificate for ${spiffeId}: ${describeError(err)}`, {
-        hint: 'the pod stays uncaptured and is retried; check `nodemesh identity` (the CA) and its log',
+      // A trust domain the CA does not share is a configuration error: retrying cannot fix it.
+      const mismatch = hasCode(err, 'ERR_NM_CA_MISMATCH');
+      throw new NodemeshError(mismatch ? 'ERR_NM_CA_MISMATCH' : 'ERR_NM_IDENTITY_UNAVAILABLE', `no certificate for ${spiffeId}: ${describeError(err)}`, {
+        hint: mismatch ? 'the pod stays uncaptured; give the agent and the CA the same --trust-domain' : 'the pod stays uncaptured and is retried; check `nodemesh identity` (the CA) and its log',
         cause: err,
       });
     }
