@@ -198,6 +198,25 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     for (const name of ['b-second', 'b-first']) assert.ok(await admin.delete({ apiVersion: POLICY_API, kind: 'TrafficPolicy', metadata: { name, namespace: 'demo' } }));
   });
 
+  test('PeerAuthentication status: a policy nodemesh enforces is Accepted; one it cannot is Accepted=False with the field, and an API-invalid mode never gets stored', { timeout: 90_000 }, async (t) => {
+    if (!need(t)) return;
+    const pa = (name: string, spec: Record<string, unknown>): KubeObject => ({ apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name, namespace: 'demo' }, spec } as KubeObject);
+    await admin.create(pa('strict', { mtls: { mode: 'STRICT' } }));
+    t.after(async () => { for (const name of ['strict', 'ports-without-selector']) await admin.delete(pa(name, {})); });
+    // Valid for the CRD's schema, not for nodemesh (as for Istio): a port needs a selector.
+    await admin.create(pa('ports-without-selector', { portLevelMtls: { '8080': { mode: 'PERMISSIVE' } } }));
+    const acceptedNow = async (name: string) => acceptedOf(await admin.get('security.istio.io/v1', 'PeerAuthentication', 'demo', name));
+    await waitFor('strict to be Accepted', async () => ((await acceptedNow('strict'))?.status === 'True' ? true : undefined), 30_000);
+    const refused = await waitFor('ports-without-selector to be rejected', async () => {
+      const c = await acceptedNow('ports-without-selector');
+      return c?.status === 'False' ? c : undefined;
+    }, 30_000);
+    assert.match(refused.message, /spec\.portLevelMtls: applies only to a policy with spec\.selector\.matchLabels/);
+    // The CRD refuses a mode outside its enum before any agent sees it.
+    const badMode = await admin.tryCreate(pa('lowercase', { mtls: { mode: 'strict' } }));
+    assert.equal(badMode.status, 422, JSON.stringify(badMode.body));
+  });
+
   test('an unknown annotation value and a Service without endpoints each get a clear message', { timeout: 60_000 }, async (t) => {
     if (!need(t)) return;
     await admin.mergePatch(await pod('a1'), { metadata: { annotations: { 'nodemesh.dev/mode': 'ambient' } } });
