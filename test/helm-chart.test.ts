@@ -386,6 +386,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       '--bpffs=/sys/fs/bpf',
       '--proc=/host/proc',
       `--leader-election-lease=${NAMESPACE}/nodemesh-agent-status-writer`,
+      `--mesh-root-namespace=${NAMESPACE}`,
       `--ca-address=https://nodemesh-identity.${NAMESPACE}.svc:15012`,
       `--ca-server-name=nodemesh-identity.${NAMESPACE}.svc`,
       '--ca-bundle-file=/var/run/nodemesh-ca/root/ca.crt',

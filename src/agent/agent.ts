@@ -38,6 +38,8 @@ export interface AgentOptions extends ServingOptions {
   onEnrolled?(pods: PodInfo[]): void;
   /** The trust domain of the workloads' SPIFFE IDs; the CA's must be the same (default cluster.local). */
   trustDomain?: string;
+  /** Where a PeerAuthentication without a selector applies to the whole mesh (default nodemesh-system). */
+  meshRootNamespace?: string;
 }
 
 export interface AgentDeps {
@@ -84,7 +86,7 @@ export class Agent {
       log: this.log,
       source: deps.source ?? new DirectorySource(options.sourcePath, { kinds: coreKinds() }),
       settings: deps.backend.settings,
-      proxy: { nodeName: options.nodeName, ...(options.identity ? { identity: options.identity } : {}), ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}) },
+      proxy: { nodeName: options.nodeName, ...(options.identity ? { identity: options.identity } : {}), ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}), ...(options.meshRootNamespace ? { meshRootNamespace: options.meshRootNamespace } : {}) },
     }, {
       reconcile: (snapshot) => this.reconcile(snapshot),
       readiness: () => ({ ready: true, reason: `ready: ${this.enrolled.size} pods captured, ${this.failed.size} failed` }),

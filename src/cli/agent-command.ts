@@ -17,6 +17,7 @@ import type { MeshMemberWriter } from '../kube/member-writer';
 import type { PodInfo } from '../mesh/model';
 import { DEFAULT_TRUST_DOMAIN } from '../mesh/workload-identity';
 import { checkTrustDomain } from '../identity/spiffe-id';
+import { MESH_ROOT_NAMESPACE } from '../policy/server/peer-authentication';
 import { parseDrainMs, parseFlags, parseList, parsePort, parsePorts } from './args';
 import { STOP_MARGIN_MS, stopOnSignal } from '../runtime/stop-on-signal';
 import { agentIdentity } from '../identity/agent-identity';
@@ -65,7 +66,9 @@ Runs the node agent: captures the traffic of this node's ambient pods into the n
   --ca-server-name NAME    the DNS name in the CA's certificate (default nodemesh-identity)
   --ca-bundle-refresh-ms N how often the trust bundle is fetched again (default 60000)
   --trust-domain TD        the trust domain of workload identities (default cluster.local);
-                           the CA's --trust-domain must be the same`;
+                           the CA's --trust-domain must be the same
+  --mesh-root-namespace NS where a PeerAuthentication without a selector applies to the
+                           whole mesh (Istio's root namespace; default nodemesh-system)`;
 
 export async function agentCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('agent', argv, {
@@ -97,6 +100,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     'ca-token-file': { type: 'string' },
     'ca-server-name': { type: 'string' },
     'trust-domain': { type: 'string', default: DEFAULT_TRUST_DOMAIN },
+    'mesh-root-namespace': { type: 'string', default: MESH_ROOT_NAMESPACE },
     'ca-bundle-refresh-ms': { type: 'string' },
     help: { type: 'boolean', default: false },
   });
@@ -191,6 +195,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
     ...(identity ? { identity } : {}),
     trustDomain: checkTrustDomain(values['trust-domain']!),
+    meshRootNamespace: checkNamespaceName(values['mesh-root-namespace']!),
     ...(members ? { onEnrolled: (pods: PodInfo[]) => members!.update(pods) } : {}),
   };
   const adminPort = parsePort('--admin-port', values['admin-port']) ?? (values.sim ? undefined : 15020);
@@ -242,4 +247,12 @@ function parseRefreshMs(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 100) throw new NodemeshError('ERR_NM_USAGE', `--ca-bundle-refresh-ms must be a whole number of milliseconds, at least 100, got '${text}'`);
   return n;
+}
+
+/** `--mesh-root-namespace`: a namespace name (DNS-1123 label). */
+function checkNamespaceName(text: string): string {
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(text) || text.length > 63) {
+    throw new NodemeshError('ERR_NM_USAGE', `--mesh-root-namespace must be a namespace name (lower-case letters, digits and '-', at most 63), got '${text}'`);
+  }
+  return text;
 }

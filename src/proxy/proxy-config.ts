@@ -35,8 +35,11 @@ export class ProxyConfigStore {
   private config: ProxyConfig;
   private readonly log = logger('proxy-config');
 
-  /** `trustDomain`: of the workloads' SPIFFE IDs (default cluster.local), as the CA issues them. */
-  constructor(snapshot: MeshSnapshot, private readonly options: { trustDomain?: string } = {}) {
+  /**
+   * `trustDomain`: of the workloads' SPIFFE IDs (default cluster.local), as the CA issues
+   * them; `meshRootNamespace`: where a PeerAuthentication without a selector is mesh-wide.
+   */
+  constructor(snapshot: MeshSnapshot, private readonly options: { trustDomain?: string; meshRootNamespace?: string } = {}) {
     this.config = this.build(snapshot);
   }
 
@@ -68,7 +71,7 @@ export class ProxyConfigStore {
     return Object.freeze({
       snapshot,
       routes,
-      peerAuthentication,
+      peerAuthentication: this.options.meshRootNamespace ? peerAuthentication.withRootNamespace(this.options.meshRootNamespace) : peerAuthentication,
       rejected,
       warnings,
       workload(pod: PodInfo): WorkloadInfo {

@@ -44,6 +44,12 @@ test('workload beats namespace beats mesh; UNSET defers upwards; a port of the w
   assert.deepEqual(set.modeFor(api, 9001), { mode: 'PERMISSIVE', policy: 'demo/ns' }, 'an UNSET port defers too');
 });
 
+test('the mesh root namespace is the one the agent is given (the chart: its release namespace)', () => {
+  const { set } = parse(pa('istio-system', 'mesh', '{ mtls: { mode: STRICT } }'));
+  assert.equal(set.modeFor(web, 80).mode, 'PERMISSIVE', 'not the root namespace by default');
+  assert.deepEqual(set.withRootNamespace('istio-system').modeFor(web, 80), { mode: 'STRICT', policy: 'istio-system/mesh' });
+});
+
 test('a selector applies only to matching pods of its own namespace, and an empty selector means the whole namespace', () => {
   const { set } = parse(pa('demo', 'v1-only', '{ selector: { matchLabels: { app: api, version: v1 } }, mtls: { mode: STRICT } }') + pa('other', 'all', '{ selector: { matchLabels: {} }, mtls: { mode: STRICT } }'));
   assert.equal(set.modeFor(api, 80).mode, 'STRICT');

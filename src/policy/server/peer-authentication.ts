@@ -21,7 +21,8 @@ export type EffectiveMtlsMode = Exclude<MtlsMode, 'UNSET'>;
 
 /**
  * Istio's root namespace: a PeerAuthentication there without a selector applies to the
- * whole mesh. nodemesh's chart installs into this namespace.
+ * whole mesh. The default; the chart gives the agents its release namespace
+ * (`--mesh-root-namespace`).
  */
 export const MESH_ROOT_NAMESPACE = 'nodemesh-system';
 
@@ -55,12 +56,17 @@ export class PeerAuthentications {
   private readonly byNamespace = new Map<string, PeerAuthentication[]>();
 
   /** `policies` oldest first (the parser sorts them). */
-  constructor(policies: readonly PeerAuthentication[], private readonly rootNamespace = MESH_ROOT_NAMESPACE) {
+  constructor(private readonly policies: readonly PeerAuthentication[], private readonly rootNamespace = MESH_ROOT_NAMESPACE) {
     for (const p of policies) {
       const list = this.byNamespace.get(p.namespace) ?? [];
       list.push(p);
       this.byNamespace.set(p.namespace, list);
     }
+  }
+
+  /** The same policies with another mesh root namespace. */
+  withRootNamespace(rootNamespace: string): PeerAuthentications {
+    return rootNamespace === this.rootNamespace ? this : new PeerAuthentications(this.policies, rootNamespace);
   }
 
   get size(): number {

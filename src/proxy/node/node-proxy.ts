@@ -34,6 +34,8 @@ export interface NodeProxyOptions {
   sniffTimeoutMs?: number;
   /** The trust domain of the workloads' SPIFFE IDs (default cluster.local). */
   trustDomain?: string;
+  /** Istio's root namespace for mesh-wide PeerAuthentication (default nodemesh-system). */
+  meshRootNamespace?: string;
 }
 
 /** How long the access log may take to flush its last lines at shutdown (a full disk, a stuck pipe). */
@@ -62,7 +64,10 @@ export class NodeProxy {
     private readonly settings: CaptureSettings,
     private readonly options: NodeProxyOptions = {},
   ) {
-    this.config = new ProxyConfigStore(MeshSnapshot.empty(), options.trustDomain === undefined ? {} : { trustDomain: options.trustDomain });
+    this.config = new ProxyConfigStore(MeshSnapshot.empty(), {
+      ...(options.trustDomain !== undefined ? { trustDomain: options.trustDomain } : {}),
+      ...(options.meshRootNamespace !== undefined ? { meshRootNamespace: options.meshRootNamespace } : {}),
+    });
     this.metrics = new ProxyMetrics(registry);
     this.istio = new IstioMetrics(registry);
     this.accessLog = options.accessLog ? new AccessLog({ destination: options.accessLog }) : undefined;
