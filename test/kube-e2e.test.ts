@@ -299,6 +299,8 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     const flag = `${RELEASE_NS}/${lifecycle.metadata.name}`;
     agent = await sim!.startAgent('node1', ['--kube', '--kubeconfig', agentKubeconfig, '--capture', 'ebpf', ...LEADER_ARGS, '--release-on-exit-configmap', flag]);
     await agent.waitPod('demo/a1', 'enrolled', 20_000);
+    const member = () => admin.get('nodemesh.dev/v1alpha1', 'MeshMember', 'demo', 'a1');
+    await waitFor('the agent to publish a1 as a MeshMember', member, 20_000);
     const pinDir = `/sys/fs/bpf/nodemesh/${agent.instance}`;
     assert.ok(existsSync(pinDir), 'capture is pinned while the agent runs');
     // What the chart's pre-delete hook does.
@@ -306,6 +308,7 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     await waitFor('the agent to see the flag', () => agent!.log.includes('uninstall flag changed'), 10_000);
     assert.equal(await agent.stop(), 0);
     assert.equal(existsSync(pinDir), false, 'pinned maps, links and programs removed');
+    assert.equal(await member(), undefined, 'the node\'s MeshMembers removed');
     assert.equal(existsSync(`/run/nodemesh/${agent.instance}/ebpf-capture.json`), false, 'run state removed');
     const r = await sim!.client('demo/a1', B1, 8080, 'after-uninstall');
     assert.ok(r.local!.startsWith(`${A1} `), `direct after uninstall: ${JSON.stringify(r)}`);

@@ -23,6 +23,9 @@ import { STOP_MARGIN_MS, stopOnSignal } from '../runtime/stop-on-signal';
 import { agentIdentity } from '../identity/agent-identity';
 import type { WorkloadCertificates } from '../identity/workload-certificates';
 
+/** How long an uninstalling agent may take to remove its node's MeshMembers. */
+const MEMBERS_REMOVAL_MS = 5000;
+
 const HELP = `usage: nodemesh agent --kube --node NAME [flags]              (on a cluster node)
        nodemesh agent --sim SIM --node NAME --source DIR [flags]  (on the local simulator)
        nodemesh agent --sim SIM --node NAME --kube [flags]        (simulator nodes, Kubernetes API)
@@ -221,8 +224,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
       if (all) log.info('uninstalling: releasing every pod and removing the pinned state');
       // The lease is released at once (bounded, in parallel with the drain), so another
       // agent writes statuses while this one drains.
-      members?.stop();
-      return Promise.all([leader?.stop(), agent.stop(all, cut)]).then(() => undefined);
+      // Uninstalling removes this node's MeshMembers too; otherwise the next agent keeps them.
+      const membersDone = all ? members?.removeAll(MEMBERS_REMOVAL_MS) : members?.stop();
+      return Promise.all([leader?.stop(), agent.stop(all, cut), membersDone]).then(() => undefined);
     },
     finally: removePid,
   });

@@ -50,6 +50,15 @@ export class MeshMemberWriter {
     this.publisher.stop();
   }
 
+  /** Uninstall: removes every member of this node (within `timeoutMs`), then stops. */
+  async removeAll(timeoutMs: number): Promise<boolean> {
+    this.publisher.publish([]);
+    const done = await this.publisher.whenWritten(timeoutMs);
+    if (!done) this.log.warn({ timeoutMs }, 'mesh members of this node not all removed; their pods\' deletion removes them');
+    this.stop();
+    return done;
+  }
+
   private async reconcile(pods: readonly PodInfo[]): Promise<void> {
     const written = this.written ?? (await this.listOwn());
     this.written = written;

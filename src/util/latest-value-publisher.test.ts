@@ -38,3 +38,17 @@ test('stop: nothing more is written or retried', async () => {
   p.publish(2);
   assert.equal(calls, after);
 });
+
+test('whenWritten: true once the latest value landed (after a retry), false at its deadline while writes fail', async () => {
+  let fail = 1;
+  const written: number[] = [];
+  const p = new LatestValuePublisher<number>(async (v) => { if (fail-- > 0) throw new Error('down'); written.push(v); }, () => undefined, 5);
+  p.publish(7);
+  assert.equal(await p.whenWritten(5000), true);
+  assert.deepEqual(written, [7]);
+  const never = new LatestValuePublisher<number>(async () => { throw new Error('down'); }, () => undefined, 5);
+  never.publish(1);
+  assert.equal(await never.whenWritten(50), false);
+  never.stop();
+  p.stop();
+});

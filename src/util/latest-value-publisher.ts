@@ -9,6 +9,7 @@ export class LatestValuePublisher<T> {
   private writing = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly write: (value: T) => Promise<void>,
@@ -31,6 +32,28 @@ export class LatestValuePublisher<T> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.wakeIdle();
+  }
+
+  /**
+   * Resolves true once the latest value is written, false when `timeoutMs` passes first
+   * (a failing write keeps being retried until then) or the publisher is stopped.
+   */
+  whenWritten(timeoutMs: number): Promise<boolean> {
+    if (!this.busy) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(!this.busy);
+      });
+    });
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   private async flush(): Promise<void> {
@@ -53,5 +76,6 @@ export class LatestValuePublisher<T> {
       this.writing = false;
     }
     if (this.pending) void this.flush();
+    else this.wakeIdle();
   }
 }
