@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findHeadEnd, parseRequestHead, parseResponseHead, MAX_HEAD_BYTES_DEFAULT, type RequestHead, type ResponseHead } from './head-parser';
+import { findHeadEnd, parseRequestHead, parseResponseHead, skipEmptyLines, MAX_HEAD_BYTES_DEFAULT, type RequestHead, type ResponseHead } from './head-parser';
 import { H1ParseError } from './parse-error';
 
 function req(head: string): RequestHead {
@@ -108,9 +108,7 @@ test('the request line is strict', () => {
   assert.equal(req('GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n').target, 'http://a/x');
   assert.equal(req('M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n').method, 'M-SEARCH');
   assert.equal(req('get / HTTP/1.1\r\nHost: a\r\n\r\n').method, 'get', 'the method is kept as sent');
-  // One leading empty line is ignored (RFC 9112 §2.2), two are not.
-  assert.equal(req('\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n').method, 'GET');
-  rejectsReq('\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n', 400);
+  assert.equal(req('PURGE /c HTTP/1.1\r\nHost: a\r\n\r\n').method, 'PURGE');
   for (const line of [
     'GET  / HTTP/1.1',
     'GET /  HTTP/1.1',
@@ -133,6 +131,79 @@ test('the request line is strict', () => {
     '',
   ]) {
     rejectsReq(`${line}\r\nHost: a\r\n\r\n`, 400);
+  }
+});
+
+test('empty lines before the request line are ignored, any number of CRLF or bare LF (as llhttp)', () => {
+  for (const before of ['\r\n', '\r\n\r\n', '\n\n', '\r\n\n\r\n\r\n']) {
+    const h = req(`${before}GET /x HTTP/1.1\r\nHost: a\r\n\r\n`);
+    assert.equal(h.method, 'GET', JSON.stringify(before));
+    assert.equal(h.path, '/x');
+  }
+  rejectsReq('\r\n\r\n', 400, /no request line/);
+  rejectsReq('\rGET / HTTP/1.1\r\nHost: a\r\n\r\n', 400);
+  // The server drops them before looking for the end of the head.
+  const buf = Buffer.from('\r\n\r\n\nGET / HTTP/1.1\r\n');
+  assert.equal(skipEmptyLines(buf, 0), 5);
+  assert.equal(skipEmptyLines(buf, 5), 5);
+  assert.equal(skipEmptyLines(Buffer.from('\r\n\r'), 0), 2, 'a CR at the end may be the start of a CRLF');
+  assert.equal(skipEmptyLines(Buffer.from('\r\n'), 0), 2);
+  assert.equal(skipEmptyLines(Buffer.from('\r\r\n'), 0), 0);
+});
+
+test('an absolute-form target gives the path and the authority (RFC 9112 §3.2.2): Host is not used', () => {
+  const h = req('GET http://other.test/admin?x=1 HTTP/1.1\r\nHost: svc.local\r\n\r\n');
+  assert.equal(h.target, 'http://other.test/admin?x=1', 'the target as sent');
+  assert.equal(h.path, '/admin?x=1');
+  assert.equal(h.authority, 'other.test');
+  assert.deepEqual(h.headers, ['host', 'svc.local'], 'the headers are as sent');
+  const cases: Array<[string, string, string, string?]> = [
+    // target, path, authority, method
+    ['HTTP://Other.Test:8080/a/b', '/a/b', 'Other.Test:8080'],
+    ['https://o.test/x', '/x', 'o.test'],
+    ['http://o.test', '/', 'o.test'],
+    ['http://o.test?q=1', '/?q=1', 'o.test'],
+    ['http://[::1]:80/x', '/x', '[::1]:80'],
+    ['http://10.0.0.1/', '/', '10.0.0.1'],
+    ['http://o.test:8001', '*', 'o.test:8001', 'OPTIONS'],
+    ['http://o.test/p', '/p', 'o.test', 'OPTIONS'],
+  ];
+  for (const [target, path, authority, method = 'GET'] of cases) {
+    const r = req(`${method} ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.equal(r.path, path, target);
+    assert.equal(r.authority, authority, target);
+  }
+  // Origin-form: the authority is Host's.
+  const o = req('GET /a?b HTTP/1.1\r\nHost: svc.local:80\r\n\r\n');
+  assert.equal(o.path, '/a?b');
+  assert.equal(o.authority, 'svc.local:80');
+  assert.equal(req('GET / HTTP/1.0\r\n\r\n').authority, '');
+  assert.equal(req('OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n').path, '*');
+  const c = req('CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n');
+  assert.equal(c.authority, 'db.internal:5432');
+});
+
+test('malformed request-targets are 400', () => {
+  for (const [method, target] of [
+    ['GET', 'http://'],
+    ['GET', 'http:///admin'],
+    ['GET', 'http://:80/admin'],
+    ['GET', 'http://user@other.test/admin'],
+    ['GET', 'http://user:pw@other.test/'],
+    ['GET', 'http://o.test:port/x'],
+    ['GET', 'http://o.test:123456/x'],
+    ['GET', 'http://o{t}/x'],
+    ['GET', 'http:/o.test/x'],
+    ['GET', 'ftp://o.test/x'],
+    ['GET', 'o.test/admin'],
+    ['GET', 'admin'],
+    ['GET', '/admin#frag'],
+    ['GET', 'http://o.test/admin#x'],
+    ['CONNECT', 'db.internal'],
+    ['CONNECT', '/x'],
+    ['CONNECT', 'u@db:5432'],
+  ]) {
+    rejectsReq(`${method} ${target} HTTP/1.1\r\nHost: a\r\n\r\n`, 400);
   }
 });
 
@@ -288,6 +359,18 @@ test('Transfer-Encoding in requests', () => {
   rejectsReq(post('Transfer-Encoding: ,chunked'), 400);
   rejectsReq(post('Transfer-Encoding:'), 400);
   rejectsReq(post('Transfer-Encoding: "chunked"'), 501);
+});
+
+test('an HTAB after a Transfer-Encoding or Content-Length value is 400 (strict llhttp: chunked\\t is not chunked)', () => {
+  rejectsReq(post('Transfer-Encoding: chunked\t'), 400, /HTAB after the Transfer-Encoding/);
+  rejectsReq(post('Transfer-Encoding: chunked \t '), 400, /HTAB after the Transfer-Encoding/);
+  rejectsReq(post('Content-Length: 5\t'), 400, /HTAB after the Content-Length/);
+  rejectsRes(ok200('Transfer-Encoding: chunked\t'), 400, /HTAB after the Transfer-Encoding/);
+  // SP after the value, and HTAB before it, are OWS llhttp accepts too.
+  assert.equal(req(post('Transfer-Encoding: chunked ')).chunked, true);
+  assert.equal(req(post('Transfer-Encoding:\tchunked')).chunked, true);
+  assert.equal(req(post('Content-Length:\t5 ')).contentLength, 5);
+  assert.equal(req(get('x-other: v\t')).headers[3], 'v', 'other fields are trimmed as before');
 });
 
 test('Transfer-Encoding in an HTTP/1.0 request is 400', () => {

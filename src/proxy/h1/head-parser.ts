@@ -1,4 +1,5 @@
 import { H1ParseError } from './parse-error';
+import { parseRequestTarget } from './request-target';
 
 /**
  * A strict HTTP/1.1 head parser (RFC 9110 / RFC 9112) for requests and responses read from raw
@@ -9,7 +10,8 @@ import { H1ParseError } from './parse-error';
  *
  * Anything two HTTP implementations could frame differently (bare CR or LF, obs-fold, whitespace
  * before a colon, several or odd Content-Length values, Content-Length with Transfer-Encoding,
- * codings we cannot decode) is refused with an H1ParseError rather than guessed at.
+ * an HTAB after either's value, codings we cannot decode) is refused with an H1ParseError
+ * rather than guessed at.
  */
 
 export const MAX_HEAD_BYTES_DEFAULT = 16 * 1024;
@@ -17,6 +19,22 @@ export const MAX_HEAD_BYTES_DEFAULT = 16 * 1024;
 export const MAX_HEADER_FIELDS = 256;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+
+/**
+ * Index of the first byte of buf at or after `from` that does not belong to an empty line
+ * (CRLF, or a bare LF as llhttp allows) before a request line: RFC 9112 §2.2 lets a server
+ * ignore them, before the first request and between pipelined ones. A CR at the very end
+ * is not skipped (its LF may follow).
+ */
+export function skipEmptyLines(buf: Buffer, from: number): number {
+  let i = from;
+  for (;;) {
+    const c = buf[i];
+    if (c === 0x0a) i++;
+    else if (c === 0x0d && buf[i + 1] === 0x0a) i += 2;
+    else return i;
+  }
+}
 
 /** Index just past the first "\r\n\r\n" at or after `from` in buf[0..length), or -1. (Callers pass `from` = previous length - 3 to rescan only new bytes.) */
 export function findHeadEnd(buf: Buffer, from: number): number {
@@ -27,7 +45,11 @@ export function findHeadEnd(buf: Buffer, from: number): number {
 
 export interface RequestHead {
   method: string;            // as sent (token chars only), e.g. "GET"
-  target: string;            // request-target as sent, e.g. "/a?b=1"
+  target: string;            // request-target as sent, e.g. "/a?b=1" or "http://a/b?c=1"
+  /** What routing matches and what goes upstream: the target's origin-form (path and query), "*" for OPTIONS *, CONNECT's authority. */
+  path: string;
+  /** The authority of an absolute-form target (RFC 9112 §3.2.2: it wins over Host) or of CONNECT's; else the Host header ('' without one). */
+  authority: string;
   versionMinor: 0 | 1;       // HTTP/1.0 or HTTP/1.1
   /** Header names lower-cased, values with leading/trailing OWS removed, in arrival order: [name0, value0, name1, value1, ...] */
   headers: string[];
@@ -296,6 +318,22 @@ function transferEncodingChunked(v: string, request: boolean): boolean {
   return last === 'chunked';
 }
 
+/**
+ * Whether the whitespace that ends the field line before `lineEnd` (just past its CRLF)
+ * holds an HTAB. The framing headers are refused with one, as strict llhttp does
+ * (`chunked\t` is not chunked to it, and `5\t` not a length): a value that one parser
+ * trims and another does not is how a body's framing is hidden from one of two proxies.
+ */
+function htabBeforeCr(b: Uint8Array, lineEnd: number): boolean {
+  let k = lineEnd - 3;
+  let c = 0;
+  while ((c = b[k]) === 0x20 || c === 0x09) {
+    if (c === 0x09) return true;
+    k--;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Header section scan, shared by requests and responses. The results go to this module-level
 // scratch (parsing is synchronous), so a parse allocates only the strings and the result.
@@ -304,6 +342,7 @@ const scratch = {
   contentLength: undefined as number | undefined,
   transferEncoding: undefined as string | undefined,
   hosts: 0,
+  host: undefined as string | undefined,
   upgradeHeader: false,
   expectContinue: false,
   connection: 0,
@@ -315,6 +354,7 @@ function scanFields(b: Buffer, s: string, pos: number, headers: string[], tokens
   sc.contentLength = undefined;
   sc.transferEncoding = undefined;
   sc.hosts = 0;
+  sc.host = undefined;
   sc.upgradeHeader = false;
   sc.expectContinue = false;
   sc.connection = 0;
@@ -331,7 +371,10 @@ function scanFields(b: Buffer, s: string, pos: number, headers: string[], tokens
     const name = headers[headers.length - 2];
     switch (name.length) {
       case 4:
-        if (name === 'host') sc.hosts++;
+        if (name === 'host') {
+          sc.hosts++;
+          sc.host = headers[headers.length - 1];
+        }
         break;
       case 6:
         if (name === 'expect') {
@@ -347,12 +390,14 @@ function scanFields(b: Buffer, s: string, pos: number, headers: string[], tokens
         break;
       case 14:
         if (name === 'content-length') {
+          if (htabBeforeCr(b, pos)) fail400('HTAB after the Content-Length value');
           if (sc.contentLength !== undefined) fail400('duplicate Content-Length');
           sc.contentLength = contentLengthValue(headers[headers.length - 1]);
         }
         break;
       case 17:
         if (name === 'transfer-encoding') {
+          if (htabBeforeCr(b, pos)) fail400('HTAB after the Transfer-Encoding value');
           const v = headers[headers.length - 1];
           sc.transferEncoding = sc.transferEncoding === undefined ? v : `${sc.transferEncoding},${v}`;
         }
@@ -366,8 +411,10 @@ function scanFields(b: Buffer, s: string, pos: number, headers: string[], tokens
 export function parseRequestHead(buf: Buffer, headEnd: number): RequestHead {
   const s = decodeHead(buf, headEnd);
   const b = buf;
-  // RFC 9112 §2.2: one empty line before the request-line may be ignored.
-  let pos = b[0] === 0x0d && b[1] === 0x0a ? 2 : 0;
+  // RFC 9112 §2.2: empty lines before the request-line are ignored (as llhttp does). They
+  // must leave the head's final CRLFCRLF, the sentinel every scan below stops at.
+  let pos = skipEmptyLines(b, 0);
+  if (pos > headEnd - 4) fail400('no request line');
 
   // method SP request-target SP HTTP-version CRLF (every scan stops at a CR at the latest)
   let i = pos;
@@ -381,6 +428,7 @@ export function parseRequestHead(buf: Buffer, headEnd: number): RequestHead {
     fail400(i === ts ? 'malformed request line (request-target)' : `invalid ${describeChar(c)} in the request-target`);
   }
   const target = s.slice(ts, i);
+  const form = parseRequestTarget(method, target);
   i++;
   const v = versionAt(b, i);
   if (v < 0 || b[i + 8] !== 0x0d || b[i + 9] !== 0x0a) badVersion(s, i, s.indexOf('\r\n', i), 'request line');
@@ -404,6 +452,8 @@ export function parseRequestHead(buf: Buffer, headEnd: number): RequestHead {
   return {
     method,
     target,
+    path: form.path,
+    authority: form.authority ?? sc.host ?? '',
     versionMinor,
     headers,
     contentLength: sc.contentLength,

@@ -1,12 +1,15 @@
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../../log';
 import type { DownstreamExchange, RequestBody } from '../http/exchange';
-import { headerFromList, headersFromList, type HeaderRecord } from '../http/headers';
+import { headersFromList, type HeaderRecord } from '../http/headers';
+import { relay } from '../tcp-relay';
 import { BodyReader } from './body-reader';
-import { findHeadEnd, parseRequestHead, type RequestHead } from './head-parser';
+import { findHeadEnd, parseRequestHead, skipEmptyLines, type RequestHead, type ResponseHead } from './head-parser';
 import { H1ParseError } from './parse-error';
 import { PushedBody, flowOf, type Flow } from './pushed-body';
 import { appendHeaders, chunkHeader, closingResponse, lastChunk, statusLine, writeHeadAndBody } from './serialize';
+import { awaitUpgradeAnswer } from './upgrade-answer';
 
 /** Limits that keep one misbehaving client from hurting the pods that share the proxy. */
 export interface H1Limits {
@@ -27,8 +30,27 @@ const PIPELINE_HOLD_MAX = 64 * 1024;
 
 export interface H1Handlers {
   request(exchange: DownstreamExchange, socket: Socket): void;
-  /** Upgrade (WebSocket) and CONNECT: the raw head to replay, the socket, and the bytes after the head. */
-  upgrade(rawHead: Buffer, head: RequestHead, socket: Socket, rest: Buffer): void;
+  /**
+   * Upgrade (WebSocket) and CONNECT: open an upstream for it and give it to
+   * `upgrade.connect` (or answer `upgrade.refuse`). The connection sends the head alone,
+   * and the client's bytes after it only once the upstream has switched.
+   */
+  upgrade(upgrade: PendingUpgrade, socket: Socket): void;
+}
+
+/** An Upgrade or CONNECT request waiting for its upstream. */
+export interface PendingUpgrade {
+  readonly head: RequestHead;
+  /** The request head as it came (empty lines before it left out): what the upstream gets. */
+  readonly rawHead: Buffer;
+  /**
+   * The upstream is open: the head goes to it. On a 101 (2xx for CONNECT) the connection
+   * becomes a byte relay between the client and `upstream`; any other answer goes to the
+   * client as a response, and the connection goes on with HTTP/1.1.
+   */
+  connect(upstream: Duplex): void;
+  /** No upstream: `status` (and close) for the client. */
+  refuse(status: 502 | 503, reason: string): void;
 }
 
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
@@ -52,6 +74,8 @@ export class H1ServerConnection {
   private idleSince: number;
   private clientEnded = false;
   private pausedForHold = false;
+  /** An Upgrade or CONNECT waiting for the upstream's answer; the client's later bytes are held. */
+  private upgrading: { abandon: () => void } | undefined;
   closed = false;
   draining = false;
 
@@ -76,7 +100,7 @@ export class H1ServerConnection {
       return;
     }
     this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
-    if (this.active) {
+    if (this.active || this.upgrading) {
       if (this.buf.length > PIPELINE_HOLD_MAX && !this.pausedForHold) {
         this.pausedForHold = true;
         this.socket.pause();
@@ -94,7 +118,7 @@ export class H1ServerConnection {
       s.sink.abort(Object.assign(new Error('the client closed the connection in the middle of the request body'), { code: 'ECONNRESET' }));
     }
     // Nothing in progress: the client is done with this connection.
-    if (!this.active) this.close();
+    if (!this.active && !this.upgrading) this.close();
   };
 
   private readonly onError = (): void => {
@@ -108,6 +132,8 @@ export class H1ServerConnection {
       this.streaming = undefined;
     }
     this.active?.clientGone();
+    this.upgrading?.abandon();
+    this.upgrading = undefined;
     this.onGone(this);
   };
 
@@ -118,18 +144,24 @@ export class H1ServerConnection {
       this.reject(408, 'request head not received in time');
       return;
     }
+    if (this.upgrading && now - this.requestStartedAt > this.limits.requestTimeoutMs) {
+      this.upgrading.abandon();
+      this.upgrading = undefined;
+      this.reject(504, 'no answer from the upstream to the upgrade in time');
+      return;
+    }
     if ((this.waiting || this.streaming) && now - this.requestStartedAt > this.limits.requestTimeoutMs) {
       if (this.active && this.active.headersSent) this.socket.destroy();
       else this.reject(408, 'request body not received in time');
       return;
     }
-    if (!this.active && !this.headStartedAt && !this.waiting && now - this.idleSince > this.limits.keepAliveTimeoutMs) this.close();
+    if (!this.active && !this.upgrading && !this.headStartedAt && !this.waiting && now - this.idleSince > this.limits.keepAliveTimeoutMs) this.close();
   }
 
   /** Drain: idle connections close now, busy ones after their response. */
   drain(): void {
     this.draining = true;
-    if (!this.active && !this.headStartedAt && !this.waiting) this.close();
+    if (!this.active && !this.upgrading && !this.headStartedAt && !this.waiting) this.close();
   }
 
   private close(): void {
@@ -156,8 +188,8 @@ export class H1ServerConnection {
   }
 
   private parse(): void {
-    while (this.buf && !this.active && !this.closed) {
-      const buf = this.buf;
+    while (this.buf && !this.active && !this.upgrading && !this.closed) {
+      let buf = this.buf;
       let head: RequestHead;
       let headEnd: number;
       if (this.waiting) {
@@ -165,6 +197,16 @@ export class H1ServerConnection {
         if (buf.length - headEnd < head.contentLength!) return;
         this.waiting = undefined;
       } else {
+        // Empty lines before a request (the first, or a pipelined one) are dropped, as
+        // llhttp does; else their CRLFCRLF would be taken for the end of a head. They do
+        // not start a head: a client that sends nothing else is idle (keep-alive timeout).
+        const start = skipEmptyLines(buf, 0);
+        if (start > 0) {
+          buf = buf.subarray(start);
+          this.buf = buf.length > 0 ? buf : undefined;
+          this.scanFrom = 0;
+          if (buf.length === 0) return;
+        }
         if (!this.headStartedAt) this.headStartedAt = performance.now();
         headEnd = findHeadEnd(buf, this.scanFrom);
         if (headEnd < 0) {
@@ -186,8 +228,19 @@ export class H1ServerConnection {
         }
         this.headStartedAt = 0;
         this.requestStartedAt = performance.now();
-        if (head.upgrade || head.method === 'CONNECT') {
-          this.handOver(buf, head, headEnd);
+        const hasBody = head.chunked || (head.contentLength ?? 0) > 0;
+        if (head.method === 'CONNECT') {
+          // RFC 9110 §9.3.6: CONNECT has no content; framed bytes after its head could be
+          // read as body by one hop and as tunnel data by the next.
+          if (hasBody) this.reject(400, 'CONNECT with content');
+          else this.startUpgrade(buf, head, headEnd);
+          return;
+        }
+        // An Upgrade with a body is served as a plain request (the proxy may ignore Upgrade,
+        // RFC 9110 §7.8, and drops it as hop-by-hop): an upstream that switched only after
+        // reading the body would otherwise wait for bytes held until it has switched.
+        if (head.upgrade && !hasBody) {
+          this.startUpgrade(buf, head, headEnd);
           return;
         }
         const length = head.contentLength ?? 0;
@@ -248,18 +301,117 @@ export class H1ServerConnection {
     if (rest) this.buf = this.buf ? Buffer.concat([this.buf, rest]) : rest;
   }
 
-  private handOver(buf: Buffer, head: RequestHead, headEnd: number): void {
-    this.closed = true;
+  /**
+   * An Upgrade or CONNECT: the handler opens the upstream, which gets the head alone. The
+   * client's bytes after the head (a WebSocket frame sent early, or the next request) are
+   * held, bounded: the socket is paused, so the kernel's window holds back the rest, until
+   * the upstream has switched; then they go to it, and the connection is a byte relay.
+   * If the upstream declines, its answer is the response to this request and the held
+   * bytes are parsed as the next request: the connection goes on as HTTP/1.1 (the
+   * declined upgrade's upstream connection is closed). The next request then passes
+   * routing, metrics and policy like any other, instead of being relayed unparsed.
+   */
+  private startUpgrade(buf: Buffer, head: RequestHead, headEnd: number): void {
     this.headStartedAt = 0;
-    // Hold the bytes that follow until the pass-through pipes them (no listener: lost).
+    this.buf = headEnd < buf.length ? buf.subarray(headEnd) : undefined;
+    if (!this.pausedForHold) {
+      this.pausedForHold = true;
+      this.socket.pause();
+    }
+    let abandoned = false;
+    let abandonUpstream: (() => void) | undefined;
+    const state = {
+      abandon: () => {
+        abandoned = true;
+        abandonUpstream?.();
+      },
+    };
+    this.upgrading = state;
+    const current = () => this.upgrading === state && !abandoned;
+    const pending: PendingUpgrade = {
+      head,
+      rawHead: buf.subarray(0, headEnd),
+      connect: (upstream) => {
+        if (!current()) {
+          upstream.destroy();
+          return;
+        }
+        abandonUpstream = awaitUpgradeAnswer(upstream, head, pending.rawHead, {
+          interim: (answer) => {
+            // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+            if (current() && head.versionMinor === 1) this.socket.write(`${appendHeaders(statusLine(answer.status), headersFromList(answer.headers, answer.connectionTokens))}\r\n`, 'latin1');
+          },
+          switched: (rawAnswer, rest) => {
+            if (!current()) {
+              upstream.destroy();
+              return;
+            }
+            this.switchToTunnel(upstream, rawAnswer, rest);
+          },
+          declined: (answer, body) => {
+            if (!current()) {
+              body?.destroy();
+              return;
+            }
+            this.upgrading = undefined;
+            this.answerDeclined(head, answer, body);
+          },
+          failed: (err) => {
+            if (!current()) return;
+            this.upgrading = undefined;
+            this.log.debug({ err: err.message }, 'no usable answer from the upstream to an upgrade');
+            this.reject(502, `upgrade: ${err.message}`);
+          },
+        });
+      },
+      refuse: (status, reason) => {
+        if (!current()) return;
+        this.upgrading = undefined;
+        this.reject(status, reason);
+      },
+    };
+    this.handlers.upgrade(pending, this.socket);
+  }
+
+  /** The upstream switched: from here the connection is bytes both ways, no longer the server's. */
+  private switchToTunnel(upstream: Duplex, rawAnswer: Buffer, rest: Buffer | undefined): void {
+    this.upgrading = undefined;
+    this.closed = true;
     this.socket.pause();
     this.socket.removeListener('data', this.onData);
     this.socket.removeListener('end', this.onEnd);
     this.socket.removeListener('error', this.onError);
     this.socket.removeListener('close', this.onClose);
     this.onGone(this);
+    const held = this.buf;
     this.buf = undefined;
-    this.handlers.upgrade(buf.subarray(0, headEnd), head, this.socket, buf.subarray(headEnd));
+    this.socket.write(rawAnswer);
+    if (rest) this.socket.write(rest);
+    if (held) upstream.write(held);
+    // The client's end was seen while held: relay will not see it again.
+    if (this.clientEnded) upstream.end();
+    void relay(this.socket, upstream as Socket);
+  }
+
+  /** The upstream declined: its answer is this request's response, and HTTP/1.1 goes on. */
+  private answerDeclined(head: RequestHead, answer: ResponseHead, body: PushedBody | undefined): void {
+    const exchange = new H1Exchange(this, head, undefined);
+    this.active = exchange;
+    this.requestStartedAt = performance.now();
+    exchange.writeHead(answer.status, headersFromList(answer.headers, answer.connectionTokens));
+    if (!body) {
+      exchange.end();
+      return;
+    }
+    body.start({
+      write: (chunk) => {
+        const ok = exchange.write(chunk);
+        if (!ok) exchange.onDrain(() => body.resume());
+        return ok;
+      },
+      end: (trailers) => exchange.end(trailers),
+      fail: () => exchange.destroy(),
+    });
   }
 
   /** The exchange's response has ended: next request, or close. */
@@ -306,8 +458,9 @@ class H1Exchange implements DownstreamExchange {
   constructor(private readonly conn: H1ServerConnection, head: RequestHead, readonly body: RequestBody) {
     this.socket = conn.socket;
     this.method = head.method;
-    this.path = head.target;
-    this.authority = headerFromList(head.headers, 'host') ?? '';
+    // The origin-form and the target's authority (absolute-form), not the target as sent.
+    this.path = head.path;
+    this.authority = head.authority;
     this.headers = headersFromList(head.headers, head.connectionTokens);
     if (head.expectContinue) delete this.headers['expect'];
     this.contentLength = head.contentLength;

@@ -6,9 +6,9 @@ import type { Logger } from '../../log';
 import type { BodySource, DownstreamExchange } from '../http/exchange';
 import type { HeaderRecord } from '../http/headers';
 import { ChunkedDecoder } from './chunked-decoder';
-import { findHeadEnd, parseResponseHead, type RequestHead } from './head-parser';
+import { findHeadEnd, parseResponseHead } from './head-parser';
 import { H1Server } from './server';
-import type { H1Handlers, H1Limits } from './server-connection';
+import type { H1Handlers, H1Limits, PendingUpgrade } from './server-connection';
 import { readBody } from './testing';
 
 /**
@@ -32,7 +32,7 @@ async function until(pred: () => boolean, what: string, ms = 2000, detail?: () =
   }
 }
 
-interface Upgrade { rawHead: Buffer; head: RequestHead; socket: net.Socket; rest: Buffer }
+interface Upgrade { pending: PendingUpgrade; socket: net.Socket }
 
 interface Harness {
   h1: H1Server;
@@ -69,11 +69,11 @@ async function startServer(
         ex.end();
       }
     },
-    upgrade(rawHead, head, socket, rest) {
-      const u = { rawHead, head, socket, rest };
+    upgrade(pending, socket) {
+      const u = { pending, socket };
       upgrades.push(u);
       if (handlers.upgrade) handlers.upgrade(u);
-      else socket.destroy();
+      else pending.refuse(503, 'no upstream in this test');
     },
   };
   const h1 = new H1Server(h1Handlers, { ...LIMITS, ...limits }, log);
@@ -90,6 +90,42 @@ async function startServer(
   });
   const port = (server.address() as net.AddressInfo).port;
   return { h1, port, exchanges, upgrades, accepted, handlerSockets };
+}
+
+/**
+ * A raw upstream for upgrades on loopback: `onSocket` gets each connection with the bytes
+ * it has received so far (`received()`, latin1). Closed after the test.
+ */
+async function startUpstream(t: TestContext, onSocket: (socket: net.Socket, received: () => string) => void): Promise<{ port: number; connections: Array<() => string> }> {
+  const connections: Array<() => string> = [];
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    sockets.push(socket);
+    let data = '';
+    socket.on('data', (d: Buffer) => {
+      data += d.toString('latin1');
+    });
+    socket.on('error', () => undefined);
+    const received = () => data;
+    connections.push(received);
+    onSocket(socket, received);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return { port: (server.address() as net.AddressInfo).port, connections };
+}
+
+/** The upgrade handler of a proxy: connects to `port` and hands the socket over. */
+function connectTo(port: number): (u: Upgrade) => void {
+  return (u) => {
+    const up = net.connect(port, '127.0.0.1');
+    up.on('error', () => undefined);
+    up.once('connect', () => u.pending.connect(up));
+  };
 }
 
 /** A raw client: writes bytes as given, keeps everything it receives. */
@@ -391,6 +427,43 @@ test('pipelining: requests sent in one write are dispatched one at a time and an
   assert.equal(s.accepted.length, 1);
 });
 
+test('pipelined requests with other methods, empty lines between them and an absolute-form target are each parsed and dispatched', T, async (t) => {
+  const s = await startServer(t, {
+    request(ex) {
+      reply(ex, 200, `${ex.method} ${ex.authority}${ex.path}`);
+    },
+  });
+  const c = await RawClient.connect(t, s.port);
+  c.write(
+    '\r\n\r\nPURGE /cache/a HTTP/1.1\r\nHost: svc.local\r\n\r\n' +
+      'REPORT /dav HTTP/1.1\r\nHost: svc.local\r\n\r\n\r\n\r\n' +
+      'QUERY /search HTTP/1.1\r\nHost: svc.local\r\nContent-Length: 3\r\n\r\nq=1' +
+      '\n\nget /lower HTTP/1.1\r\nHost: svc.local\r\n\r\n' +
+      'GET http://other.test/admin?x=1 HTTP/1.1\r\nHost: svc.local\r\n\r\n',
+  );
+  const bodies: string[] = [];
+  for (let i = 0; i < 5; i++) bodies.push((await readResponse(c)).body);
+  assert.deepEqual(bodies, [
+    'PURGE svc.local/cache/a',
+    'REPORT svc.local/dav',
+    'QUERY svc.local/search',
+    'get svc.local/lower',
+    'GET other.test/admin?x=1',
+  ]);
+  assert.equal((s.exchanges[2]!.body as Buffer).toString(), 'q=1');
+  assert.equal(c.closed, false);
+  assert.equal(s.accepted.length, 1);
+});
+
+test('request smuggling: Transfer-Encoding "chunked" followed by HTAB is answered 400 and closed', T, async (t) => {
+  const s = await startServer(t);
+  const c = await RawClient.connect(t, s.port);
+  c.write('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n' + GET('/smuggled'));
+  await c.waitClosed();
+  assert.equal(c.text(), 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  assert.equal(s.exchanges.length, 0);
+});
+
 test('request smuggling: Content-Length with Transfer-Encoding is answered 400 and closed, never dispatched', T, async (t) => {
   const s = await startServer(t);
   const c = await RawClient.connect(t, s.port);
@@ -503,49 +576,142 @@ test('a response without content-length: chunked for HTTP/1.1, close-delimited f
   assert.equal(k.closed, false);
 });
 
-test('Upgrade and CONNECT go to the upgrade handler with the raw head and the bytes after it', T, async (t) => {
-  const s = await startServer(t, {
-    upgrade(u) {
-      u.socket.write('HTTP/1.1 101 Switching Protocols\r\n\r\n');
-      u.socket.write(u.rest);
-      // From here the bytes are the pass-through's: echo them.
-      u.socket.on('data', (d: Buffer) => u.socket.write(d));
-      u.socket.resume();
-    },
+const WS_HEAD = 'GET /chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n';
+const SWITCHING = 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n';
+
+test('a WebSocket upgrade: the head goes alone; a frame sent early follows the 101, then bytes flow both ways', T, async (t) => {
+  const up = await startUpstream(t, (socket, received) => {
+    const answer = setInterval(() => {
+      if (!received().includes('\r\n\r\n')) return;
+      clearInterval(answer);
+      // Some time for bytes after the head to arrive (they must not), then switch and echo.
+      setTimeout(() => {
+        socket.write(SWITCHING);
+        socket.on('data', (d: Buffer) => socket.write(d));
+        const early = received().slice(received().indexOf('\r\n\r\n') + 4);
+        if (early) socket.write(`early:${early}`);
+      }, 40);
+    }, 5);
   });
-  const wsHead = 'GET /chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n';
+  const s = await startServer(t, { upgrade: connectTo(up.port) });
   const frame = Buffer.from([0x81, 0x05, 0x68, 0x65, 0x6c, 0x6c, 0x6f]);
   const c = await RawClient.connect(t, s.port);
-  c.write(Buffer.concat([Buffer.from(wsHead, 'latin1'), frame]));
-  await c.waitText('HTTP/1.1 101 Switching Protocols\r\n\r\n');
-  await until(() => c.data.length >= 36 + frame.length, 'the echoed frame');
+  c.write(Buffer.concat([Buffer.from(WS_HEAD, 'latin1'), frame]));
+  await until(() => c.data.length >= SWITCHING.length + frame.length, 'the 101 and the echoed frame', 2000, () => JSON.stringify(c.text()));
+  assert.equal(c.text(), SWITCHING + frame.toString('latin1'), 'the early frame reached the upstream after its 101, not with the head');
+  assert.equal(up.connections.length, 1);
+  assert.equal(up.connections[0]!(), WS_HEAD + frame.toString('latin1'));
   assert.equal(s.upgrades.length, 1);
   const u = s.upgrades[0]!;
-  assert.equal(u.rawHead.toString('latin1'), wsHead);
-  assert.ok(u.rest.equals(frame), 'the bytes after the head');
-  assert.equal(u.head.upgrade, true);
-  assert.equal(u.head.target, '/chat');
+  assert.equal(u.pending.rawHead.toString('latin1'), WS_HEAD);
+  assert.equal(u.pending.head.upgrade, true);
+  assert.equal(u.pending.head.path, '/chat');
   assert.equal(u.socket, s.accepted[0]);
   // Later bytes are not parsed as HTTP (this would be a 400 otherwise).
   c.write('not http\r\n\r\n');
   await c.waitText('not http\r\n\r\n');
-  assert.equal(c.text(), `HTTP/1.1 101 Switching Protocols\r\n\r\n${frame.toString('latin1')}not http\r\n\r\n`);
+  assert.equal(c.text(), `${SWITCHING}${frame.toString('latin1')}not http\r\n\r\n`);
   assert.equal(s.h1.size, 0, 'the connection is no longer the server\'s');
-
-  const connectHead = 'CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n';
-  const c2 = await RawClient.connect(t, s.port);
-  c2.write(connectHead);
-  await c2.waitText('HTTP/1.1 101');
-  c2.write('\x16\x03\x01tls');
-  await c2.waitText('\x16\x03\x01tls');
-  assert.equal(s.upgrades.length, 2);
-  const u2 = s.upgrades[1]!;
-  assert.equal(u2.head.method, 'CONNECT');
-  assert.equal(u2.head.target, 'db.internal:5432');
-  assert.equal(u2.rawHead.toString('latin1'), connectHead);
-  assert.equal(u2.rest.length, 0);
-
   assert.equal(s.exchanges.length, 0, 'the request handler is not called');
+});
+
+test('CONNECT: the tunnel opens on the upstream\'s 2xx, with the bytes the client sent early', T, async (t) => {
+  const connectHead = 'CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n';
+  const up = await startUpstream(t, (socket, received) => {
+    const answer = setInterval(() => {
+      if (!received().includes('\r\n\r\n')) return;
+      clearInterval(answer);
+      setTimeout(() => {
+        assert.equal(received(), connectHead, 'nothing but the head before the 200');
+        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        socket.on('data', (d: Buffer) => socket.write(d));
+      }, 40);
+    }, 5);
+  });
+  const s = await startServer(t, { upgrade: connectTo(up.port) });
+  const c = await RawClient.connect(t, s.port);
+  c.write(`${connectHead}\x16\x03\x01early`);
+  await c.waitText('HTTP/1.1 200 Connection Established\r\n\r\n');
+  assert.equal(up.connections[0]!(), `${connectHead}\x16\x03\x01early`);
+  c.write('more');
+  await c.waitText('more');
+  assert.equal(s.upgrades[0]!.pending.head.method, 'CONNECT');
+  assert.equal(s.exchanges.length, 0);
+});
+
+test('upgrade smuggling: when the upstream declines, its answer is relayed and the bytes after the upgrade are parsed as the next request', T, async (t) => {
+  const declines = [
+    'HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\nConnection: keep-alive\r\n\r\nno ws!\n',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Plain: yes\r\n\r\n5\r\nplain\r\n0\r\n\r\n',
+    // No framing: the body runs until the upstream closes.
+    'HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\nnope',
+  ];
+  let n = 0;
+  const up = await startUpstream(t, (socket, received) => {
+    const answer = declines[n++]!;
+    const wait = setInterval(() => {
+      if (!received().includes('\r\n\r\n')) return;
+      clearInterval(wait);
+      if (answer.includes('Connection: close')) socket.end(answer);
+      else socket.write(answer);
+    }, 5);
+  });
+  const s = await startServer(t, {
+    upgrade: connectTo(up.port),
+    request(ex) {
+      reply(ex, 200, `handler saw ${ex.method} ${ex.path}`);
+    },
+  });
+  const expected: Array<{ status: number; body: string }> = [
+    { status: 400, body: 'no ws!\n' },
+    { status: 200, body: 'plain' },
+    { status: 403, body: 'nope' },
+  ];
+  for (const [i, want] of expected.entries()) {
+    const c = await RawClient.connect(t, s.port);
+    // The "WebSocket frame" is a request: with the upgrade declined, it must be parsed as one.
+    c.write(`${WS_HEAD}GET /admin HTTP/1.1\r\nHost: svc.local\r\n\r\n`);
+    const declined = await readResponse(c);
+    assert.equal(declined.status, want.status, `decline ${i}`);
+    assert.equal(declined.body, want.body);
+    const names = declined.headers.filter((_, k) => k % 2 === 0);
+    assert.ok(!names.includes('connection'), 'hop-by-hop headers of the upstream are not relayed');
+    const next = await readResponse(c);
+    assert.equal(next.status, 200);
+    assert.equal(next.body, 'handler saw GET /admin', 'the request after the declined upgrade went to the handler');
+    assert.equal(up.connections[i]!(), WS_HEAD, 'the upstream of the upgrade saw only its head');
+    assert.equal(c.closed, false, 'the connection goes on as HTTP/1.1');
+  }
+  assert.equal(s.exchanges.length, 3);
+  assert.deepEqual(s.exchanges.map((e) => e.path), ['/admin', '/admin', '/admin']);
+});
+
+test('an upgrade with no upstream is refused (503) and the bytes after it are never served', T, async (t) => {
+  const s = await startServer(t);
+  const c = await RawClient.connect(t, s.port);
+  c.write(`${WS_HEAD}GET /admin HTTP/1.1\r\nHost: svc.local\r\n\r\n`);
+  await c.waitClosed();
+  assert.equal(c.text(), 'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  assert.equal(s.exchanges.length, 0);
+});
+
+test('an upgrade with a body is served as a plain request; CONNECT with content is 400', T, async (t) => {
+  const s = await startServer(t, {
+    request(ex) {
+      reply(ex, 200, `plain ${ex.path} ${(ex.body as Buffer).toString()}`);
+    },
+  });
+  const c = await RawClient.connect(t, s.port);
+  c.write('POST /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 2\r\n\r\nhi');
+  const r = await readResponse(c);
+  assert.equal(r.body, 'plain /up hi');
+  assert.equal(s.upgrades.length, 0);
+  assert.equal(s.exchanges[0]!.headers['upgrade'], undefined, 'Upgrade is hop-by-hop');
+  const c2 = await RawClient.connect(t, s.port);
+  c2.write('CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\nContent-Length: 3\r\n\r\nabc');
+  await c2.waitClosed();
+  assert.equal(c2.text(), 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  assert.equal(s.upgrades.length, 0);
 });
 
 test('HEAD: the response carries content-length but no body, and the connection is reused', T, async (t) => {

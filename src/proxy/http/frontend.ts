@@ -3,9 +3,8 @@ import type { Socket } from 'node:net';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
 import { SessionSet } from '../http2-close';
-import type { RequestHead } from '../h1/head-parser';
 import { H1Server } from '../h1/server';
-import type { H1Limits } from '../h1/server-connection';
+import type { H1Limits, PendingUpgrade } from '../h1/server-connection';
 import type { DownstreamExchange } from './exchange';
 import { H2Exchange } from './h2-exchange';
 import type { ConnectionInfo } from '../connection-info';
@@ -20,10 +19,11 @@ export const DEFAULT_FRONTEND_LIMITS: H1Limits = {
 };
 
 /**
- * Raw pass-through for Upgrade (WebSocket) and CONNECT: connect to the target, replay the
- * request head as it came, pipe. `rest` is what the client sent after the head.
+ * Raw pass-through for Upgrade (WebSocket) and CONNECT: open the target for `upgrade`
+ * (`upgrade.connect`, or `upgrade.refuse`); the HTTP/1.1 connection sends the head, and
+ * relays bytes only once the target has switched.
  */
-export type RawPassThrough = (conn: ConnectionInfo, rawHead: Buffer, head: RequestHead, socket: Socket, rest: Buffer) => void;
+export type RawPassThrough = (conn: ConnectionInfo, upgrade: PendingUpgrade) => void;
 
 /**
  * The HTTP servers the proxy feeds captured connections into. They never listen: a
@@ -48,10 +48,10 @@ export class HttpFrontend {
   ) {
     this.h1 = new H1Server({
       request: (ex, socket) => this.dispatch(ex, this.info.get(socket)),
-      upgrade: (rawHead, head, socket, rest) => {
+      upgrade: (upgrade, socket) => {
         const conn = this.info.get(socket);
         if (!conn) socket.destroy();
-        else passThrough(conn, rawHead, head, socket, rest);
+        else passThrough(conn, upgrade);
       },
     }, limits, log);
 

@@ -3,6 +3,7 @@ import { describeError } from '../../errors';
 import type { Endpoint } from '../../mesh/model';
 import { endpointKey } from '../../policy/client/load-balancer';
 import type { ConnectionInfo } from '../connection-info';
+import type { PendingUpgrade } from '../h1/server-connection';
 import { HttpFrontend } from '../http/frontend';
 import type { ProxyInputs } from '../inputs';
 import type { LocalPod } from '../local-pods';
@@ -10,7 +11,6 @@ import { formatAddress, type TrackSocket } from '../open-socket';
 import type { ProxyConfig } from '../proxy-config';
 import { sniff } from '../protocol/sniff';
 import { forwardTcp, refuseConnection, type TcpTarget } from '../tcp-forward';
-import { relay } from '../tcp-relay';
 import { H2Sessions } from '../upstream/h2-sessions';
 import { Http1Pools } from '../upstream/http1-pools';
 import type { UpstreamTransport } from '../upstream/transport';
@@ -27,7 +27,6 @@ export interface OutboundOptions {
 }
 
 const PASS_THROUGH_CONNECT_MS = 5000;
-const SERVICE_UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
 
 /**
  * The outbound side: connections the pods of this node open. Each is decided
@@ -52,7 +51,7 @@ export class Outbound {
       transportFor: (conn, endpoint) => this.transports.transportFor(conn, endpoint),
       random: options.random ?? Math.random,
     });
-    this.http = new HttpFrontend(pipeline, (conn, rawHead, _head, socket, rest) => this.passThrough(conn, rawHead, socket, rest), inputs.logger);
+    this.http = new HttpFrontend(pipeline, (conn, upgrade) => this.passThrough(conn, upgrade), inputs.logger);
   }
 
   transportFor(conn: ConnectionInfo, endpoint: { address: string; port: number }): UpstreamTransport {
@@ -126,27 +125,23 @@ export class Outbound {
     return policy.pick(endpoints.map((e) => ({ key: endpointKey(e.address, e.port), e })))?.e;
   }
 
-  /** WebSocket upgrades and CONNECT: replay the request head to the target and pipe bytes. */
-  private passThrough(conn: ConnectionInfo, rawHead: Buffer, socket: Socket, rest: Buffer): void {
+  /** WebSocket upgrades and CONNECT: open the target; the HTTP/1.1 connection does the rest. */
+  private passThrough(conn: ConnectionInfo, upgrade: PendingUpgrade): void {
     const decision = decideOutbound(this.inputs.config.current, { source: conn.pod!, original: conn.original, probePort: this.inputs.settings.probePort });
     let target = { address: conn.original.address, port: conn.original.port };
     if (decision.kind === 'service') {
       const ep = this.pickEndpoint(decision.policyKey, decision.endpoints);
       if (!ep) {
-        socket.end(SERVICE_UNAVAILABLE);
+        upgrade.refuse(503, 'no ready endpoint for the upgrade');
         return;
       }
       target = { address: ep.address, port: ep.port };
     }
     this.transports.transportFor(conn, target).open(target, PASS_THROUGH_CONNECT_MS).then(
-      (upstream) => {
-        upstream.write(rawHead);
-        if (rest.length) upstream.write(rest);
-        void relay(socket, upstream as Socket);
-      },
+      (upstream) => upgrade.connect(upstream),
       (err: unknown) => {
         this.inputs.logger.debug({ err: describeError(err) }, 'pass-through connect failed');
-        socket.end(SERVICE_UNAVAILABLE);
+        upgrade.refuse(503, 'upstream connect failed');
       },
     );
   }

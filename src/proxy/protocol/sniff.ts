@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { http1RequestLine, MAX_SNIFFED_REQUEST_LINE } from './http1-request-line';
 import { parseTlsClientHello } from './tls-client-hello';
 
 export type Protocol = 'http1' | 'h2' | 'tls' | 'tcp';
@@ -13,8 +14,6 @@ export interface SniffResult {
 
 /** The HTTP/2 connection preface (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const HTTP1_METHODS = ['GET ', 'HEAD ', 'POST ', 'PUT ', 'DELETE ', 'CONNECT ', 'OPTIONS ', 'TRACE ', 'PATCH '];
-const MAX_METHOD = 8;
 
 /**
  * What a Service port's appProtocol (or port name, as Istio reads `http-web`, `grpc`…)
@@ -46,12 +45,28 @@ export function classify(buf: Buffer): { protocol: Protocol; sni?: string } | un
     const n = Math.min(buf.length, H2_PREFACE.length);
     if (buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return n === H2_PREFACE.length ? { protocol: 'h2' } : undefined;
   }
-  const head = buf.subarray(0, Math.min(buf.length, MAX_METHOD)).toString('latin1');
-  for (const m of HTTP1_METHODS) {
-    if (head.startsWith(m)) return { protocol: 'http1' };
-    if (m.startsWith(head)) return undefined; // a prefix of a method: wait for more
-  }
-  return { protocol: 'tcp' };
+  // HTTP/1 by the request-line grammar, not by a list of methods: any other method (or a
+  // leading empty line) relayed as TCP would take the connection, and every request
+  // pipelined on it, past L7.
+  const line = http1RequestLine(buf);
+  if (line === 'yes') return { protocol: 'http1' };
+  if (line === 'no') return { protocol: 'tcp' };
+  return buf.length >= MAX_SNIFFED_REQUEST_LINE ? { protocol: 'http1' } : undefined;
+}
+
+/**
+ * The protocol when no more bytes will be waited for (the sniff timeout, the client's
+ * end): what is still undecided is TCP, but for a request line (or an h2 preface) cut
+ * short, which stays HTTP, so that a client cannot pause in the middle of its request line to be relayed
+ * past L7 (the parser then times the head out with 408). A silent client (server-first
+ * protocols: MySQL, SMTP…) has sent nothing and still gets TCP.
+ */
+export function classifyFinal(buf: Buffer): { protocol: Protocol; sni?: string } {
+  const decided = classify(buf);
+  if (decided) return decided;
+  // A preface cut short past "PRI " is HTTP/2's (the h2 server answers what follows).
+  if (buf.length >= 4 && buf.equals(H2_PREFACE.subarray(0, buf.length))) return { protocol: 'h2' };
+  return buf.length > 0 && http1RequestLine(buf) === 'more' ? { protocol: 'http1' } : { protocol: 'tcp' };
 }
 
 /**
@@ -76,12 +91,12 @@ export function sniff(socket: Socket, timeoutMs: number): Promise<SniffResult> {
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const r = classify(buf);
-      // 16 KiB is more than any ClientHello or request line we need to see.
+      // 16 KiB is more than any ClientHello we need to see (request lines: 8 KiB, in classify).
       if (r) finish({ ...r, by: 'sniffed' });
       else if (buf.length > 16 * 1024) finish({ protocol: 'tcp', by: 'sniffed' });
     };
-    const onEnd = () => finish({ ...(classify(buf) ?? { protocol: 'tcp' }), by: 'eof' });
-    const timer = setTimeout(() => finish({ ...(classify(buf) ?? { protocol: 'tcp' }), by: 'timeout' }), timeoutMs);
+    const onEnd = () => finish({ ...classifyFinal(buf), by: 'eof' });
+    const timer = setTimeout(() => finish({ ...classifyFinal(buf), by: 'timeout' }), timeoutMs);
     socket.on('data', onData);
     socket.once('end', onEnd);
     socket.resume();
