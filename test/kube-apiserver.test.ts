@@ -152,7 +152,7 @@ describe('KubeSource on a real API server', { concurrency: false, timeout: 600_0
       const source = sourceFor(bare);
       const first = await source.load();
       assert.deepEqual(first.others, []);
-      assert.deepEqual(source.status().filter((s) => s.missing).map((s) => s.resource).sort(), ['grpcroutes', 'httproutes', 'meshmembers', 'peerauthentications', 'trafficpolicies']);
+      assert.deepEqual(source.status().filter((s) => s.missing).map((s) => s.resource).sort(), ['authorizationpolicies', 'grpcroutes', 'httproutes', 'meshmembers', 'peerauthentications', 'trafficpolicies', 'xauthorizationpolicies']);
       assert.equal(source.status().reduce((n, s) => n + s.stats.errors, 0), 0, 'a CRD that is not installed is not an error');
       const log = new ResultLog<KubeSourceResult>();
       source.watch(log.push);

@@ -246,6 +246,7 @@ test('missing CRDs are empty, not fatal, and appear once installed', async (t) =
     s.setGroupInstalled('gateway.networking.k8s.io', false);
     s.setGroupInstalled('nodemesh.dev', false);
     s.setGroupInstalled('security.istio.io', false);
+    s.setGroupInstalled('gateway.networking.x-k8s.io', false);
   });
   const first = await source.load();
   assert.deepEqual(first.others, []);
@@ -254,7 +255,7 @@ test('missing CRDs are empty, not fatal, and appear once installed', async (t) =
     .filter((s) => s.missing)
     .map((s) => s.resource)
     .sort();
-  assert.deepEqual(missing, ['grpcroutes', 'httproutes', 'meshmembers', 'peerauthentications', 'trafficpolicies']);
+  assert.deepEqual(missing, ['authorizationpolicies', 'grpcroutes', 'httproutes', 'meshmembers', 'peerauthentications', 'trafficpolicies', 'xauthorizationpolicies']);
   assert.equal(source.status().reduce((n, s) => n + s.stats.errors, 0), 0, 'a missing CRD is not an error');
   const log = new ResultLog<KubeSourceResult>();
   source.watch(log.push);
@@ -268,6 +269,7 @@ test('missing CRDs are empty, not fatal, and appear once installed', async (t) =
   server.setGroupInstalled('gateway.networking.k8s.io', true);
   server.setGroupInstalled('nodemesh.dev', true);
   server.setGroupInstalled('security.istio.io', true);
+  server.setGroupInstalled('gateway.networking.x-k8s.io', true);
   server.create(httpRoute('r1', 'web'));
   server.create(trafficPolicy('p1', GOOD_POLICY));
   const r = await log.until((x) => x.others.length === 2, 'the route and the policy');

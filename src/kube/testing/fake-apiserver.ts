@@ -78,6 +78,8 @@ export const DEFAULT_RESOURCES: readonly ResourceType[] = [
   { group: 'nodemesh.dev', version: 'v1alpha1', kind: 'TrafficPolicy', plural: 'trafficpolicies', namespaced: true, builtin: false },
   { group: 'nodemesh.dev', version: 'v1alpha1', kind: 'MeshMember', plural: 'meshmembers', namespaced: true, builtin: false },
   { group: 'security.istio.io', version: 'v1', kind: 'PeerAuthentication', plural: 'peerauthentications', namespaced: true, builtin: false },
+  { group: 'security.istio.io', version: 'v1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', namespaced: true, builtin: false },
+  { group: 'gateway.networking.x-k8s.io', version: 'v1alpha1', kind: 'XAuthorizationPolicy', plural: 'xauthorizationpolicies', namespaced: true, builtin: false },
 ];
 
 export interface RecordedRequest {

@@ -1,4 +1,4 @@
-import { describeValue } from '../../config/validation';
+import { describeValue, isRecord } from '../../config/validation';
 import type { PolicyFields } from '../../config/policy-fields';
 
 /**
@@ -10,7 +10,7 @@ import type { PolicyFields } from '../../config/policy-fields';
 const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-function labelKeyProblem(key: string): string | undefined {
+export function labelKeyProblem(key: string): string | undefined {
   const slash = key.indexOf('/');
   const prefix = slash < 0 ? undefined : key.slice(0, slash);
   const name = slash < 0 ? key : key.slice(slash + 1);
@@ -27,11 +27,21 @@ export function parseWorkloadSelector(c: PolicyFields, raw: unknown, path = 'spe
   if (raw === undefined || raw === null) return undefined;
   const selector = c.mapping(raw, path, ['matchLabels']);
   if (!selector || selector.matchLabels === undefined || selector.matchLabels === null) return undefined;
-  const labels = c.mapping(selector.matchLabels, `${path}.matchLabels`, Object.keys(selector.matchLabels as object));
-  if (!labels) return undefined;
+  const out = parseMatchLabels(c, selector.matchLabels, `${path}.matchLabels`);
+  return Object.keys(out).length === 0 && c.ok ? undefined : out;
+}
+
+/**
+ * Reads a `matchLabels` mapping (shared with GEP-3779's label selectors): every key a
+ * label key, every value a label value, no wildcards. Bad pairs are recorded on `c` and
+ * left out.
+ */
+export function parseMatchLabels(c: PolicyFields, raw: unknown, path: string): Record<string, string> {
+  const labels = c.mapping(raw, path, isRecord(raw) ? Object.keys(raw) : []);
+  if (!labels) return {};
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(labels)) {
-    const at = `${path}.matchLabels.${key}`;
+    const at = `${path}.${key}`;
     if (key.includes('*') || (typeof value === 'string' && value.includes('*'))) {
       c.fail(at, 'wildcards are not allowed in a workload selector; name the label and its exact value');
       continue;
@@ -51,5 +61,5 @@ export function parseWorkloadSelector(c: PolicyFields, raw: unknown, path = 'spe
     }
     out[key] = value;
   }
-  return Object.keys(out).length === 0 && c.ok ? undefined : out;
+  return out;
 }
