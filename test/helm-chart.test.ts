@@ -462,11 +462,14 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
       { apiGroups: [''], resources: ['pods', 'namespaces', 'services'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes', 'grpcroutes'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes/status', 'grpcroutes/status'], verbs: ['patch'] },
       { apiGroups: ['nodemesh.dev'], resources: ['trafficpolicies'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['nodemesh.dev'], resources: ['trafficpolicies/status'], verbs: ['patch'] },
       { apiGroups: ['nodemesh.dev'], resources: ['meshmembers'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
-      { apiGroups: ['security.istio.io'], resources: ['peerauthentications'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: ['security.istio.io'], resources: ['peerauthentications/status'], verbs: ['patch'] },
+      { apiGroups: ['security.istio.io'], resources: ['peerauthentications', 'authorizationpolicies'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['security.istio.io'], resources: ['peerauthentications/status', 'authorizationpolicies/status'], verbs: ['patch'] },
+      { apiGroups: ['gateway.networking.x-k8s.io'], resources: ['xauthorizationpolicies'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['gateway.networking.x-k8s.io'], resources: ['xauthorizationpolicies/status'], verbs: ['patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
     ]);
@@ -653,7 +656,7 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     const rbac = render(['sidecarRbac.enabled=true']);
     const role = find(rbac, 'ClusterRole', 'nodemesh-sidecar')!;
     for (const r of role.rules as Obj[]) assert.deepEqual(r.verbs, ['get', 'list', 'watch'], 'read-only');
-    assert.deepEqual(role.rules.flatMap((r: Obj) => r.resources).sort(), ['endpointslices', 'grpcroutes', 'httproutes', 'meshmembers', 'namespaces', 'peerauthentications', 'pods', 'services', 'trafficpolicies']);
+    assert.deepEqual(role.rules.flatMap((r: Obj) => r.resources).sort(), ['authorizationpolicies', 'endpointslices', 'grpcroutes', 'httproutes', 'meshmembers', 'namespaces', 'peerauthentications', 'pods', 'services', 'trafficpolicies', 'xauthorizationpolicies']);
     const binding = find(rbac, 'ClusterRoleBinding', 'nodemesh-sidecar')!;
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'nodemesh-sidecar' });
     assert.deepEqual(binding.subjects, [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:serviceaccounts' }]);

@@ -1,9 +1,12 @@
 import type { MeshSnapshot } from '../config/snapshot';
 import type { RejectedObject } from '../config/validation';
-import { compileRoutes, type RouteTable } from '../routing';
+import { compileRoutes, type RouteStatus, type RouteTable } from '../routing';
 import { isOfKind, type ObjectKind } from './object-kind';
 import { KINDS } from './registry';
+import type { AuthorizationPolicies } from '../policy/server/authorization/policy-set';
 import type { PeerAuthentications } from '../policy/server/peer-authentication';
+import { AUTHORIZATION_POLICY_KIND } from './authorization-policy';
+import { MESH_AUTHORIZATION_POLICY_KIND } from './mesh-authorization-policy';
 import { PEER_AUTHENTICATION_KIND } from './peer-authentication';
 import { TRAFFIC_POLICY_KIND, type TrafficPolicies } from './traffic-policy';
 
@@ -18,10 +21,14 @@ export interface ConfigSlots {
   routes: RouteTable;
   policies: TrafficPolicies;
   peerAuthentication: PeerAuthentications;
-  /** Objects that do not apply: routes first, then policies, then PeerAuthentications. */
+  /** Istio's AuthorizationPolicies and GEP-3779's XAuthorizationPolicies, as one set. */
+  authorization: AuthorizationPolicies;
+  /** Objects that do not apply: routes first, then policies, PeerAuthentications, authorization policies. */
   rejected: RejectedObject[];
   /** Routes that apply with a reference that does not resolve. */
   warnings: RejectedObject[];
+  /** Each route's status.parents (Accepted, ResolvedRefs), as the Kubernetes source writes them. */
+  routeStatuses: RouteStatus[];
 }
 
 /** A kind's parsed value: from the snapshot when its source parsed it, else parsed now. */
@@ -32,18 +39,22 @@ export function parsedValue<T>(kind: ObjectKind<T>, snapshot: MeshSnapshot): { v
 }
 
 export function buildConfigSlots(snapshot: MeshSnapshot, kinds: readonly ObjectKind[] = KINDS): ConfigSlots {
-  // Routes, ReferenceGrants: one compile over the objects of every 'routes' kind, since
-  // grants and backends resolve across them and against the snapshot's Services.
+  // Routes: one compile over the objects of every 'routes' kind, against the snapshot's
+  // Services (backends, ports and sectionNames resolve against them).
   const routeKinds = kinds.filter((k) => k.slot === 'routes');
   const routeObjects = snapshot.others.filter((o) => routeKinds.some((k) => isOfKind(k, o)));
-  const { table, rejected: routeRejected, warnings } = compileRoutes(routeObjects, snapshot.services);
+  const { table, rejected: routeRejected, warnings, statuses: routeStatuses } = compileRoutes(routeObjects, snapshot.services);
   const policies = parsedValue(TRAFFIC_POLICY_KIND, snapshot);
   const peerAuthentication = parsedValue(PEER_AUTHENTICATION_KIND, snapshot);
+  const istioAuthorization = parsedValue(AUTHORIZATION_POLICY_KIND, snapshot);
+  const meshAuthorization = parsedValue(MESH_AUTHORIZATION_POLICY_KIND, snapshot);
   return {
     routes: table,
     policies: policies.value,
     peerAuthentication: peerAuthentication.value,
-    rejected: [...routeRejected, ...policies.rejected, ...peerAuthentication.rejected],
+    authorization: istioAuthorization.value.concat(meshAuthorization.value),
+    rejected: [...routeRejected, ...policies.rejected, ...peerAuthentication.rejected, ...istioAuthorization.rejected, ...meshAuthorization.rejected],
     warnings,
+    routeStatuses,
   };
 }

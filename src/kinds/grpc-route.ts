@@ -7,5 +7,5 @@ export const GRPC_ROUTE_KIND: ObjectKind = {
   resource: { group: GATEWAY_GROUP, version: 'v1', kind: 'GRPCRoute', plural: 'grpcroutes', namespaced: true, optional: true, hasStatus: true },
   watched: true,
   slot: 'routes',
-  status: 'none',
+  status: 'route-parents',
 };

@@ -41,17 +41,21 @@ export interface ParsedKind<T> {
  * - `routes`: the route table (routing/), compiled against the snapshot's Services;
  * - `policies`: the client-side policy registry (policy/client/), by target Service;
  * - `peer-authentication`: the mTLS modes of workloads (policy/server/);
+ * - `authorization`: authorization rules, Istio's and GEP-3779's compiled into one set
+ *   (policy/server/authorization/);
  * - `members`: pods of other nodes, which the Kubernetes source adds to the snapshot's pods.
  */
-export type ConfigSlot = 'snapshot' | 'routes' | 'policies' | 'peer-authentication' | 'members';
+export type ConfigSlot = 'snapshot' | 'routes' | 'policies' | 'peer-authentication' | 'authorization' | 'members';
 
 /**
  * How the owner of an object hears what nodemesh made of it.
  * - `accepted-condition`: status.conditions[type=Accepted] through the status
  *   subresource, and a Warning Event for a rejection (kube/status-writer.ts).
+ * - `route-parents`: Gateway API route status, one status.parents entry per Service
+ *   parentRef with Accepted and ResolvedRefs (routing/route-status.ts), no Events.
  * - `none`: nothing is written (rejections are logged and shown in /debug/config).
  */
-export type StatusReport = 'accepted-condition' | 'none';
+export type StatusReport = 'accepted-condition' | 'route-parents' | 'none';
 
 export interface ObjectKind<T = unknown> {
   /** The kind's name ("TrafficPolicy"): its key in the registry and in MeshSnapshot.parsed. */

@@ -40,9 +40,9 @@ function converted() {
 test('the Kubernetes source watches the registry\'s watched kinds, in the order of old', () => {
   assert.deepEqual(
     MESH_RESOURCES.map((r) => r.id),
-    ['namespaces', 'pods', 'services', 'endpointslices', 'httproutes', 'grpcroutes', 'trafficpolicies', 'peerauthentications', 'meshmembers'],
+    ['namespaces', 'pods', 'services', 'endpointslices', 'httproutes', 'grpcroutes', 'trafficpolicies', 'peerauthentications', 'authorizationpolicies', 'xauthorizationpolicies', 'meshmembers'],
   );
-  assert.deepEqual(MESH_RESOURCES.map((r) => r.optional), [false, false, false, false, true, true, true, true, true]);
+  assert.deepEqual(MESH_RESOURCES.map((r) => r.optional), [false, false, false, false, true, true, true, true, true, true, true]);
   assert.deepEqual(new Set(KINDS.map((k) => k.name)).size, KINDS.length, 'one entry per kind');
 });
 
@@ -77,4 +77,30 @@ test('without the source\'s parse (the directory source), the proxy configuratio
   const slots = buildConfigSlots(snapshot);
   assert.deepEqual([...slots.policies.keys()], ['demo/b']);
   assert.deepEqual(slots.rejected.map((r) => r.object), ['TrafficPolicy demo/bad']);
+});
+
+test('both authorization APIs fill the one authorization slot; their rejections are reported', () => {
+  const yaml = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-post, namespace: demo }
+spec: { action: DENY, rules: [{ to: [{ operation: { methods: [POST] } }] }] }
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: custom, namespace: demo }
+spec: { action: CUSTOM, provider: { name: x } }
+---
+apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XAuthorizationPolicy
+metadata: { name: web-only, namespace: demo }
+spec: { targetRefs: [{ group: "", kind: Pod, selector: {} }], action: ALLOW, enforcementLevel: Network, rules: [{ sources: [{ type: ServiceAccount, serviceAccount: { name: web } }] }] }
+`;
+  const parsed = parseK8sYaml(yaml, 'authz.yaml');
+  const slots = buildConfigSlots(MeshSnapshot.from(convertObjects(parsed.objects, coreKinds()), 1));
+  assert.deepEqual(slots.authorization.all.map((p) => `${p.kind} ${p.name}`).sort(), ['AuthorizationPolicy deny-post', 'XAuthorizationPolicy web-only']);
+  assert.deepEqual(slots.rejected.map((r) => `${r.object} ${r.path}`), ['AuthorizationPolicy demo/custom spec.action']);
+  const { parsed: fromSource, rejected } = parseInSource(convertObjects(parsed.objects, coreKinds()).others);
+  assert.equal(rejected.length, 1, 'the source reports the same rejection once');
+  assert.deepEqual(Object.keys(fromSource).filter((k) => k.includes('AuthorizationPolicy')).sort(), ['AuthorizationPolicy', 'XAuthorizationPolicy']);
 });

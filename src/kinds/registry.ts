@@ -2,15 +2,16 @@ import type { CoreKind } from '../config/core-kind';
 import type { OtherObject } from '../config/objects';
 import type { ParsedKinds } from '../config/snapshot';
 import type { RejectedObject } from '../config/validation';
+import { AUTHORIZATION_POLICY_KIND } from './authorization-policy';
 import { ENDPOINT_SLICE_KIND } from './endpoint-slice';
 import { GRPC_ROUTE_KIND } from './grpc-route';
 import { HTTP_ROUTE_KIND } from './http-route';
+import { MESH_AUTHORIZATION_POLICY_KIND } from './mesh-authorization-policy';
 import { MESH_MEMBER_KIND } from './mesh-member';
 import { NAMESPACE_KIND } from './namespace';
 import { isOfKind, type ApiResource, type ObjectKind } from './object-kind';
 import { PEER_AUTHENTICATION_KIND } from './peer-authentication';
 import { POD_KIND } from './pod';
-import { REFERENCE_GRANT_KIND } from './reference-grant';
 import { SERVICE_KIND } from './service';
 import { TRAFFIC_POLICY_KIND } from './traffic-policy';
 
@@ -26,9 +27,10 @@ export const KINDS: readonly ObjectKind[] = [
   ENDPOINT_SLICE_KIND,
   HTTP_ROUTE_KIND,
   GRPC_ROUTE_KIND,
-  REFERENCE_GRANT_KIND,
   TRAFFIC_POLICY_KIND as ObjectKind,
   PEER_AUTHENTICATION_KIND as ObjectKind,
+  AUTHORIZATION_POLICY_KIND as ObjectKind,
+  MESH_AUTHORIZATION_POLICY_KIND as ObjectKind,
   MESH_MEMBER_KIND as ObjectKind,
 ];
 

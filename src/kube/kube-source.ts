@@ -5,7 +5,8 @@ import { convertObjects } from '../config/objects';
 import type { RejectedObject } from '../config/validation';
 import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
-import { podKey, type EndpointSliceInfo, type PodInfo } from '../mesh/model';
+import { podKey, serviceKey, type EndpointSliceInfo, type PodInfo } from '../mesh/model';
+import { compileRoutes, type RouteStatus } from '../routing';
 import type { ObjectKind } from '../kinds/object-kind';
 import { MESH_MEMBER_KIND } from '../kinds/mesh-member';
 import { coreKinds, KINDS, kindOfResource, parseInSource } from '../kinds/registry';
@@ -278,6 +279,7 @@ export class KubeSource implements ConfigSource {
   private build(): { result: KubeSourceResult; verdicts: ObjectVerdict[] } {
     const raws: RawObject[] = [];
     const reported: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
+    const routes: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
     for (const reflector of this.reflectors) {
       const r = reflector.resource;
       const keys = [...reflector.store.keys()].sort();
@@ -289,6 +291,7 @@ export class KubeSource implements ConfigSource {
         const kind = kindOfResource(r, this.kinds);
         raws.push({ object: kind?.core ? object : configurationOf(object), file: path, document: 0 });
         if (kind?.status === 'accepted-condition') reported.push({ object, path, resource: r });
+        if (kind?.status === 'route-parents') routes.push({ object, path, resource: r });
       }
     }
     const converted = convertObjects(raws, coreKinds(this.kinds));
@@ -312,8 +315,22 @@ export class KubeSource implements ConfigSource {
         ? { object, plural: resource.plural, namespaced: resource.namespaced, accepted: true }
         : { object, plural: resource.plural, namespaced: resource.namespaced, accepted: false, message: reasons.join('; ') };
     });
+    if (this.statusWriter && routes.length > 0) verdicts.push(...routeVerdicts(routes, result));
     return { result, verdicts };
   }
+}
+
+/**
+ * Every route's status.parents, from one compile of the routes against the Services (as
+ * the proxy configuration compiles them). A route with no Service parent gets an empty
+ * list, which removes entries nodemesh wrote before its parentRefs changed.
+ */
+function routeVerdicts(routes: Array<{ object: K8sObject; path: string; resource: KubeResource }>, result: KubeSourceResult): ObjectVerdict[] {
+  const paths = new Set(routes.map((r) => r.path));
+  const services = new Map(result.services.map((s) => [serviceKey(s), s]));
+  const { statuses } = compileRoutes(result.others.filter((o) => paths.has(o.file)), services);
+  const byPath = new Map<string, RouteStatus>(statuses.map((s) => [s.file, s]));
+  return routes.map(({ object, path, resource }) => ({ object, plural: resource.plural, namespaced: resource.namespaced, parents: byPath.get(path)?.parents ?? [] }));
 }
 
 function closedError(): NodemeshError {

@@ -6,6 +6,8 @@ import { logger } from '../log';
 import { httpStatusOf } from './resources';
 import { kubeRequest } from './api-deadline';
 import type { Leadership } from './leadership';
+import type { RouteParentStatus } from '../routing';
+import { desiredParents, parentsSignature, sameParents } from './route-parents';
 
 /**
  * Tells users what nodemesh made of their objects, where `kubectl describe` shows it:
@@ -21,6 +23,10 @@ import type { Leadership } from './leadership';
  * (so agents on other nodes, seeing the status one of them wrote, stay quiet), and at most
  * once per object version while its own write makes its way back through the watch.
  *
+ * - for Gateway API routes (a RouteVerdict), status.parents: one entry per Service
+ *   parentRef with Accepted and ResolvedRefs (kube/route-parents.ts); no Events, as other
+ *   Gateway API implementations.
+ *
  * With a `leader` (the Lease election of src/kube/leader-election.ts), only the agent that
  * leads writes: the others answer 'skipped', so N agents do not write N times, nor
  * fight over lastTransitionTime or an Event's count.
@@ -30,15 +36,30 @@ export const ACCEPTED_CONDITION = 'Accepted';
 export const REJECTED_EVENT_REASON = 'Rejected';
 export const STATUS_COMPONENT = 'nodemesh-agent';
 
-export interface ObjectVerdict {
+interface VerdictTarget {
   /** The object as last seen: apiVersion, kind, metadata (name, namespace, uid, generation, resourceVersion), status. */
   object: K8sObject;
   /** Its resource's plural (for the status subresource's path). */
   plural: string;
   namespaced: boolean;
+}
+
+/** An Accepted condition (kinds with status 'accepted-condition'). */
+export interface AcceptedVerdict extends VerdictTarget {
   accepted: boolean;
   /** Why it was rejected (required when accepted is false). */
   message?: string;
+}
+
+/** A route's status.parents (kinds with status 'route-parents'). */
+export interface RouteVerdict extends VerdictTarget {
+  parents: RouteParentStatus[];
+}
+
+export type ObjectVerdict = AcceptedVerdict | RouteVerdict;
+
+function isRouteVerdict(verdict: ObjectVerdict): verdict is RouteVerdict {
+  return 'parents' in verdict;
 }
 
 export interface KubeStatusWriterOptions {
@@ -138,9 +159,8 @@ export class KubeStatusWriter {
   async write(verdict: ObjectVerdict): Promise<WriteOutcome> {
     if (!this.mayWrite()) return 'skipped';
     const meta = metaOf(verdict.object);
-    const wanted = this.condition(verdict, undefined);
-    const signature = JSON.stringify([wanted.status, wanted.reason, wanted.message, wanted.observedGeneration]);
-    if (this.sameCondition(verdict.object, wanted)) {
+    const signature = this.signature(verdict);
+    if (this.isCurrent(verdict, verdict.object)) {
       this.written.set(meta.uid, { signature, overResourceVersion: undefined });
       return 'unchanged';
     }
@@ -151,7 +171,7 @@ export class KubeStatusWriter {
       try {
         await this.patchStatus(verdict, object);
         this.written.set(meta.uid, { signature, overResourceVersion: meta.resourceVersion });
-        if (!verdict.accepted && this.mayWrite()) await this.recordEvent(verdict);
+        if (!isRouteVerdict(verdict) && !verdict.accepted && this.mayWrite()) await this.recordEvent(verdict);
         return 'written';
       } catch (err) {
         const status = httpStatusOf(err);
@@ -164,14 +184,28 @@ export class KubeStatusWriter {
             if (httpStatusOf(readErr) === 404) return 'gone';
             throw readErr;
           }
-          if (this.sameCondition(object, this.condition({ ...verdict, object }, undefined))) return 'unchanged';
+          if (this.isCurrent(verdict, object)) return 'unchanged';
           continue;
         }
-        this.log.warn({ err: describeError(err), object: `${verdict.object.kind} ${meta.namespace ?? ''}/${meta.name}`, status }, 'writing the status condition failed; will retry on the next change');
+        this.log.warn({ err: describeError(err), object: `${verdict.object.kind} ${meta.namespace ?? ''}/${meta.name}`, status }, 'writing the status failed; will retry on the next change');
         return 'failed';
       }
     }
     return 'failed';
+  }
+
+  /** What this writer would write, as a string: the same signature twice is the same write. */
+  private signature(verdict: ObjectVerdict): string {
+    const generation = metaOf(verdict.object).generation;
+    if (isRouteVerdict(verdict)) return parentsSignature(verdict.parents, generation);
+    const wanted = this.condition(verdict, undefined);
+    return JSON.stringify([wanted.status, wanted.reason, wanted.message, wanted.observedGeneration]);
+  }
+
+  /** Does the object's status already say what the verdict says? */
+  private isCurrent(verdict: ObjectVerdict, object: K8sObject): boolean {
+    if (isRouteVerdict(verdict)) return sameParents(object, verdict.parents, metaOf(object).generation);
+    return this.sameCondition(object, this.condition({ ...verdict, object }, undefined));
   }
 
   /**
@@ -190,7 +224,7 @@ export class KubeStatusWriter {
     return leading;
   }
 
-  private condition(verdict: ObjectVerdict, previous: Condition | undefined): Condition {
+  private condition(verdict: AcceptedVerdict, previous: Condition | undefined): Condition {
     const meta = metaOf(verdict.object);
     const status = verdict.accepted ? 'True' : 'False';
     const condition: Condition = {
@@ -230,14 +264,21 @@ export class KubeStatusWriter {
     return found as K8sObject;
   }
 
-  private async patchStatus(verdict: ObjectVerdict, object: K8sObject): Promise<void> {
+  /** The status to write over `object`'s. */
+  private statusBody(verdict: ObjectVerdict, object: K8sObject): Record<string, unknown> {
     const meta = metaOf(object);
+    if (isRouteVerdict(verdict)) return { parents: desiredParents(object, verdict.parents, meta.generation, kubeTime(this.now())) };
     const previous = conditionsOf(object).find((c) => c.type === ACCEPTED_CONDITION);
     const condition = this.condition({ ...verdict, object }, previous);
-    // A merge patch replaces lists whole: send every other condition as it is, and make
-    // the write conditional on the version we read them from.
-    const conditions = [...conditionsOf(object).filter((c) => c.type !== ACCEPTED_CONDITION), condition];
-    const body = { metadata: { resourceVersion: meta.resourceVersion }, status: { conditions } };
+    return { conditions: [...conditionsOf(object).filter((c) => c.type !== ACCEPTED_CONDITION), condition] };
+  }
+
+  private async patchStatus(verdict: ObjectVerdict, object: K8sObject): Promise<void> {
+    const meta = metaOf(object);
+    // A merge patch replaces lists whole: send every other condition (or other
+    // controllers' parent entries) as it is, and make the write conditional on the
+    // version we read them from.
+    const body = { metadata: { resourceVersion: meta.resourceVersion }, status: this.statusBody(verdict, object) };
     const { group, version } = this.apiParts(verdict);
     const options = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
     await kubeRequest(verdict.namespaced
@@ -252,7 +293,7 @@ export class KubeStatusWriter {
    * is not allowed, only lastTimestamp and message are refreshed. An Event that expired
    * (the API server drops them after an hour) is created again.
    */
-  private async recordEvent(verdict: ObjectVerdict): Promise<void> {
+  private async recordEvent(verdict: AcceptedVerdict): Promise<void> {
     const meta = metaOf(verdict.object);
     const message = (verdict.message ?? 'rejected by nodemesh').slice(0, 1024);
     const namespace = meta.namespace ?? 'default';

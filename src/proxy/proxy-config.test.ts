@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { parseK8sYaml } from '../config/k8s-yaml';
+import { convertObjects } from '../config/objects';
 import { MeshSnapshot } from '../config/snapshot';
 import { testPod } from '../mesh/testing';
+import { evaluate } from '../policy/server/authorization/evaluate';
+import type { AuthzRequest } from '../policy/server/authorization/request';
 import { ProxyConfigStore } from './proxy-config';
 import { decideTransport } from './outbound/decide';
 
@@ -15,4 +19,27 @@ test('the trust domain names every workload, and the tunnel expects the destinat
   assert.equal(config.workload(client).principal, 'spiffe://example.org/ns/demo/sa/client');
   const d = decideTransport(config, { nodeName: 'node1', tunnelEnabled: true, tunnelPort: 15008, sourceEnrolled: true, localPodAt: () => undefined }, client, { address: '10.244.2.10', port: 8080 });
   assert.equal(d.kind === 'tunnel' && d.expect.principal, 'spiffe://example.org/ns/demo/sa/server');
+});
+
+test('authorization reaches the proxy with the agent\'s root namespace and trust domain', () => {
+  const parsed = parseK8sYaml(
+    `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: only-web, namespace: istio-system }
+spec: { rules: [{ from: [{ source: { serviceAccounts: [demo/web] } }] }] }
+`,
+    'authz.yaml',
+  );
+  const snapshot = MeshSnapshot.from(convertObjects(parsed.objects), 1);
+  const request: AuthzRequest = {
+    destination: { namespace: 'demo', labels: {}, serviceAccount: 'api', podName: 'api-1' },
+    port: 8080,
+    sourcePrincipal: 'spiffe://example.org/ns/demo/sa/web',
+    sourceIp: '10.244.1.10',
+  };
+  assert.equal(evaluate(new ProxyConfigStore(snapshot).current.authorization, request).verdict, 'allow', 'istio-system is not the root namespace by default');
+  const config = new ProxyConfigStore(snapshot, { meshRootNamespace: 'istio-system', trustDomain: 'example.org' }).current;
+  assert.deepEqual(evaluate(config.authorization, request).decidedBy?.policy, 'istio-system/only-web');
+  const otherDomain = new ProxyConfigStore(snapshot, { meshRootNamespace: 'istio-system' }).current;
+  assert.equal(evaluate(otherDomain.authorization, request).verdict, 'deny', 'a service account of another trust domain');
 });

@@ -4,9 +4,12 @@ import { podKey, type PodInfo } from '../mesh/model';
 import { buildConfigSlots } from '../kinds/config-slots';
 import { workloadOf, type WorkloadInfo } from '../mesh/workload-identity';
 import { PolicyRegistry } from '../policy/client/policy-set';
+import type { AuthorizationPolicies } from '../policy/server/authorization/policy-set';
 import type { PeerAuthentications } from '../policy/server/peer-authentication';
 import { RetryBudget, RouteTable } from '../routing';
 import { logger } from '../log';
+import { NewItems } from '../util/new-items';
+import type { RouteStatus } from '../routing';
 
 /**
  * What the proxy serves requests from: one immutable object per configuration snapshot
@@ -24,8 +27,16 @@ export interface ProxyConfig {
   readonly routes: RouteTable;
   /** The mTLS mode of a pod's port (PeerAuthentication). */
   readonly peerAuthentication: PeerAuthentications;
+  /**
+   * Authorization rules (Istio AuthorizationPolicy, GEP-3779 XAuthorizationPolicy) with
+   * this agent's root namespace and trust domain: `evaluate(config.authorization, request)`
+   * and `needsL7` (policy/server/authorization/evaluate.ts).
+   */
+  readonly authorization: AuthorizationPolicies;
   readonly rejected: readonly RejectedObject[];
   readonly warnings: readonly RejectedObject[];
+  /** Each route's status.parents (Accepted, ResolvedRefs with reasons), for /debug/config. */
+  readonly routeStatuses: readonly RouteStatus[];
   workload(pod: PodInfo): WorkloadInfo;
 }
 
@@ -34,10 +45,13 @@ export class ProxyConfigStore {
   private readonly budgets = new Map<string, RetryBudget>();
   private config: ProxyConfig;
   private readonly log = logger('proxy-config');
+  /** Rejections and route warnings already logged: each is logged once, when it appears. */
+  private readonly newProblems = new NewItems<RejectedObject>((r) => `${r.code} ${r.reason}`);
 
   /**
    * `trustDomain`: of the workloads' SPIFFE IDs (default cluster.local), as the CA issues
-   * them; `meshRootNamespace`: where a PeerAuthentication without a selector is mesh-wide.
+   * them; `meshRootNamespace`: where a PeerAuthentication or AuthorizationPolicy without a
+   * selector is mesh-wide.
    */
   constructor(snapshot: MeshSnapshot, private readonly options: { trustDomain?: string; meshRootNamespace?: string } = {}) {
     this.config = this.build(snapshot);
@@ -63,17 +77,22 @@ export class ProxyConfigStore {
   }
 
   private build(snapshot: MeshSnapshot): ProxyConfig {
-    const { routes, policies, peerAuthentication, rejected, warnings } = buildConfigSlots(snapshot);
+    const { routes, policies, peerAuthentication, authorization, rejected, warnings, routeStatuses } = buildConfigSlots(snapshot);
     this.policies.update(policies, snapshot.services.keys());
-    for (const r of rejected) this.log.warn({ rejected: r }, 'configuration object rejected');
+    for (const r of this.newProblems.next([...rejected, ...warnings])) {
+      if (!r.code.startsWith('WARN_')) this.log.warn({ rejected: r }, 'configuration object rejected');
+      else this.log.warn({ warning: r }, 'configuration object applies with a problem');
+    }
     const workloads = new Map<string, WorkloadInfo>();
-    const { trustDomain } = this.options;
+    const { trustDomain, meshRootNamespace } = this.options;
     return Object.freeze({
       snapshot,
       routes,
-      peerAuthentication: this.options.meshRootNamespace ? peerAuthentication.withRootNamespace(this.options.meshRootNamespace) : peerAuthentication,
+      peerAuthentication: meshRootNamespace ? peerAuthentication.withRootNamespace(meshRootNamespace) : peerAuthentication,
+      authorization: authorization.withMeshSettings({ rootNamespace: meshRootNamespace || undefined, trustDomain }),
       rejected,
       warnings,
+      routeStatuses,
       workload(pod: PodInfo): WorkloadInfo {
         const key = podKey(pod);
         let w = workloads.get(key);

@@ -472,32 +472,75 @@ test('a backend Service that does not exist is kept, marked unresolved, with a w
   assert.match(out.warnings[0]!.reason, /^routes\.yaml: HTTPRoute demo\/r: spec\.rules\[0\]\.backendRefs\[1\]: .*500/);
 });
 
-test('a cross-namespace backend needs a ReferenceGrant in its namespace', () => {
-  const rules = `  - backendRefs: [{ name: c, namespace: other, port: 80 }]`;
-  const denied = ok(route('r', rules));
-  assert.match(routesFor(denied).match(req('/'))!.backends[0]!.unresolved!, /no ReferenceGrant in other .*RefNotPermitted/);
-  assert.equal(denied.warnings.length, 1);
+test('a backend in another namespace needs no ReferenceGrant (GEP-1294: mesh routes may send to any namespace)', () => {
+  const out = ok(route('r', `  - backendRefs: [{ name: c, namespace: other, port: 80 }]`));
+  assert.deepEqual(routesFor(out).match(req('/'))!.backends, [{ serviceKey: 'other/c', port: 80, weight: 1 }]);
+  assert.deepEqual(out.warnings, []);
+  // A consumer route (in the caller's namespace) sending to the producer's Service.
+  const consumer = ok(route('r', `  - backendRefs: [{ name: b-v1, namespace: demo, port: 80 }]`, { namespace: 'other' }));
+  assert.deepEqual(consumer.table.forService('demo/b', 80, 'http', 'other')!.match(req('/'))!.backends, [{ serviceKey: 'demo/b-v1', port: 80, weight: 1 }]);
+  assert.deepEqual(consumer.warnings, []);
+});
 
-  const grant = (from: string, to: string) => `
-apiVersion: gateway.networking.k8s.io/v1beta1
-kind: ReferenceGrant
-metadata: { name: allow, namespace: other }
-spec:
-  from: [${from}]
-  to: [${to}]
----`;
-  const allowed = ok(grant('{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: demo }', '{ group: "", kind: Service }') + route('r', rules));
-  assert.deepEqual(routesFor(allowed).match(req('/'))!.backends, [{ serviceKey: 'other/c', port: 80, weight: 1 }]);
-  assert.deepEqual(allowed.warnings, []);
-  const named = ok(grant('{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: demo }', '{ group: "", kind: Service, name: c }') + route('r', rules));
-  assert.deepEqual(named.warnings, []);
-  for (const [from, to] of [
-    ['{ group: gateway.networking.k8s.io, kind: GRPCRoute, namespace: demo }', '{ group: "", kind: Service }'],
-    ['{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: third }', '{ group: "", kind: Service }'],
-    ['{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: demo }', '{ group: "", kind: Service, name: d }'],
-  ] as const) {
-    assert.match(routesFor(ok(grant(from, to) + route('r', rules))).match(req('/'))!.backends[0]!.unresolved!, /RefNotPermitted/, `${from} ${to}`);
+test('a backend that is not a core Service: the route applies, that backend answers 500 (ResolvedRefs InvalidKind)', () => {
+  const out = ok(route('r', `  - backendRefs: [{ group: example.com, kind: Bucket, name: x, port: 80 }]`));
+  assert.match(routesFor(out).match(req('/'))!.backends[0]!.unresolved!, /example\.com\/Bucket demo\/x is not a core Service/);
+  assert.deepEqual(out.warnings.map((w) => w.path), ['spec.rules[0].backendRefs[0]']);
+  const conditions = out.statuses[0]!.parents[0]!.conditions;
+  assert.deepEqual(conditions.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'True', 'Accepted'], ['ResolvedRefs', 'False', 'InvalidKind']]);
+});
+
+// ---------------------------------------------------------------------------------------
+// Route status
+
+test('status: one entry per Service parentRef, as written, with Accepted and ResolvedRefs', () => {
+  const out = ok(route('r', `  - backendRefs: [{ name: b-v1, port: 80 }]`, { parent: '{ group: "", kind: Service, name: b, port: 80 }, { group: "", kind: Service, name: b-v2, sectionName: grpc }, { name: gw }' }));
+  assert.equal(out.statuses.length, 1);
+  const s = out.statuses[0]!;
+  assert.deepEqual([s.kind, s.namespace, s.name, s.file], ['HTTPRoute', 'demo', 'r', 'routes.yaml']);
+  assert.deepEqual(s.parents.map((p) => p.parentRef), [
+    { group: '', kind: 'Service', name: 'b', port: 80 },
+    { group: '', kind: 'Service', name: 'b-v2', sectionName: 'grpc' },
+  ], 'the Gateway parent is not ours to report');
+  for (const p of s.parents) {
+    assert.equal(p.controllerName, 'nodemesh.dev/mesh');
+    assert.deepEqual(p.conditions.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'True', 'Accepted'], ['ResolvedRefs', 'True', 'ResolvedRefs']]);
   }
+});
+
+test('status: a parent Service, port or sectionName that does not exist is Accepted=False NoMatchingParent', () => {
+  const rules = `  - backendRefs: [{ name: b-v1, port: 80 }]`;
+  for (const [parent, message] of [
+    ['{ group: "", kind: Service, name: nope }', /Service demo\/nope does not exist/],
+    ['{ group: "", kind: Service, name: b, port: 81 }', /Service demo\/b has no port 81.*ports: 80, 9090, 8081/],
+    ['{ group: "", kind: Service, name: b, sectionName: web }', /no port named "web"/],
+  ] as const) {
+    const accepted = ok(route('r', rules, { parent })).statuses[0]!.parents[0]!.conditions[0]!;
+    assert.deepEqual([accepted.status, accepted.reason], ['False', 'NoMatchingParent'], parent);
+    assert.match(accepted.message, message);
+  }
+});
+
+test('status: a missing backend Service or port is ResolvedRefs=False BackendNotFound; fixing it clears the condition', () => {
+  const missing = ok(route('r', `  - backendRefs: [{ name: gone, port: 80 }, { name: b-v1, port: 81 }]`));
+  const [accepted, resolved] = missing.statuses[0]!.parents[0]!.conditions;
+  assert.deepEqual([accepted!.status, resolved!.status, resolved!.reason], ['True', 'False', 'BackendNotFound']);
+  assert.match(resolved!.message, /Service demo\/gone does not exist.*; Service demo\/b-v1 has no port 81/);
+  const fixed = ok(route('r', `  - backendRefs: [{ name: b-v1, port: 80 }]`));
+  assert.deepEqual(fixed.statuses[0]!.parents[0]!.conditions[1]!.status, 'True');
+});
+
+test('status: a rejected route is Accepted=False UnsupportedValue on each of its Service parents, with the field', () => {
+  const out = compile(route('r', `  - filters: [{ type: ExtensionRef, extensionRef: { group: g, kind: k, name: n } }]`, { parent: '{ group: "", kind: Service, name: b }, { group: "", kind: Service, name: c, namespace: other }' }));
+  assert.equal(out.rejected.length, 1);
+  const s = out.statuses[0]!;
+  assert.deepEqual(s.parents.map((p) => p.parentRef.name), ['b', 'c']);
+  for (const p of s.parents) {
+    assert.deepEqual(p.conditions.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'False', 'UnsupportedValue'], ['ResolvedRefs', 'Unknown', 'ResolvedRefs']]);
+    assert.match(p.conditions[0]!.message, /^spec\.rules\[0\]\.filters\[0\]\.type: .*ExtensionRef/);
+  }
+  // A route with no Service parent has no status from nodemesh.
+  assert.deepEqual(ok(route('r', '', { parent: '{ name: gw }' })).statuses, []);
 });
 
 // ---------------------------------------------------------------------------------------
@@ -540,14 +583,6 @@ test('rejected: an unknown filter type, and a known one nodemesh does not suppor
   const ext = rejected(`  - filters: [{ type: ExtensionRef, extensionRef: { group: g, kind: k, name: n } }]`);
   assert.equal(ext.path, 'spec.rules[0].filters[0].type');
   assert.match(ext.reason, /does not support ExtensionRef filters/);
-});
-
-test('rejected: a backendRef to a kind other than Service', () => {
-  const r = rejected(`  - backendRefs: [{ group: example.com, kind: Bucket, name: x, port: 80 }]`);
-  assert.equal(r.path, 'spec.rules[0].backendRefs[0].kind');
-  assert.match(r.reason, /only to core Services \(group "", kind Service\), got group "example.com" kind "Bucket"/);
-  const mirror = rejected(`  - filters: [{ type: RequestMirror, requestMirror: { backendRef: { kind: ServiceImport, name: x, port: 80 } } }]`);
-  assert.equal(mirror.path, 'spec.rules[0].filters[0].requestMirror.backendRef.kind');
 });
 
 test('rejected: a negative weight, a weight too large, a Service backend without port', () => {

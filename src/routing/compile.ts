@@ -3,7 +3,8 @@ import { FieldError, objectLabel, rejection, type RejectedObject } from '../conf
 import type { ServiceInfo } from '../mesh/model';
 import type { Context, RouteKind } from './parse-context';
 import { parseRoute } from './parse-route';
-import { apiGroup, GATEWAY_GROUP, readGrants } from './reference-grant';
+import { apiGroup, GATEWAY_GROUP } from './gateway-group';
+import { parentStatus, rejectedParentStatus, serviceParentRefs, type RouteStatus } from './route-status';
 import { RouteTable, type RouteSpec } from './route-table';
 
 
@@ -16,9 +17,9 @@ import { RouteTable, type RouteSpec } from './route-table';
  * or that uses something nodemesh cannot honour (an unknown filter, a non-Service
  * backend), is rejected whole with the field to fix; the other routes still compile.
  * References that cannot be resolved now (a backend Service that does not exist, a
- * cross-namespace backend without a ReferenceGrant) are not rejections: the backend is
- * kept, marked `unresolved`, requests picking it get a 500 (as the spec says), and a
- * warning is reported.
+ * backend that is not a Service) are not rejections: the backend is kept, marked
+ * `unresolved`, requests picking it get a 500 (as the spec says), and a warning is
+ * reported. Every route attached to a Service also gets its status (route-status.ts).
  */
 
 /** Warning code: a reference that does not resolve (the route still applies). */
@@ -33,6 +34,8 @@ export interface CompileResult {
   rejected: RejectedObject[];
   /** Routes that apply but reference something that does not resolve (code WARN_NM_ROUTE_REF). */
   warnings: RejectedObject[];
+  /** Per route with a Service parentRef: its parents' Accepted and ResolvedRefs conditions. */
+  statuses: RouteStatus[];
 }
 
 /** True for a Gateway API route object of a kind nodemesh reads. */
@@ -48,22 +51,29 @@ export function isRoute(other: OtherObject): boolean {
 export function compileRoutes(others: readonly OtherObject[], services: ReadonlyMap<string, ServiceInfo>): CompileResult {
   const rejected: RejectedObject[] = [];
   const warnings: RejectedObject[] = [];
-  const grants = readGrants(others);
+  const statuses: RouteStatus[] = [];
   const parsed: RouteSpec[] = [];
   for (const other of others) {
     if (!isRoute(other)) continue;
     const kind = other.kind as RouteKind;
     const namespace = other.namespace ?? 'default';
     const label = objectLabel(kind, namespace, other.name);
-    const ctx: Context = { kind, namespace, services, grants, warnings: [] };
+    const ctx: Context = { kind, namespace, services, warnings: [], parents: [], refProblems: [] };
+    const status = (parents: RouteStatus['parents']): void => {
+      if (parents.length > 0) statuses.push({ kind, namespace, name: other.name, file: other.file, parents });
+    };
     try {
       const route = parseRoute(other, ctx);
       for (const w of ctx.warnings) warnings.push({ ...rejection(other.file, label, w.reason, w.path), code: ROUTE_REF_WARNING });
       if (route) parsed.push(route);
+      status(ctx.parents.map((p) => parentStatus(p.ref, p.problem, ctx.refProblems)));
     } catch (err) {
-      if (err instanceof FieldError) rejected.push(rejection(other.file, label, err.problem, err.path));
-      else throw err;
+      if (!(err instanceof FieldError)) throw err;
+      const r = rejection(other.file, label, err.problem, err.path);
+      rejected.push(r);
+      const message = err.path ? `${err.path}: ${err.problem}` : err.problem;
+      status(serviceParentRefs(other.object.spec).map((ref) => rejectedParentStatus(ref, message)));
     }
   }
-  return { table: new RouteTable(parsed), rejected, warnings };
+  return { table: new RouteTable(parsed), rejected, warnings, statuses };
 }

@@ -1,15 +1,19 @@
 import type { ServiceInfo } from '../mesh/model';
-import type { Grant } from './reference-grant';
+import type { ParentReference, RefProblem } from './route-status';
 
-/** What the readers of one route need beyond its own fields, and where they put warnings. */
+/** What the readers of one route need beyond its own fields, and where they put warnings and status. */
 
-export type RouteKind = 'HTTPRoute' | 'GRPCRoute';
+export type { RouteKind } from './types';
+import type { RouteKind } from './types';
 
 export interface Context {
   kind: RouteKind;
   namespace: string;
   services: ReadonlyMap<string, ServiceInfo>;
-  grants: readonly Grant[];
   /** References that do not resolve now: the route still applies (code WARN_NM_ROUTE_REF). */
   warnings: Array<{ path: string; reason: string }>;
+  /** Each Service parentRef as written, with why it does not attach (status: Accepted). */
+  parents: Array<{ ref: ParentReference; problem?: string }>;
+  /** Backends that do not resolve (status: ResolvedRefs). */
+  refProblems: RefProblem[];
 }

@@ -6,9 +6,10 @@ import { readBackends } from './parse-backends';
 import type { Context } from './parse-context';
 import { GRPC_FILTERS, HTTP_FILTERS, readFilters } from './parse-filters';
 import { DEFAULT_HTTP_MATCH, readGrpcMatch, readHttpMatch } from './parse-matches';
-import { GATEWAY_GROUP } from './reference-grant';
+import { GATEWAY_GROUP } from './gateway-group';
 import { duration, read, type Obj } from './route-fields';
 import type { Parent, RouteSpec } from './route-table';
+import { parentReference } from './route-status';
 import type { MirrorSpec, RetryPolicy, RouteMatch, RouteTimeouts, WeightedBackend } from './types';
 
 /**
@@ -43,26 +44,35 @@ function readParents(spec: Obj, ctx: Context): Parent[] {
     const service = ctx.services.get(serviceKey);
     let port = read.integer(ref.port, `${path}.port`, 1, 65535, 'a Service port');
     const sectionName = read.string(ref.sectionName, `${path}.sectionName`);
+    const written = parentReference(ref)!;
+    /** The parent does not match (Accepted=False, NoMatchingParent), and why. */
+    const noMatch = (field: string, reason: string): void => {
+      ctx.warnings.push({ path: `${path}.${field}`, reason });
+      ctx.parents.push({ ref: written, problem: reason });
+    };
     if (sectionName !== undefined && sectionName !== '') {
       // For a Service parent, sectionName names one of its ports.
       const named = service?.ports.find((p) => p.name === sectionName);
       if (!named) {
-        ctx.warnings.push({
-          path: `${path}.sectionName`,
-          reason: service
+        noMatch(
+          'sectionName',
+          service
             ? `Service ${serviceKey} has no port named "${sectionName}", so the route does not attach to it; name one of its ports (${service.ports.map((p) => p.name ?? p.port).join(', ')})`
             : `Service ${serviceKey} does not exist, so its port "${sectionName}" cannot be found and the route does not attach to it`,
-        });
+        );
         return;
       }
       if (port !== undefined && port !== named.port) {
         throw new FieldError(`${path}.port`, `${port} is not the port named "${sectionName}" (${named.port}); when both are set they must name the same Service port`);
       }
       port = named.port;
+      ctx.parents.push({ ref: written });
     } else if (!service) {
-      ctx.warnings.push({ path: `${path}.name`, reason: `Service ${serviceKey} does not exist; the route applies once it does` });
+      noMatch('name', `Service ${serviceKey} does not exist; the route applies once it does (check the parentRef's name and namespace)`);
     } else if (port !== undefined && !service.ports.some((p) => p.port === port)) {
-      ctx.warnings.push({ path: `${path}.port`, reason: `Service ${serviceKey} has no port ${port}; the route applies to that port once the Service exposes it` });
+      noMatch('port', `Service ${serviceKey} has no port ${port}; the route applies to that port once the Service exposes it (ports: ${service.ports.map((p) => p.port).join(', ')})`);
+    } else {
+      ctx.parents.push({ ref: written });
     }
     const parent: Parent = { serviceKey, port, consumer: namespace === ctx.namespace ? undefined : ctx.namespace };
     if (!parents.some((p) => p.serviceKey === parent.serviceKey && p.port === parent.port)) parents.push(parent);

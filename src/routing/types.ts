@@ -3,6 +3,9 @@
  * built once per snapshot by compile.ts and frozen: a request never allocates a route.
  */
 
+/** The route kinds nodemesh reads (Gateway API, attached to Services). */
+export type RouteKind = 'HTTPRoute' | 'GRPCRoute';
+
 /** Headers as Node keeps them (incoming: lower-case names; several values as a list). */
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
@@ -29,8 +32,8 @@ export interface BackendTarget {
   serviceKey: string;
   port: number;
   /**
-   * Set when the reference cannot be used: the Service (or its port) does not exist, or a
-   * cross-namespace reference has no ReferenceGrant. Requests that pick this backend must
+   * Set when the reference cannot be used: the Service (or its port) does not exist, or it
+   * is not a core Service. Requests that pick this backend must
    * get a 500 (Gateway API: "500 status codes MUST be returned for requests that would
    * have otherwise been routed to an invalid backend"). The text says why.
    */

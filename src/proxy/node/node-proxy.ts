@@ -111,6 +111,7 @@ export class NodeProxy {
       policies: this.config.policies.status(),
       rejected: [...sourceRejected, ...c.rejected],
       warnings: c.warnings,
+      routeStatus: c.routeStatuses,
     };
   }
 
