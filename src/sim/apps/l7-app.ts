@@ -12,7 +12,8 @@
  *
  * HTTP/1.1 (--http, and the WebSocket port for non-upgrade requests) and HTTP/2 with prior
  * knowledge (--h2c) share these routes; every response has `x-served-by: NAME`:
- *   /                  JSON {name, method, path, headers, remoteAddress, remotePort, protocol}
+ *   /                  JSON {name, method, path, headers, rawHeaders, remoteAddress, remotePort, protocol}
+ *                      (rawHeaders: names and values as received, alternating)
  *                      (protocol "HTTP/1.1" or "HTTP/2"; any unmatched path answers the same)
  *   /echo              the request body back, the JSON above in header `x-app-info`
  *   /status/CODE       that status (200-599), the JSON above as body
@@ -94,6 +95,8 @@ interface Req {
   method?: string;
   url?: string;
   headers: Record<string, string | string[] | undefined>;
+  /** Names and values as received, alternating: repeated headers stay apart. */
+  rawHeaders: string[];
   socket: { remoteAddress?: string; remotePort?: number };
   on(event: 'data', cb: (chunk: Buffer) => void): unknown;
   on(event: 'end', cb: () => void): unknown;
@@ -139,6 +142,7 @@ class Routes {
       method,
       path: req.url ?? '/',
       headers: req.headers,
+      rawHeaders: req.rawHeaders,
       remoteAddress: req.socket.remoteAddress,
       remotePort: req.socket.remotePort,
       protocol,
