@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Registry } from 'prom-client';
+import { NodemeshError } from '../errors';
 import { logger } from '../log';
 import { closeHttpServer } from './close-http-server';
 
@@ -75,6 +76,12 @@ export class AdminServer {
         res.end(JSON.stringify(data, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
       }
     } catch (err) {
+      if (err instanceof NodemeshError) {
+        // A question the route cannot answer as asked (a pod that is not there): the caller's to fix.
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: err.message, code: err.code }));
+        return;
+      }
       this.log.error({ err, path: url.pathname }, 'admin route failed');
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: String(err) }));

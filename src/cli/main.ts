@@ -9,6 +9,7 @@ commands:
   doctor    probe this node for eBPF and iptables capture and say which back-end the agent would use
   agent     run the node agent (capture + node proxy) against a YAML source
   status    show what a running agent captures (pods, back-end, counters)
+  authz     check: what a running agent's authorization policies decide for a call, and why
   sim       the local node simulator: up | down | status | exec
   demo      a walk-through on the simulator: capture, direct, inbound, release
   sidecar   run the proxy inside one pod (sidecar mode); sidecar-init installs its iptables rules
@@ -24,6 +25,7 @@ const commands: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor-command')).doctorCommand,
   agent: async () => (await import('./agent-command')).agentCommand,
   status: async () => (await import('./status-command')).statusCommand,
+  authz: async () => (await import('./authz-command')).authzCommand,
   sim: async () => (await import('./sim-command')).simCommand,
   demo: async () => (await import('./demo-command')).demoCommand,
   sidecar: async () => (await import('./sidecar-command')).sidecarCommand,

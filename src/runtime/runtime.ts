@@ -9,6 +9,7 @@ import { MeshSnapshot } from '../config/snapshot';
 import { describeError } from '../errors';
 import type { Logger } from '../log';
 import { NodeProxy, type NodeProxyOptions } from '../proxy/node/node-proxy';
+import { authzCheck, authzCheckQuery } from '../proxy/authz-check';
 import type { AccessLogDestination } from '../telemetry/access-log';
 import { collectProcessMetrics } from '../telemetry/process-metrics';
 import { withDeadline } from '../util/deadline';
@@ -131,6 +132,7 @@ export class Runtime {
         '/debug/capture': () => this.role.capture(),
         '/debug/config': () => this.proxy.describeConfig(this.lastRejected),
         '/debug/open': () => this.proxy.openConnections(),
+        '/debug/authz': (q) => authzCheck(this.proxy.config.current, authzCheckQuery(q)),
       },
     });
     await this.admin.start();
