@@ -60,3 +60,16 @@ export function http1RequestLine(buf: Buffer): RequestLineVerdict {
   if (i === n) return 'more';
   return buf[i] >= 0x30 && buf[i] <= 0x39 ? 'yes' : 'no';
 }
+
+/**
+ * A request line under way: empty lines, then a method token and the space after it. A
+ * bare token ("hello", as a text protocol's client may send and then wait) is not: alone
+ * it says nothing about HTTP.
+ */
+export function requestLineStarted(buf: Buffer): boolean {
+  let i = 0;
+  while (i < buf.length && (buf[i] === LF || buf[i] === CR)) i++;
+  const method = i;
+  while (i < buf.length && TCHAR[buf[i]] === 1) i++;
+  return i > method && i < buf.length && buf[i] === SP;
+}

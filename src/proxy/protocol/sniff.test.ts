@@ -71,7 +71,9 @@ test('when sniffing stops early, a request line cut short stays HTTP/1; nothing 
   assert.deepEqual(classifyFinal(Buffer.alloc(0)), { protocol: 'tcp' });
   assert.deepEqual(classifyFinal(Buffer.from('PURGE /adm')), { protocol: 'http1' });
   assert.deepEqual(classifyFinal(Buffer.from('GET /admin HTTP/1')), { protocol: 'http1' });
-  assert.deepEqual(classifyFinal(Buffer.from('\r\n')), { protocol: 'http1' });
+  assert.deepEqual(classifyFinal(Buffer.from('\r\n')), { protocol: 'tcp' }, 'empty lines alone start nothing');
+  assert.deepEqual(classifyFinal(Buffer.from('hello')), { protocol: 'tcp' }, 'a bare token: a text protocol waiting for its answer');
+  assert.deepEqual(classifyFinal(Buffer.from('\r\nget /a')), { protocol: 'http1' });
   assert.deepEqual(classifyFinal(Buffer.from('PRI * HTTP/2.0\r\n')), { protocol: 'h2' });
   assert.deepEqual(classifyFinal(Buffer.from('hello\tworld')), { protocol: 'tcp' });
   assert.deepEqual(classifyFinal(Buffer.from('PING\r\n')), { protocol: 'tcp' });
@@ -136,4 +138,26 @@ test('a server-first protocol (client silent) becomes TCP after the sniff timeou
   client.destroy();
   socket.destroy();
   server.close();
+});
+
+test('a client that sends a bare token and half-closes: TCP at its end, and its bytes and its end both reach the consumer', { timeout: 10_000 }, async () => {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection');
+  const client = connect((server.address() as { port: number }).port, '127.0.0.1');
+  client.end('via-kube');
+  const [socket] = (await accepted) as [import('node:net').Socket];
+  try {
+    const r = await sniff(socket, 5000);
+    assert.deepEqual(r, { protocol: 'tcp', by: 'eof' });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    await once(socket, 'end');
+    assert.equal(Buffer.concat(chunks).toString(), 'via-kube');
+  } finally {
+    client.destroy();
+    socket.destroy();
+    server.close();
+  }
 });

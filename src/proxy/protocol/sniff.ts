@@ -1,5 +1,5 @@
-import type { Socket } from 'node:net';
-import { http1RequestLine, MAX_SNIFFED_REQUEST_LINE } from './http1-request-line';
+import type { Readable } from 'node:stream';
+import { http1RequestLine, requestLineStarted, MAX_SNIFFED_REQUEST_LINE } from './http1-request-line';
 import { parseTlsClientHello } from './tls-client-hello';
 
 export type Protocol = 'http1' | 'h2' | 'tls' | 'tcp';
@@ -56,25 +56,28 @@ export function classify(buf: Buffer): { protocol: Protocol; sni?: string } | un
 
 /**
  * The protocol when no more bytes will be waited for (the sniff timeout, the client's
- * end): what is still undecided is TCP, but for a request line (or an h2 preface) cut
- * short, which stays HTTP, so that a client cannot pause in the middle of its request line to be relayed
- * past L7 (the parser then times the head out with 408). A silent client (server-first
- * protocols: MySQL, SMTP…) has sent nothing and still gets TCP.
+ * end): what is still undecided is TCP, but for a request line (a method and its space)
+ * or an h2 preface cut short, which stays HTTP, so that a client cannot pause in the
+ * middle of its request line to be relayed past L7 (the parser then times the head out
+ * with 408). A bare token ("hello", sent by a text protocol's client that then waits for
+ * an answer) and a silent client (server-first protocols: MySQL, SMTP…) get TCP; on a
+ * port with HTTP authorization rules, TCP is judged at L4, where those rules fail closed.
  */
 export function classifyFinal(buf: Buffer): { protocol: Protocol; sni?: string } {
   const decided = classify(buf);
   if (decided) return decided;
   // A preface cut short past "PRI " is HTTP/2's (the h2 server answers what follows).
   if (buf.length >= 4 && buf.equals(H2_PREFACE.subarray(0, buf.length))) return { protocol: 'h2' };
-  return buf.length > 0 && http1RequestLine(buf) === 'more' ? { protocol: 'http1' } : { protocol: 'tcp' };
+  return http1RequestLine(buf) === 'more' && requestLineStarted(buf) ? { protocol: 'http1' } : { protocol: 'tcp' };
 }
 
 /**
  * Reads the first bytes of a connection without consuming them (they are put back with
  * unshift) and decides its protocol. A client that sends nothing within `timeoutMs` is
- * treated as a server-first protocol (MySQL, SMTP…) and gets opaque TCP.
+ * treated as a server-first protocol (MySQL, SMTP…) and gets opaque TCP. Any byte
+ * stream: a socket, or a tunnel stream.
  */
-export function sniff(socket: Socket, timeoutMs: number): Promise<SniffResult> {
+export function sniff(socket: Readable, timeoutMs: number): Promise<SniffResult> {
   return new Promise((resolve) => {
     let buf: Buffer = Buffer.alloc(0);
     let done = false;
@@ -82,23 +85,34 @@ export function sniff(socket: Socket, timeoutMs: number): Promise<SniffResult> {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      socket.removeListener('data', onData);
+      socket.removeListener('readable', onReadable);
       socket.removeListener('end', onEnd);
       socket.pause();
-      if (buf.length > 0) socket.unshift(buf);
+      // Put back what was read. At the client's end this runs before 'end' is emitted
+      // (onReadable sees the end first), so the bytes and then the end reach the consumer.
+      if (buf.length > 0 && !socket.readableEnded) socket.unshift(buf);
       resolve(result);
     };
-    const onData = (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      const r = classify(buf);
-      // 16 KiB is more than any ClientHello we need to see (request lines: 8 KiB, in classify).
-      if (r) finish({ ...r, by: 'sniffed' });
-      else if (buf.length > 16 * 1024) finish({ protocol: 'tcp', by: 'sniffed' });
+    // Paused mode ('readable' + read()), not 'data': it shows the client's end while the
+    // bytes can still be put back, which after an 'end' event they cannot.
+    const onReadable = () => {
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+        const r = classify(buf);
+        // 16 KiB is more than any ClientHello we need to see (request lines: 8 KiB, in classify).
+        if (r) return finish({ ...r, by: 'sniffed' });
+        if (buf.length > 16 * 1024) return finish({ protocol: 'tcp', by: 'sniffed' });
+      }
+      if (endReceived(socket)) finish({ ...classifyFinal(buf), by: 'eof' });
     };
     const onEnd = () => finish({ ...classifyFinal(buf), by: 'eof' });
     const timer = setTimeout(() => finish({ ...classifyFinal(buf), by: 'timeout' }), timeoutMs);
-    socket.on('data', onData);
+    socket.on('readable', onReadable);
     socket.once('end', onEnd);
-    socket.resume();
   });
+}
+
+/** The peer's end has arrived (it may not have been emitted as 'end' yet). */
+function endReceived(stream: Readable): boolean {
+  return (stream as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
 }
