@@ -217,6 +217,55 @@ describe('agent on a real Kubernetes API server', { concurrency: false, timeout:
     assert.equal(badMode.status, 422, JSON.stringify(badMode.body));
   });
 
+  test('AuthorizationPolicy status: a policy nodemesh enforces is Accepted; one it cannot enforce is Accepted=False with the field (never ignored)', { timeout: 90_000 }, async (t) => {
+    if (!need(t)) return;
+    const ap = (name: string, spec: Record<string, unknown>): KubeObject => ({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name, namespace: 'demo' }, spec } as KubeObject);
+    await admin.create(ap('deny-admin', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*'] } }] }] }));
+    await admin.create(ap('jwt-only', { action: 'DENY', rules: [{ from: [{ source: { notRequestPrincipals: ['*'] } }] }] }));
+    t.after(async () => { for (const name of ['deny-admin', 'jwt-only']) await admin.delete(ap(name, {})); });
+    const acceptedNow = async (name: string) => acceptedOf(await admin.get('security.istio.io/v1', 'AuthorizationPolicy', 'demo', name));
+    await waitFor('deny-admin to be Accepted', async () => ((await acceptedNow('deny-admin'))?.status === 'True' ? true : undefined), 30_000);
+    const refused = await waitFor('jwt-only to be rejected', async () => {
+      const c = await acceptedNow('jwt-only');
+      return c?.status === 'False' ? c : undefined;
+    }, 30_000);
+    assert.match(refused.message, /spec\.rules\[0\]\.from\[0\]\.source\.notRequestPrincipals/);
+  });
+
+  test('HTTPRoute status: Accepted and ResolvedRefs per Service parent, with the spec\'s reasons; fixing the route clears them', { timeout: 90_000 }, async (t) => {
+    if (!need(t)) return;
+    const ROUTE_API = 'gateway.networking.k8s.io/v1';
+    const httpRoute = (name: string, parent: string, backend: string): KubeObject => ({
+      apiVersion: ROUTE_API, kind: 'HTTPRoute', metadata: { name, namespace: 'demo' },
+      spec: { parentRefs: [{ group: '', kind: 'Service', name: parent }], rules: [{ backendRefs: [{ name: backend, port: 80 }] }] },
+    } as KubeObject);
+    const names = ['route-good', 'route-no-backend', 'route-no-parent'];
+    t.after(async () => { for (const name of names) await admin.delete(httpRoute(name, 'b', 'b')); });
+    await admin.create(httpRoute('route-good', 'b', 'b'));
+    await admin.create(httpRoute('route-no-backend', 'b', 'b-gone'));
+    await admin.create(httpRoute('route-no-parent', 'b-nowhere', 'b'));
+    /** nodemesh's entry: "Accepted=True/Accepted ResolvedRefs=False/BackendNotFound", once written. */
+    const summary = async (name: string): Promise<string | undefined> => {
+      const route = await admin.get(ROUTE_API, 'HTTPRoute', 'demo', name);
+      const parents = ((route?.status as { parents?: Array<{ controllerName: string; parentRef: { name: string }; conditions: Condition[] }> } | undefined)?.parents ?? [])
+        .filter((p) => p.controllerName === 'nodemesh.dev/mesh');
+      return parents.length === 0 ? undefined : parents.map((p) => `${p.parentRef.name}: ${p.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`).join(' ')}`).join('; ');
+    };
+    const statusOf = (name: string, want: string) => waitFor(`${name}'s status to be ${want}`, async () => ((await summary(name)) === want ? true : undefined), 30_000);
+    // The API server accepted the status (its schema checks reasons, controllerName and parentRef).
+    await statusOf('route-good', 'b: Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs');
+    await statusOf('route-no-backend', 'b: Accepted=True/Accepted ResolvedRefs=False/BackendNotFound');
+    await statusOf('route-no-parent', 'b-nowhere: Accepted=False/NoMatchingParent ResolvedRefs=True/ResolvedRefs');
+    const noBackend = await admin.get(ROUTE_API, 'HTTPRoute', 'demo', 'route-no-backend');
+    const resolved = ((noBackend!.status as { parents: Array<{ conditions: Condition[] }> }).parents[0]!.conditions).find((c) => c.type === 'ResolvedRefs')!;
+    assert.match(resolved.message, /Service demo\/b-gone does not exist/);
+    // Fixing the objects clears the conditions.
+    await admin.mergePatch(noBackend!, { spec: { rules: [{ backendRefs: [{ name: 'b', port: 80 }] }] } });
+    await admin.mergePatch((await admin.get(ROUTE_API, 'HTTPRoute', 'demo', 'route-no-parent'))!, { spec: { parentRefs: [{ group: '', kind: 'Service', name: 'b' }] } });
+    await statusOf('route-no-backend', 'b: Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs');
+    await statusOf('route-no-parent', 'b: Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs');
+  });
+
   test('an unknown annotation value and a Service without endpoints each get a clear message', { timeout: 60_000 }, async (t) => {
     if (!need(t)) return;
     await admin.mergePatch(await pod('a1'), { metadata: { annotations: { 'nodemesh.dev/mode': 'ambient' } } });
