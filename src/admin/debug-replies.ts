@@ -34,6 +34,9 @@ export interface SidecarPodRecord {
   reason?: string;
   ips: string[];
   since: string;
+  /** The pod's SPIFFE ID and its certificate's expiry (ISO 8601), when it holds one. */
+  identity?: string;
+  certificateExpiry?: string;
 }
 
 /** /debug/capture: the back-end, why it was chosen, and what it captures. */

@@ -15,13 +15,9 @@ import type { LifecycleFlag } from '../kube/lifecycle-flag';
 import type { LeaderElection } from '../kube/leader-election';
 import type { MeshMemberWriter } from '../kube/member-writer';
 import type { PodInfo } from '../mesh/model';
-import { DEFAULT_TRUST_DOMAIN } from '../mesh/workload-identity';
-import { checkTrustDomain } from '../identity/spiffe-id';
-import { MESH_ROOT_NAMESPACE } from '../policy/server/peer-authentication';
+import { IDENTITY_FLAGS, IDENTITY_HELP, identityFromFlags } from './identity-flags';
 import { parseDrainMs, parseFlags, parseList, parsePort, parsePorts } from './args';
 import { STOP_MARGIN_MS, stopOnSignal } from '../runtime/stop-on-signal';
-import { agentIdentity } from '../identity/agent-identity';
-import type { WorkloadCertificates } from '../identity/workload-certificates';
 
 /** How long an uninstalling agent may take to remove its node's MeshMembers. */
 const MEMBERS_REMOVAL_MS = 5000;
@@ -61,17 +57,7 @@ Runs the node agent: captures the traffic of this node's ambient pods into the n
   --admin-socket PATH      admin API on a unix socket (default /run/nodemesh/INSTANCE/admin.sock)
   --drain-ms N             grace for open connections on SIGTERM (default 5000)
   --access-log PATH        one JSON line per request and TCP connection ('-': stdout)
-  --ca-address ADDR        the CA (nodemesh identity): https://HOST:PORT or unix:PATH; pods
-                           are captured once their certificate is issued, and pods of other
-                           nodes are reached through the mTLS tunnel. Without it: no tunnel
-  --ca-bundle-file PATH    the trust bundle (PEM roots) to trust the CA with
-  --ca-token-file PATH     the agent's token for the CA (audience nodemesh-ca)
-  --ca-server-name NAME    the DNS name in the CA's certificate (default nodemesh-identity)
-  --ca-bundle-refresh-ms N how often the trust bundle is fetched again (default 60000)
-  --trust-domain TD        the trust domain of workload identities (default cluster.local);
-                           the CA's --trust-domain must be the same
-  --mesh-root-namespace NS where a PeerAuthentication without a selector applies to the
-                           whole mesh (Istio's root namespace; default nodemesh-system)`;
+${IDENTITY_HELP}`;
 
 export async function agentCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('agent', argv, {
@@ -98,13 +84,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     'admin-socket': { type: 'string' },
     'drain-ms': { type: 'string', default: '5000' },
     'access-log': { type: 'string' },
-    'ca-address': { type: 'string' },
-    'ca-bundle-file': { type: 'string' },
-    'ca-token-file': { type: 'string' },
-    'ca-server-name': { type: 'string' },
-    'trust-domain': { type: 'string', default: DEFAULT_TRUST_DOMAIN },
-    'mesh-root-namespace': { type: 'string', default: MESH_ROOT_NAMESPACE },
-    'ca-bundle-refresh-ms': { type: 'string' },
+    ...IDENTITY_FLAGS,
     help: { type: 'boolean', default: false },
   });
   if (values.help) {
@@ -159,21 +139,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       leaderIdentity: `${values.node}_${process.env.POD_NAME || `pid-${process.pid}`}`,
     }));
   }
-  let identity: WorkloadCertificates | undefined;
-  if (values['ca-address']) {
-    if (!values['ca-bundle-file'] || !values['ca-token-file']) {
-      throw new NodemeshError('ERR_NM_USAGE', '--ca-address needs --ca-bundle-file and --ca-token-file', { hint: 'the chart and `sim up` pass all three' });
-    }
-    identity = agentIdentity({
-      caAddress: values['ca-address'],
-      caBundleFile: values['ca-bundle-file'],
-      caTokenFile: values['ca-token-file'],
-      ...(values['ca-server-name'] ? { caServerName: values['ca-server-name'] } : {}),
-      ...(values['ca-bundle-refresh-ms'] ? { bundleRefreshMs: parseRefreshMs(values['ca-bundle-refresh-ms']) } : {}),
-    }, logger('identity', { node: values.node }));
-  } else {
-    log.warn('no CA (--ca-address): no workload certificates, so no mTLS tunnel; traffic to other nodes goes direct in plaintext');
-  }
+  const { identity, trustDomain, meshRootNamespace } = identityFromFlags(values, logger('identity', { node: values.node }), 'no CA (--ca-address): no workload certificates, so no mTLS tunnel; traffic to other nodes goes direct in plaintext');
   const agentPodKey = process.env.POD_NAMESPACE && process.env.POD_NAME ? `${process.env.POD_NAMESPACE}/${process.env.POD_NAME}` : undefined;
   const config: AgentConfig = {
     nodeName: values.node,
@@ -197,8 +163,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
     drainMs: parseDrainMs(values['drain-ms']),
     ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
     ...(identity ? { identity } : {}),
-    trustDomain: checkTrustDomain(values['trust-domain']!),
-    meshRootNamespace: checkNamespaceName(values['mesh-root-namespace']!),
+    trustDomain,
+    meshRootNamespace,
     ...(members ? { onEnrolled: (pods: PodInfo[]) => members!.update(pods) } : {}),
   };
   const adminPort = parsePort('--admin-port', values['admin-port']) ?? (values.sim ? undefined : 15020);
@@ -246,17 +212,3 @@ function parseLeaseSeconds(text: string | undefined): number {
 /** Extra time the stop may take when it releases every pod (uninstall, `sim down`). */
 const UNINSTALL_MARGIN_MS = 60_000;
 
-/** `--ca-bundle-refresh-ms`: at least 100 ms (the CA is asked that often). */
-function parseRefreshMs(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 100) throw new NodemeshError('ERR_NM_USAGE', `--ca-bundle-refresh-ms must be a whole number of milliseconds, at least 100, got '${text}'`);
-  return n;
-}
-
-/** `--mesh-root-namespace`: a namespace name (DNS-1123 label). */
-function checkNamespaceName(text: string): string {
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(text) || text.length > 63) {
-    throw new NodemeshError('ERR_NM_USAGE', `--mesh-root-namespace must be a namespace name (lower-case letters, digits and '-', at most 63), got '${text}'`);
-  }
-  return text;
-}

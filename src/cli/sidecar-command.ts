@@ -11,6 +11,7 @@ import type { IptablesBackend } from '../netfilter/iptables';
 import { runSidecarInit } from '../sidecar/init';
 import { openOwnNetwork } from '../sidecar/self-network';
 import { Sidecar } from '../sidecar/sidecar';
+import { IDENTITY_FLAGS, IDENTITY_HELP, identityFromFlags } from './identity-flags';
 import { parseFlags, parseList, parsePort, parsePorts, parseDrainMs } from './args';
 import { stopOnSignal } from '../runtime/stop-on-signal';
 
@@ -31,7 +32,8 @@ only pod, listening in the process's own network namespace on 15001 (outbound) a
   --admin-socket PATH      admin API also on a unix socket
   --access-log PATH        one JSON line per request and TCP connection ('-': stdout)
   --drain-ms N             grace for open connections on SIGTERM (default 5000)
-  --no-inbound             no inbound listener (match sidecar-init --no-inbound)`;
+  --no-inbound             no inbound listener (match sidecar-init --no-inbound)
+${IDENTITY_HELP}`;
 
 const INIT_HELP = `usage: nodemesh sidecar-init [--pod-ip IP[,IP]]... [flags]
 
@@ -67,6 +69,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     'access-log': { type: 'string' },
     'drain-ms': { type: 'string', default: '5000' },
     'no-inbound': { type: 'boolean', default: false },
+    ...IDENTITY_FLAGS,
     help: { type: 'boolean', default: false },
   });
   if (values.help) {
@@ -93,8 +96,12 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
   log.info({ loopAvoidance: own.loopAvoidance, reason: own.reason }, 'sidecar network');
   const adminPort = parsePort('--admin-port', values['admin-port']);
   const healthPort = parsePort('--health-port', values['health-port']);
+  const { identity, trustDomain, meshRootNamespace } = identityFromFlags(values, logger('identity', { pod: podKey }), 'no CA (--ca-address): no certificate for the pod, so no mTLS tunnel; peers are reached in plaintext');
   const sidecar = new Sidecar({
     podKey,
+    ...(identity && { identity }),
+    trustDomain,
+    meshRootNamespace,
     source,
     network: own.network,
     ...(own.sandbox ? { sandbox: own.sandbox } : {}),

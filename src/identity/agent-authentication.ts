@@ -10,6 +10,11 @@ export interface AuthenticatedAgent {
   node: string;
   /** Who the token names (a service account, or the local token's subject), for the log. */
   subject: string;
+  /**
+   * Set for a workload's own token (a sidecar's: bound to its pod): the caller may get the
+   * certificate of that pod only, never of another pod of its node.
+   */
+  pod?: { namespace: string; name: string; serviceAccount: string };
 }
 
 export interface AgentAuthenticator {

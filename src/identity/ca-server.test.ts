@@ -24,6 +24,8 @@ const pods = new Map<string, PodOnRecord>([
   ['shop/web-1', { namespace: 'shop', name: 'web-1', nodeName: 'node-a', serviceAccount: 'web', terminated: false }],
   ['shop/db-1', { namespace: 'shop', name: 'db-1', nodeName: 'node-b', serviceAccount: 'db', terminated: false }],
   ['shop/job-1', { namespace: 'shop', name: 'job-1', nodeName: 'node-a', serviceAccount: 'batch', terminated: true }],
+  ['shop/web-2', { namespace: 'shop', name: 'web-2', nodeName: 'node-a', serviceAccount: 'web', terminated: false }],
+  ['shop/api-1', { namespace: 'shop', name: 'api-1', nodeName: 'node-a', serviceAccount: 'api', terminated: false }],
 ]);
 let server: CaServer;
 let bundle: string;
@@ -64,6 +66,20 @@ test('a malicious agent: a pod of another node, another service account, a finis
   await assert.rejects(a.sign({ csrPem, pod: { namespace: 'shop', name: 'web-1', serviceAccount: 'admin' } }), /runs as service account web, not admin/);
   await assert.rejects(a.sign({ csrPem, pod: { namespace: 'shop', name: 'job-1', serviceAccount: 'batch' } }), /has finished/);
   await assert.rejects(a.sign({ csrPem, pod: { namespace: 'shop', name: 'ghost', serviceAccount: 'web' } }), /does not exist/);
+});
+
+test('a sidecar\'s pod-bound token gets its own pod\'s certificate only, not another pod\'s of the same node', async () => {
+  const key = tokenKey(join(dir, 'state'));
+  const web1 = client(mintLocalToken(key, { node: 'node-a', pod: { namespace: 'shop', name: 'web-1', serviceAccount: 'web' } }));
+  const { csrPem } = await workloadKeyAndCsr('spiffe://cluster.local/ns/shop/sa/web');
+  const answer = await web1.sign({ csrPem, pod: { namespace: 'shop', name: 'web-1', serviceAccount: 'web' } });
+  assert.equal(certificateFacts(answer.chainPem).spiffeId, 'spiffe://cluster.local/ns/shop/sa/web');
+  // The same node, the same service account even: another pod's certificate is refused.
+  await assert.rejects(web1.sign({ csrPem, pod: { namespace: 'shop', name: 'web-2', serviceAccount: 'web' } }), (e: Error & { code?: string }) => e.code === 'ERR_NM_CA_DENIED' && /bound to pod shop\/web-1: a workload's token gets its own pod's certificate, not shop\/web-2's/.test(e.message));
+  await assert.rejects(web1.sign({ csrPem, pod: { namespace: 'shop', name: 'api-1', serviceAccount: 'api' } }), /bound to pod shop\/web-1/);
+  // A token naming a service account its pod does not run as.
+  const lying = client(mintLocalToken(key, { node: 'node-a', pod: { namespace: 'shop', name: 'api-1', serviceAccount: 'web' } }));
+  await assert.rejects(lying.sign({ csrPem, pod: { namespace: 'shop', name: 'api-1', serviceAccount: 'api' } }), /the token is for service account web, but pod shop\/api-1 runs as api/);
 });
 
 test('a token for another audience, a forged token, or none: not authenticated', async () => {

@@ -130,12 +130,16 @@ export class CaServer {
     const who = `${namespace}/${name}`;
     if (!pod) throw denied(`pod ${who} does not exist`);
     if (pod.nodeName !== agent.node) throw denied(`pod ${who} runs on ${pod.nodeName ? `node ${pod.nodeName}` : 'no node'}, not on the agent's node ${agent.node}`);
+    if (agent.pod && (agent.pod.namespace !== namespace || agent.pod.name !== name)) {
+      throw denied(`the token is bound to pod ${agent.pod.namespace}/${agent.pod.name}: a workload's token gets its own pod's certificate, not ${who}'s`);
+    }
+    if (agent.pod && agent.pod.serviceAccount !== pod.serviceAccount) throw denied(`the token is for service account ${agent.pod.serviceAccount}, but pod ${who} runs as ${pod.serviceAccount}`);
     if (pod.terminated) throw denied(`pod ${who} has finished`);
     if (pod.serviceAccount !== serviceAccount) throw denied(`pod ${who} runs as service account ${pod.serviceAccount}, not ${serviceAccount}`);
     const spiffeId = spiffePrincipal(namespace, pod.serviceAccount, this.options.trustDomain);
     const lifetime = Math.max(MIN_WORKLOAD_LIFETIME_MS, this.options.workloadLifetimeMs ?? DEFAULT_WORKLOAD_LIFETIME_MS);
     const issued = await this.ca.issue(body.csrPem, spiffeId, lifetime);
-    this.options.log.info({ spiffeId, pod: who, node: agent.node, agent: agent.subject, notAfter: issued.notAfter.toISOString() }, 'certificate issued');
+    this.options.log.info({ spiffeId, pod: who, node: agent.node, agent: agent.subject, ...(agent.pod && { boundTo: 'pod' }), notAfter: issued.notAfter.toISOString() }, 'certificate issued');
     return { chainPem: issued.chainPem, trustBundlePem: issued.trustBundlePem, notAfter: issued.notAfter.toISOString() };
   }
 }

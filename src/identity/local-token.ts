@@ -8,13 +8,15 @@ import { CA_AUDIENCE, type AgentAuthenticator, type AuthenticatedAgent } from '.
  * checked like the API server checks a projected token — signature, expiry, audience.
  * Standing in for Kubernetes' bound service-account tokens where there is no API server.
  */
-export function mintLocalToken(key: Buffer, claims: { node: string; audience?: string; lifetimeMs?: number }, now = Date.now()): string {
+export function mintLocalToken(key: Buffer, claims: { node: string; audience?: string; lifetimeMs?: number; pod?: { namespace: string; name: string; serviceAccount: string } }, now = Date.now()): string {
   const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
   const payload = b64url(JSON.stringify({
     iss: 'nodemesh-identity',
-    sub: `node:${claims.node}`,
+    // A pod-bound token (a sidecar's), like Kubernetes' projected token of the pod's service account.
+    sub: claims.pod ? `system:serviceaccount:${claims.pod.namespace}:${claims.pod.serviceAccount}` : `node:${claims.node}`,
     aud: claims.audience ?? CA_AUDIENCE,
     node: claims.node,
+    ...(claims.pod && { pod: claims.pod }),
     iat: Math.floor(now / 1000),
     exp: Math.floor((now + (claims.lifetimeMs ?? 365 * 24 * 3600_000)) / 1000),
   }));
@@ -35,7 +37,7 @@ export class LocalTokenAuthenticator implements AgentAuthenticator {
     const expected = Buffer.from(sign(this.key(), `${header}.${payload}`));
     const given = Buffer.from(signature);
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) return Promise.reject(unauthenticated('the token\'s signature does not verify'));
-    let claims: { aud?: unknown; exp?: unknown; node?: unknown; sub?: unknown };
+    let claims: { aud?: unknown; exp?: unknown; node?: unknown; sub?: unknown; pod?: unknown };
     try {
       claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof claims;
     } catch {
@@ -45,6 +47,11 @@ export class LocalTokenAuthenticator implements AgentAuthenticator {
     if (!audiences.includes(CA_AUDIENCE)) return Promise.reject(unauthenticated(`the token is for audience ${JSON.stringify(claims.aud)}, not ${CA_AUDIENCE}`));
     if (typeof claims.exp !== 'number' || claims.exp * 1000 < Date.now()) return Promise.reject(unauthenticated('the token has expired'));
     if (typeof claims.node !== 'string' || !claims.node) return Promise.reject(unauthenticated('the token names no node'));
+    const pod = claims.pod as { namespace?: unknown; name?: unknown; serviceAccount?: unknown } | undefined;
+    if (pod !== undefined) {
+      if (typeof pod.namespace !== 'string' || typeof pod.name !== 'string' || typeof pod.serviceAccount !== 'string') return Promise.reject(unauthenticated('the token\'s pod claim is malformed'));
+      return Promise.resolve({ node: claims.node, subject: String(claims.sub), pod: { namespace: pod.namespace, name: pod.name, serviceAccount: pod.serviceAccount } });
+    }
     return Promise.resolve({ node: claims.node, subject: String(claims.sub) });
   }
 }

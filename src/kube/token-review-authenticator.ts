@@ -5,6 +5,8 @@ import { kubeRequest } from './api-deadline';
 
 /** The extra the API server adds to a token bound to a pod: the node that pod runs on (Kubernetes 1.32+). */
 const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
+/** ... and the pod itself: a workload's token (a sidecar's) gets that pod's certificate only. */
+const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 
 /**
  * The cluster CA's agent authentication: a TokenReview for the CA's audience only (a token
@@ -30,10 +32,14 @@ export class TokenReviewAuthenticator implements AgentAuthenticator {
     if (!status.authenticated) throw unauthenticated(status.error || 'the API server did not authenticate it');
     if (!(status.audiences ?? []).includes(CA_AUDIENCE)) throw unauthenticated(`it is not for audience ${CA_AUDIENCE}`);
     const username = status.user?.username ?? '';
-    if (!this.allowedServiceAccounts.includes(username)) throw unauthenticated(`${username || 'its user'} is not an agent's service account (${this.allowedServiceAccounts.join(', ')})`);
     const node = status.user?.extra?.[NODE_NAME_EXTRA]?.[0];
     if (!node) throw unauthenticated('it is not bound to a pod on a node (no node-name in the token)');
-    return { node, subject: username };
+    if (this.allowedServiceAccounts.includes(username)) return { node, subject: username };
+    // Any other service account: a workload's own token (a sidecar's), good for its pod only.
+    const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
+    const podName = status.user?.extra?.[POD_NAME_EXTRA]?.[0];
+    if (!sa || !podName) throw unauthenticated(`${username || 'its user'} is neither an agent's service account (${this.allowedServiceAccounts.join(', ')}) nor a service account token bound to a pod`);
+    return { node, subject: username, pod: { namespace: sa[1]!, name: podName, serviceAccount: sa[2]! } };
   }
 }
 

@@ -12,6 +12,8 @@ import { podKey, type PodInfo } from '../mesh/model';
 import type { NodeProxy } from '../proxy/node/node-proxy';
 import { probeCapture } from '../runtime/capture-probe';
 import { Runtime, type ServingOptions } from '../runtime/runtime';
+import type { WorkloadCertificates } from '../identity/workload-certificates';
+import { registerIdentityMetrics } from '../runtime/identity-metrics';
 
 /**
  * Sidecar mode (DESIGN.md, "Sidecar mode"): the node proxy's code run as a process inside
@@ -20,7 +22,13 @@ import { Runtime, type ServingOptions } from '../runtime/runtime';
  * process's own network namespace, fed by the same configuration sources as the agent; so
  * routing, policy and telemetry are the same code. Capture is the iptables rule set that
  * `nodemesh sidecar-init` installed in the pod before the app started; the sidecar does
- * not touch it, and there is no tunnel (a sidecar's peer is reached on its own address).
+ * not touch it.
+ *
+ * With a CA (`identity`), the sidecar gets its own pod's certificate (with a token bound
+ * to the pod, so it can get no other) before it serves, listens on the pod's 15008 for
+ * the mTLS tunnel, and tunnels to the pods of the mesh: to node proxies and to other
+ * sidecars, as the ambient pods do. Without one there is no tunnel, and its peers are
+ * reached in plaintext on their own addresses.
  */
 
 export interface SidecarOptions extends ServingOptions {
@@ -38,13 +46,21 @@ export interface SidecarOptions extends ServingOptions {
   settings: CaptureSettings;
   /** How loops are avoided: 'mark' (SO_MARK) or 'uid' (the iptables owner rule); shown in /debug/capture. */
   loopAvoidance: 'mark' | 'uid';
+  /** The pod's certificate from the CA: mTLS and the tunnel. Undefined: no CA, no tunnel. */
+  identity?: WorkloadCertificates;
+  trustDomain?: string;
+  meshRootNamespace?: string;
 }
+
+/** A sidecar whose certificate could not be had asks again this often (the CA may be back). */
+const RETRY_FAILED_MS = 2000;
 
 export class Sidecar {
   private readonly runtime: Runtime;
   private readonly log;
   private pod: PodInfo | undefined;
   private record: SidecarPodRecord;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SidecarOptions) {
     this.log = logger('sidecar', { pod: options.podKey });
@@ -52,14 +68,19 @@ export class Sidecar {
       ...options, // the serving options pass through
       kind: 'sidecar',
       log: this.log,
-      proxy: { tunnel: false },
+      proxy: {
+        tunnel: options.identity !== undefined,
+        ...(options.identity && { identity: options.identity }),
+        ...(options.trustDomain && { trustDomain: options.trustDomain }),
+        ...(options.meshRootNamespace && { meshRootNamespace: options.meshRootNamespace }),
+      },
     }, {
       reconcile: (snapshot) => this.reconcile(snapshot),
       readiness: () => {
         if (this.record.status === 'enrolled') return { ready: true, reason: `ready: serving ${options.podKey}` };
         return { ready: false, reason: `${this.record.status}: ${this.record.reason ?? ''}` };
       },
-      podRecords: () => [this.record],
+      podRecords: () => [this.withIdentity(this.record)],
       capture: () => this.captureReply(),
     });
     this.record = { key: options.podKey, status: 'waiting', reason: 'waiting for the pod in the configuration', ips: [], since: new Date().toISOString() };
@@ -69,6 +90,7 @@ export class Sidecar {
       registers: [this.registry],
       collect: (): void => ready.set(this.record.status === 'enrolled' ? 1 : 0),
     });
+    if (options.identity) registerIdentityMetrics(this.registry, options.identity);
   }
 
   get registry(): Registry {
@@ -125,6 +147,12 @@ export class Sidecar {
       return;
     }
     try {
+      // Its certificate first: a sidecar that cannot prove its pod's identity serves nothing
+      // (its 15008 would have nothing to present), and says why.
+      const principal = this.proxy.config.current.workload(pod).principal;
+      if (this.options.identity && principal) {
+        await this.options.identity.ensure(principal, podKey(pod), { namespace: pod.namespace, name: pod.name, serviceAccount: pod.serviceAccount || 'default' });
+      }
       await this.proxy.addPod(pod, this.options.network);
       this.pod = pod;
       if (this.options.sandbox) await probeCapture(this.options.sandbox, pod.ips, this.options.settings.probePort);
@@ -135,6 +163,7 @@ export class Sidecar {
       this.pod = undefined;
       this.setStatus('failed', describeError(err), pod.ips);
       this.log.error({ err: describeError(err), code: (err as { code?: string }).code }, 'cannot serve the pod');
+      this.retryLater();
     }
   }
 
@@ -142,8 +171,27 @@ export class Sidecar {
     this.record = { key: this.options.podKey, status, ...(reason ? { reason } : {}), ips, since: new Date().toISOString() };
   }
 
+  /** The record with the pod's certificate, when it holds one (`nodemesh status`). */
+  private withIdentity(record: SidecarPodRecord): SidecarPodRecord {
+    const principal = this.pod ? this.proxy.config.current.workload(this.pod).principal : undefined;
+    const credential = principal ? this.options.identity?.current(principal) : undefined;
+    return credential ? { ...record, identity: credential.spiffeId, certificateExpiry: credential.notAfter.toISOString() } : record;
+  }
+
+  /** A failed start is tried again (the CA may have been down), until it serves or stops. */
+  private retryLater(): void {
+    if (this.retryTimer || this.runtime.stopping) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.runtime.reconcileAgain();
+    }, RETRY_FAILED_MS);
+    this.retryTimer.unref();
+  }
+
   /** Stops: not ready at once, listeners closed, open connections get drainMs, then everything closes. */
   async stop(cut?: AbortSignal): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.options.identity?.stop();
     this.setStatus('draining', 'stopping', this.record.ips);
     await this.runtime.stop(cut, { afterDrain: () => this.options.sandbox?.close() });
   }

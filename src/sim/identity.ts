@@ -11,7 +11,7 @@ import { ensureCgroupDir } from './cgroup';
 import { spawnIn } from './exec';
 import { stateDir } from './names';
 import { cmdline, endProcess, logTail, pidAlive } from './processes';
-import type { SimIdentity, SimState, StateStore } from './state';
+import type { SimIdentity, SimPod, SimState, StateStore } from './state';
 
 /**
  * The simulator's CA: `nodemesh identity serve` in local mode, started by `sim up` (its
@@ -41,6 +41,20 @@ export function simAgentIdentityArgs(state: SimState, node: string): string[] {
   const id = state.identity;
   if (!id) return [];
   return ['--ca-address', `unix:${id.socket}`, '--ca-bundle-file', id.bundleFile, '--ca-token-file', join(id.tokenDir, `${node}.jwt`), '--ca-bundle-refresh-ms', '1000'];
+}
+
+/**
+ * The flags a sidecar of `pod` needs: a token bound to that pod (as Kubernetes projects a
+ * pod's service-account token), so the CA gives it its own pod's certificate and no
+ * other. Minted when asked, into the simulation's token directory.
+ */
+export function simSidecarIdentityArgs(state: SimState, pod: SimPod): string[] {
+  const id = state.identity;
+  if (!id) return [];
+  const file = join(id.tokenDir, `pod-${pod.namespace}_${pod.name}.jwt`);
+  const token = mintLocalToken(tokenKey(id.stateDir), { node: pod.node, pod: { namespace: pod.namespace, name: pod.name, serviceAccount: pod.serviceAccount || 'default' } });
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return ['--ca-address', `unix:${id.socket}`, '--ca-bundle-file', id.bundleFile, '--ca-token-file', file, '--ca-bundle-refresh-ms', '1000'];
 }
 
 /** The CA of a previous `up`, alive and serving this source with this lifetime. */

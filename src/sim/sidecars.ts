@@ -8,6 +8,7 @@ import type { SidecarPodRecord } from '../admin/debug-replies';
 import { cgroupProcs } from './cgroup';
 import { cmdline, endProcess, logTail as tail, pidAlive } from './processes';
 import { spawnIn } from './exec';
+import { simSidecarIdentityArgs } from './identity';
 import { stateDir } from './names';
 import type { StateStore, SimPod } from './state';
 import type { TopologyPlan } from './topology';
@@ -112,7 +113,8 @@ export async function ensureSidecar(store: StateStore, pod: SimPod): Promise<voi
   const fd = openSync(logFile, 'a');
   let pid: number | undefined;
   try {
-    const child = spawnIn(pod.cgroup, pod.netns, [process.execPath, ...PROXY_NODE_FLAGS, CLI, 'sidecar', '--source', state.source, '--pod', pod.key, '--admin-socket', sock], {
+    const identity = simSidecarIdentityArgs(state, pod);
+    const child = spawnIn(pod.cgroup, pod.netns, [process.execPath, ...PROXY_NODE_FLAGS, CLI, 'sidecar', '--source', state.source, '--pod', pod.key, '--admin-socket', sock, ...identity], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: { ...process.env, NODEMESH_LOG_LEVEL: process.env.NODEMESH_SIDECAR_LOG_LEVEL ?? 'info' },

@@ -24,7 +24,11 @@ import { PodProxy } from './pod-proxy';
 export interface NodeProxyOptions {
   /** The node this proxy serves; pods elsewhere are reached through their node's tunnel. */
   nodeName?: string;
-  /** Use the HTTP/2 CONNECT tunnel (15008) towards enrolled pods on other nodes (default on; needs `identity`). */
+  /**
+   * Use the HTTP/2 CONNECT tunnel (15008) towards enrolled pods on other nodes and pods
+   * with sidecars, and accept it on the pods' 15008 (default on; needs `identity`). A
+   * sidecar (no `nodeName`) tunnels to every pod of the mesh.
+   */
   tunnel?: boolean;
   /** The workloads' certificates: the tunnel's mutual TLS. Without them there is no tunnel. */
   identity?: CredentialLookup;
@@ -84,12 +88,13 @@ export class NodeProxy {
       log: this.log,
       logger: this.logger,
     };
-    this.outbound = new Outbound(inputs, { sniffTimeoutMs: options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS });
-    this.inbound = new Inbound(inputs);
+    const sniffTimeoutMs = options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS;
+    this.outbound = new Outbound(inputs, { sniffTimeoutMs });
+    this.inbound = new Inbound(inputs, { sniffTimeoutMs });
   }
 
   get tunnelEnabled(): boolean {
-    return this.options.tunnel !== false && this.options.nodeName !== undefined && this.options.identity !== undefined;
+    return this.options.tunnel !== false && this.options.identity !== undefined;
   }
 
   /** A new configuration snapshot; requests in flight keep the one they started with. */

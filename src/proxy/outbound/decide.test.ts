@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { client, localServer, meshConfig, meshConfigWithPeerAuthentication, remoteOther, remoteServer, sidecarPod } from '../decide-testkit';
+import { client, localServer, meshConfig, meshPod, meshConfigWithPeerAuthentication, remoteOther, remoteServer, sidecarPod } from '../decide-testkit';
 import { decideOutbound, decideTransport, type TransportFacts } from './decide';
 
 const config = meshConfig();
@@ -71,11 +71,30 @@ test("an ambient pod of another node is reached through that node's tunnel, at i
   void remoteOther;
 });
 
-test('direct: a sidecar pod, an address outside the mesh, the tunnel turned off, sidecar mode (no node)', () => {
-  assert.equal(decideTransport(config, facts(), client, { address: sidecarPod.ips[0]!, port: 8080 }).kind, 'direct');
+test('direct: an address outside the mesh, a pod not in the mesh, the tunnel turned off', () => {
   assert.equal(decideTransport(config, facts(), client, { address: '192.0.2.7', port: 8080 }).kind, 'direct');
+  const outsider = meshPod('outsider', 'node2', ['10.244.2.40'], { annotations: {} });
+  assert.equal(decideTransport(meshConfig([client, outsider]), facts(), client, { address: '10.244.2.40', port: 8080 }).kind, 'direct');
   assert.equal(decideTransport(config, facts({ tunnelEnabled: false }), client, { address: '10.244.2.20', port: 8080 }).kind, 'direct');
-  assert.equal(decideTransport(config, facts({ nodeName: undefined }), client, { address: '10.244.2.20', port: 8080 }).kind, 'direct');
+  assert.equal(decideTransport(config, facts({ tunnelEnabled: false }), client, { address: sidecarPod.ips[0]!, port: 8080 }).kind, 'direct');
+});
+
+test('sidecars: a pod with a sidecar is reached through its own 15008 (on any node); a sidecar reaches ambient pods through their node', () => {
+  const toSidecar = decideTransport(config, facts(), client, { address: sidecarPod.ips[0]!, port: 8080 });
+  assert.equal(toSidecar.kind, 'tunnel');
+  if (toSidecar.kind !== 'tunnel') return;
+  assert.deepEqual(toSidecar.via, { address: '10.244.2.30', port: 15008 }, 'the sidecar answers for its own pod only');
+  assert.equal(toSidecar.node, 'sidecar demo/legacy');
+  assert.equal(toSidecar.expect.principal, 'spiffe://cluster.local/ns/demo/sa/sa-legacy');
+  const sameNodeSidecar = meshPod('legacy-a', 'node1', ['10.244.1.30'], { annotations: { 'nodemesh.dev/mode': 'sidecar' } });
+  const near = decideTransport(meshConfig([client, sameNodeSidecar]), facts(), client, { address: '10.244.1.30', port: 8080 });
+  assert.deepEqual(near.kind === 'tunnel' && near.via, { address: '10.244.1.30', port: 15008 }, 'a sidecar pod of this node too: it is not this proxy\'s to serve');
+  // From a sidecar (no node): an ambient pod through its node's tunnel address, a sidecar pod directly.
+  const sidecarFacts = facts({ nodeName: undefined, localPodAt: (ip) => (sidecarPod.ips.includes(ip) ? sidecarPod : undefined) });
+  const fromSidecar = decideTransport(config, sidecarFacts, sidecarPod, { address: '10.244.2.20', port: 8080 });
+  assert.deepEqual(fromSidecar.kind === 'tunnel' && [fromSidecar.node, fromSidecar.via.address, fromSidecar.present.principal], ['node2', '10.244.2.20', 'spiffe://cluster.local/ns/demo/sa/sa-legacy']);
+  const toLocalAmbient = decideTransport(config, sidecarFacts, sidecarPod, { address: '10.244.1.20', port: 8080 });
+  assert.deepEqual(toLocalAmbient.kind === 'tunnel' && toLocalAmbient.via.address, '10.244.1.20');
 });
 
 test('a source pod released from this node may open nothing more, but local hand-over still names the pod', () => {

@@ -73,7 +73,8 @@ export type TransportDecision =
   /** An enrolled pod of this node: in-process hand-over, a socket made in its namespace. */
   | { kind: 'local'; pod: PodInfo; expect: WorkloadInfo }
   /**
-   * An enrolled pod of another node: a CONNECT stream through that node's proxy, to the
+   * An enrolled pod of another node, or a pod with its own sidecar (`node` then names
+   * the sidecar): a CONNECT stream through that node's proxy (or that sidecar), to the
    * lowest IP there of the endpoint's family among the enrolled pods with the destination's
    * identity (so every source picks the same one, and the certificate that 15008 presents
    * is the destination's own). `present` is the source's identity; `expect` who must answer.
@@ -95,15 +96,21 @@ export function decideTransport(config: ProxyConfig, facts: TransportFacts, sour
   if (local) return { kind: 'local', pod: local, expect: config.workload(local) };
   if (!facts.sourceEnrolled) return { kind: 'source-gone' };
   const dstPod = config.snapshot.podByIP(endpoint.address);
-  if (dstPod && facts.tunnelEnabled && facts.nodeName !== undefined && dstPod.nodeName !== facts.nodeName && isAmbient(config, dstPod)) {
-    const mode = config.peerAuthentication.modeFor(dstPod, endpoint.port).mode;
-    if (mode === 'DISABLE') return { kind: 'direct' };
-    const family = isIPv6(endpoint.address) ? 6 : 4;
-    const expect = config.workload(dstPod);
-    const via = tunnelAddressesOf(config, dstPod.nodeName, expect.principal).find((ip) => (isIPv6(ip) ? 6 : 4) === family);
-    if (via) return { kind: 'tunnel', node: dstPod.nodeName, via: { address: via, port: facts.tunnelPort }, present: config.workload(source), expect, strict: mode === 'STRICT' };
-  }
-  return { kind: 'direct' };
+  if (!dstPod || !facts.tunnelEnabled || dstPod.hostNetwork) return { kind: 'direct' };
+  // Who answers 15008 for the destination: its node's proxy (ambient, on another node than
+  // this proxy's; a sidecar, which has no node of its own, reaches every ambient pod so),
+  // or the destination's own sidecar (on any node, this one included).
+  const dstMode = config.snapshot.effectiveMode(dstPod);
+  const viaNode = dstMode === 'ambient' && dstPod.nodeName !== facts.nodeName;
+  if (!viaNode && dstMode !== 'sidecar') return { kind: 'direct' };
+  const mode = config.peerAuthentication.modeFor(dstPod, endpoint.port).mode;
+  if (mode === 'DISABLE') return { kind: 'direct' };
+  const family = isIPv6(endpoint.address) ? 6 : 4;
+  const expect = config.workload(dstPod);
+  const candidates = viaNode ? tunnelAddressesOf(config, dstPod.nodeName, expect.principal) : dstPod.ips;
+  const via = candidates.find((ip) => (isIPv6(ip) ? 6 : 4) === family);
+  if (!via) return { kind: 'direct' };
+  return { kind: 'tunnel', node: viaNode ? dstPod.nodeName : `sidecar ${dstPod.namespace}/${dstPod.name}`, via: { address: via, port: facts.tunnelPort }, present: config.workload(source), expect, strict: mode === 'STRICT' };
 }
 
 function isAmbient(config: ProxyConfig, pod: PodInfo): boolean {

@@ -1,0 +1,133 @@
+/**
+ * Sidecar mode with mutual TLS, on the simulator (fixture test/fixtures/sidecar-mtls):
+ * each sidecar gets its own pod's certificate from the simulation's CA with a token bound
+ * to its pod, listens on its pod's 15008, and talks the mTLS tunnel to node proxies and to
+ * other sidecars; the receiving side names the caller by the certificate it presented.
+ *
+ *   node1: a1 (ambient, sa ambient-a), c1 (sidecar, sa client)
+ *   node2: b1 (ambient, sa ambient-b), d1 (sidecar, sa legacy), x1 (outside the mesh)
+ */
+import { after, before, describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { adminGet } from '../src/admin/admin-client';
+import type { SidecarPodRecord } from '../src/admin/debug-replies';
+import { CaClient } from '../src/identity/ca-client';
+import { DEFAULT_CA_SERVER_NAME } from '../src/identity/ca-server';
+import { workloadKeyAndCsr } from '../src/identity/workload-csr';
+import { ROOT, SimFixture, uniqueSimName, waitFor, type AgentHandle } from '../src/sim/harness';
+import { requireRoot } from './helpers/privileges';
+import { writeSourceFile } from './helpers/source-dir';
+import { metricSum } from './helpers/telemetry';
+
+const TOPOLOGY = join(ROOT, 'test', 'fixtures', 'sidecar-mtls', 'topology.yaml');
+const TEST_TIMEOUT = 120_000;
+const SA = (name: string) => `spiffe://cluster.local/ns/demo/sa/${name}`;
+
+describe('sidecar mode with mTLS on the simulator', { concurrency: false, timeout: 600_000 }, () => {
+  let sim: SimFixture | undefined;
+  let dir = '';
+  let scratch = '';
+  let node1: AgentHandle;
+  let node2: AgentHandle;
+
+  const sidecarSocket = (pod: string) => sim!.pod(pod).sidecarAdminSocket!;
+  const sidecarMetrics = (pod: string) => adminGet<string>(sidecarSocket(pod), '/metrics');
+  /** Tunnel streams a destination counted from a caller's certificate (reporter destination, mutual_tls). */
+  const streamsFrom = (metrics: string, principal: string, destination: string) =>
+    metricSum(metrics, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: principal, destination_workload: destination, connection_security_policy: 'mutual_tls' });
+
+  before(async () => {
+    if (process.getuid?.() !== 0) return;
+    dir = mkdtempSync(join(tmpdir(), 'nm-sidecar-mtls-src-'));
+    scratch = mkdtempSync(join(tmpdir(), 'nm-sidecar-mtls-tmp-'));
+    copyFileSync(TOPOLOGY, join(dir, 'topology.yaml'));
+    sim = await new SimFixture(uniqueSimName('scm'), dir).up();
+    await Promise.all(['a1', 'c1', 'b1', 'd1'].map((p) => sim!.startL7App(`demo/${p}`, ['--name', p])));
+    [node1, node2] = await Promise.all([sim.startAgent('node1'), sim.startAgent('node2')]);
+    await node1.waitPod('demo/a1', 'enrolled');
+    await node2.waitPod('demo/b1', 'enrolled');
+  });
+
+  after(async () => {
+    await sim?.close();
+    for (const d of [dir, scratch]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('each sidecar holds its own pod\'s certificate, issued by the CA for a token bound to that pod', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    for (const [pod, sa] of [['demo/c1', 'client'], ['demo/d1', 'legacy']] as const) {
+      const [record] = await adminGet<SidecarPodRecord[]>(sidecarSocket(pod), '/debug/pods');
+      assert.equal(record?.status, 'enrolled', JSON.stringify(record));
+      assert.equal(record?.identity, SA(sa));
+      assert.ok(Date.parse(record!.certificateExpiry!) > Date.now(), JSON.stringify(record));
+    }
+    // c1's token is good for c1 only: the CA refuses it a1's certificate, though a1 runs on
+    // c1's node (an agent's token of node1 would get it), and d1's of node2.
+    const id = sim!.state.identity!;
+    const token = readFileSync(join(id.tokenDir, 'pod-demo_c1.jwt'), 'utf8').trim();
+    const ca = new CaClient({ address: `unix:${id.socket}`, trustBundlePem: readFileSync(id.bundleFile, 'utf8'), serverName: DEFAULT_CA_SERVER_NAME }, () => token);
+    const { csrPem } = await workloadKeyAndCsr(SA('ambient-a'));
+    await assert.rejects(ca.sign({ csrPem, pod: { namespace: 'demo', name: 'a1', serviceAccount: 'ambient-a' } }), (e: Error & { code?: string }) => e.code === 'ERR_NM_CA_DENIED' && /bound to pod demo\/c1/.test(e.message));
+    await assert.rejects(ca.sign({ csrPem, pod: { namespace: 'demo', name: 'd1', serviceAccount: 'legacy' } }), (e: Error & { code?: string }) => e.code === 'ERR_NM_CA_DENIED');
+  });
+
+  test('a sidecar reaches an ambient pod of another node through the mTLS tunnel; that node names it by its certificate', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    const before = streamsFrom(await node2.metrics(), SA('client'), 'b1');
+    const r = await sim!.l7Client('demo/c1', ['http', 'http://b.demo/', '--count', '5']);
+    assert.deepEqual(r.statuses, { 200: 5 }, JSON.stringify(r));
+    await waitFor('node2 to count the tunnel streams from c1\'s certificate', async () => (streamsFrom(await node2.metrics(), SA('client'), 'b1') > before ? true : undefined), 10_000);
+  });
+
+  test('ambient pods reach a sidecar pod through its own 15008, across nodes and on the same node', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    const before = streamsFrom(await sidecarMetrics('demo/d1'), SA('ambient-a'), 'd1');
+    const r = await sim!.l7Client('demo/a1', ['http', 'http://d.demo/', '--count', '5']);
+    assert.deepEqual(r.statuses, { 200: 5 }, JSON.stringify(r));
+    assert.deepEqual(r.servedBy, { d1: 5 });
+    await waitFor('d1\'s sidecar to count a1\'s tunnel streams', async () => (streamsFrom(await sidecarMetrics('demo/d1'), SA('ambient-a'), 'd1') > before ? true : undefined), 10_000);
+    // The same node: node1's proxy does not serve c1 (its sidecar does), so it tunnels to c1's 15008.
+    const nearBefore = streamsFrom(await sidecarMetrics('demo/c1'), SA('ambient-a'), 'c1');
+    const near = await sim!.l7Client('demo/a1', ['http', 'http://10.244.1.21:8080/']);
+    assert.equal(near.status, 200, JSON.stringify(near));
+    await waitFor('c1\'s sidecar to count a1\'s tunnel stream', async () => (streamsFrom(await sidecarMetrics('demo/c1'), SA('ambient-a'), 'c1') > nearBefore ? true : undefined), 10_000);
+  });
+
+  test('sidecar to sidecar: mTLS between the two sidecars', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    const before = streamsFrom(await sidecarMetrics('demo/d1'), SA('client'), 'd1');
+    const r = await sim!.l7Client('demo/c1', ['http', 'http://d.demo/', '--count', '3']);
+    assert.deepEqual(r.statuses, { 200: 3 }, JSON.stringify(r));
+    await waitFor('d1\'s sidecar to count c1\'s tunnel streams', async () => (streamsFrom(await sidecarMetrics('demo/d1'), SA('client'), 'd1') > before ? true : undefined), 10_000);
+  });
+
+  test('STRICT on a sidecar pod: plaintext from outside the mesh is refused; the mesh\'s callers still get through', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    const open = await sim!.l7Client('demo/x1', ['http', 'http://10.244.2.21:8080/', '--timeout', '3000']);
+    assert.equal(open.status, 200, `PERMISSIVE (the default) accepts plaintext: ${JSON.stringify(open)}`);
+    const sidecars = [{ socket: sidecarSocket('demo/d1') }];
+    const policy = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: d-strict, namespace: demo }
+spec:
+  selector: { matchLabels: { app: d } }
+  mtls: { mode: STRICT }
+`;
+    await writeSourceFile(dir, scratch, 'strict.yaml', policy, [node1, node2, ...sidecars as unknown as AgentHandle[]]);
+    try {
+      const refusedBefore = metricSum(await sidecarMetrics('demo/d1'), 'nodemesh_mtls_plaintext_refused_total', { pod: 'd1', policy: 'demo/d-strict' });
+      const refused = await sim!.l7Client('demo/x1', ['http', 'http://10.244.2.21:8080/', '--timeout', '3000']);
+      assert.ok(refused.error !== undefined || refused.status === undefined, `plaintext refused: ${JSON.stringify(refused)}`);
+      await waitFor('d1\'s sidecar to count the refusal', async () => (metricSum(await sidecarMetrics('demo/d1'), 'nodemesh_mtls_plaintext_refused_total', { pod: 'd1', policy: 'demo/d-strict' }) > refusedBefore ? true : undefined), 10_000);
+      const fromAmbient = await sim!.l7Client('demo/a1', ['http', 'http://d.demo/']);
+      assert.equal(fromAmbient.status, 200, JSON.stringify(fromAmbient));
+      const fromSidecar = await sim!.l7Client('demo/c1', ['http', 'http://d.demo/']);
+      assert.equal(fromSidecar.status, 200, JSON.stringify(fromSidecar));
+    } finally {
+      await writeSourceFile(dir, scratch, 'strict.yaml', undefined, [node1, node2, ...sidecars as unknown as AgentHandle[]]);
+    }
+  });
+});
