@@ -538,17 +538,23 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     const ca = pod.containers[0];
     assert.deepEqual(ca.args, [
       'identity', 'serve', '--kube', '--state-dir=/var/run/nodemesh-identity/ca', '--listen=0.0.0.0:15012', '--trust-domain=cluster.local', '--workload-lifetime=24h',
-      `--agent-service-account=${NAMESPACE}/nodemesh-agent`, `--serving-name=nodemesh-identity.${NAMESPACE}.svc`, `--publish-bundle=${NAMESPACE}/nodemesh-ca-root`, `--ca-secret=${NAMESPACE}/nodemesh-ca`,
+      `--agent-service-account=${NAMESPACE}/nodemesh-agent`, `--serving-name=nodemesh-identity.${NAMESPACE}.svc`, `--publish-bundle=${NAMESPACE}/nodemesh-ca-root`, '--publish-bundle-all=nodemesh-ca-root', `--ca-secret=${NAMESPACE}/nodemesh-ca`,
     ]);
     assert.equal(pod.serviceAccountName, 'nodemesh-identity');
     assert.equal(ca.securityContext.readOnlyRootFilesystem, true);
     assert.deepEqual(pod.volumes, [{ name: 'ca', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }], 'generated: the key comes from the Secret at start');
     assert.deepEqual(find(objects, 'Service', 'nodemesh-identity')!.spec.ports, [{ name: 'https', port: 15012, targetPort: 'https', protocol: 'TCP' }]);
-    // RBAC: TokenReview and pod reads cluster-wide; the bundle ConfigMap and the key Secret by name in the release namespace.
+    // RBAC: TokenReview and pod reads cluster-wide, and (for sidecars) the bundle in every
+    // namespace; the bundle ConfigMap and the key Secret by name in the release namespace.
     assert.deepEqual(find(objects, 'ClusterRole', 'nodemesh-identity')!.rules, [
       { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update'] },
     ]);
+    const noSidecars = render(['identity.sidecars=false']);
+    assert.equal(find(noSidecars, 'ClusterRole', 'nodemesh-identity')!.rules.length, 2, 'without sidecar mTLS the CA writes no other namespace');
+    assert.ok(!(find(noSidecars, 'Deployment', 'nodemesh-identity')!.spec.template.spec.containers[0].args as string[]).some((a) => a.startsWith('--publish-bundle-all')));
     assert.deepEqual(find(objects, 'Role', 'nodemesh-identity')!.rules, [
       { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
       { apiGroups: [''], resources: ['configmaps'], resourceNames: ['nodemesh-ca-root'], verbs: ['get', 'update'] },
@@ -608,7 +614,10 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     assert.equal(pod.hostNetwork, undefined);
     const c = pod.containers[0];
     assert.equal(c.image, agentContainer(objects).image, 'the agents\' image');
-    assert.deepEqual(c.args, ['webhook', '--tls-cert=/tls/tls.crt', '--tls-key=/tls/tls.key', '--port=9443', `--image=${agentContainer(objects).image}`, '--image-pull-policy=IfNotPresent', '--log-level=info']);
+    assert.deepEqual(c.args, ['webhook', '--tls-cert=/tls/tls.crt', '--tls-key=/tls/tls.key', '--port=9443', `--image=${agentContainer(objects).image}`, '--image-pull-policy=IfNotPresent', '--log-level=info',
+      `--ca-address=https://nodemesh-identity.${NAMESPACE}.svc:15012`, `--ca-server-name=nodemesh-identity.${NAMESPACE}.svc`, '--ca-bundle-configmap=nodemesh-ca-root', '--trust-domain=cluster.local', `--mesh-root-namespace=${NAMESPACE}`]);
+    const plainSidecars = find(render(['webhook.enabled=true', `webhook.caBundle=${caBundle}`, 'identity.sidecars=false']), 'Deployment', 'nodemesh-sidecar-injector');
+    assert.ok(plainSidecars && !(plainSidecars.spec.template.spec.containers[0].args as string[]).some((a) => a.startsWith('--ca-')), 'identity.sidecars=false: injected sidecars without mTLS');
     assert.deepEqual(c.ports, [{ name: 'https', containerPort: 9443, protocol: 'TCP' }]);
     assert.deepEqual(c.readinessProbe.httpGet, { path: '/healthz', port: 'https', scheme: 'HTTPS' });
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);

@@ -49,7 +49,7 @@ describe('the CA on a real Kubernetes API server', { concurrency: false, timeout
     caLog = '';
     rmSync(join(dir, 'state'), { recursive: true, force: true });
     ca = spawn(process.execPath, [CLI, 'identity', 'serve', '--kube', '--kubeconfig', caKubeconfig, '--state-dir', join(dir, 'state'), '--listen', `unix:${socket()}`,
-      '--agent-service-account', `${NS}/${AGENT_SA}`, '--ca-secret', `${NS}/nodemesh-ca`, '--publish-bundle', `${NS}/nodemesh-ca-root`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' } });
+      '--agent-service-account', `${NS}/${AGENT_SA}`, '--ca-secret', `${NS}/nodemesh-ca`, '--publish-bundle', `${NS}/nodemesh-ca-root`, '--publish-bundle-all', 'nodemesh-ca-root'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' } });
     ca.stdout!.on('data', (d: Buffer) => { caLog += d.toString(); });
     ca.stderr!.on('data', (d: Buffer) => { caLog += d.toString(); });
     await waitFor('the CA to be ready', () => (caLog.includes('CA ready') ? true : ca!.exitCode !== null ? Promise.reject(new Error(`the CA exited: ${caLog}`)) : undefined), 30_000)
@@ -77,6 +77,7 @@ describe('the CA on a real Kubernetes API server', { concurrency: false, timeout
 
   let agentPod: KubeObject;
   let otherPod: KubeObject;
+  let webPod: KubeObject;
 
   before(async () => {
     if (!requireControlPlane()) return;
@@ -96,7 +97,8 @@ describe('the CA on a real Kubernetes API server', { concurrency: false, timeout
       spec: { nodeName: node, serviceAccountName: sa, containers: [{ name: 'app', image: 'nodemesh/test' }] },
       status: { podIP: ip },
     } as KubeObject);
-    await startPod(admin, podOn('demo', 'web-1', 'node1', 'web', '10.244.1.30'));
+    webPod = await startPod(admin, podOn('demo', 'web-1', 'node1', 'web', '10.244.1.30'));
+    await startPod(admin, podOn('demo', 'web-3', 'node1', 'web', '10.244.1.32'));
     await startPod(admin, podOn('demo', 'web-2', 'node2', 'web', '10.244.2.30'));
     agentPod = await startPod(admin, podOn(NS, 'agent-node1', 'node1', AGENT_SA, '192.0.2.1'));
     otherPod = await startPod(admin, podOn('demo', 'not-an-agent', 'node1', 'default', '10.244.1.31'));
@@ -144,7 +146,26 @@ describe('the CA on a real Kubernetes API server', { concurrency: false, timeout
     if (!need(t)) return;
     const refused = (pattern: RegExp) => (e: Error & { code?: string }) => e.code === 'ERR_NM_CA_UNAUTHENTICATED' && pattern.test(e.message);
     await assert.rejects(signFor(await token(AGENT_SA, NS, 'https://kubernetes.default.svc', agentPod), 'web-1'), refused(/not authenticated/), 'the API server\'s own audience');
-    await assert.rejects(signFor(await token('default', 'demo', 'nodemesh-ca', otherPod), 'web-1'), refused(/system:serviceaccount:demo:default is not an agent's service account/));
     await assert.rejects(signFor(await token(AGENT_SA, NS, 'nodemesh-ca'), 'web-1'), refused(/not bound to a pod on a node/));
+    await assert.rejects(signFor(await token('web', 'demo', 'nodemesh-ca'), 'web-1'), refused(/not bound to a pod on a node/), 'a workload token bound to no pod');
+    // Another service account's token, bound to its pod: a workload's (a sidecar's), good for that pod only.
+    await assert.rejects(signFor(await token('default', 'demo', 'nodemesh-ca', otherPod), 'web-1'), (e: Error & { code?: string }) => e.code === 'ERR_NM_CA_DENIED' && /bound to pod demo\/not-an-agent/.test(e.message));
+  });
+
+  test('a sidecar\'s token (its pod\'s service account, bound to its pod) gets that pod\'s certificate, never another\'s on the same node', { timeout: 60_000 }, async (t) => {
+    if (!need(t)) return;
+    const jwt = await token('web', 'demo', 'nodemesh-ca', webPod);
+    const issued = await signFor(jwt, 'web-1');
+    assert.equal(certificateFacts(leafOf(issued.chainPem)).spiffeId, WEB_SA);
+    await assert.rejects(signFor(jwt, 'web-3'), (e: Error & { code?: string }) => e.code === 'ERR_NM_CA_DENIED' && /bound to pod demo\/web-1: a workload's token gets its own pod's certificate, not demo\/web-3's/.test(e.message), 'same node, same service account: still not its pod');
+  });
+
+  test('the trust bundle is kept in every namespace for the sidecars there, also in a namespace created later', { timeout: 60_000 }, async (t) => {
+    if (!need(t)) return;
+    const published = await waitFor('the bundle in the release namespace', bundle, 20_000);
+    const inNamespace = async (ns: string) => (await admin.get<ConfigMap>('v1', 'ConfigMap', ns, 'nodemesh-ca-root'))?.data?.['ca.crt'];
+    for (const ns of ['demo', 'default', 'kube-system']) assert.equal(await waitFor(`the bundle in ${ns}`, () => inNamespace(ns), 20_000), published, ns);
+    await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'late' } });
+    assert.equal(await waitFor('the bundle in the new namespace', () => inNamespace('late'), 20_000), published);
   });
 });

@@ -36,6 +36,8 @@ serve:
                            generated and created by the first CA that starts
   --publish-bundle NS/NAME cluster mode: keep the trust bundle (ca.crt) in this ConfigMap,
                            which the agents mount
+  --publish-bundle-all NAME cluster mode: keep it in a ConfigMap of this name in every
+                           namespace, for the sidecars injected there (as istio-ca-root-cert)
   --serving-name NAME      the DNS name in the CA's certificate (default nodemesh-identity)
 token (local mode): prints (or writes) an agent token for a node, signed with the state
   directory's token key; --audience other than nodemesh-ca makes one the CA refuses.
@@ -70,23 +72,25 @@ async function serve(argv: string[]): Promise<number> {
     'serving-name': { type: 'string', default: DEFAULT_CA_SERVER_NAME },
     'ca-secret': { type: 'string' },
     'publish-bundle': { type: 'string' },
+    'publish-bundle-all': { type: 'string' },
   });
   const stateDir = resolve(required(values['state-dir'], '--state-dir'));
   const trustDomain = checkTrustDomain(values['trust-domain']!);
   const lifetime = parseDuration(values['workload-lifetime']!);
   if (lifetime === undefined || lifetime < 60_000) throw new NodemeshError('ERR_NM_USAGE', `--workload-lifetime must be a duration of at least 1m (e.g. 24h, 2m), got '${values['workload-lifetime']}'`);
   if (Boolean(values.source) === values.kube) throw new NodemeshError('ERR_NM_USAGE', 'nodemesh identity serve needs one of --source DIR (local mode) or --kube (cluster mode)');
-  if (!values.kube && (values['ca-secret'] || values['publish-bundle'])) throw new NodemeshError('ERR_NM_USAGE', '--ca-secret and --publish-bundle are for cluster mode (--kube)');
+  if (!values.kube && (values['ca-secret'] || values['publish-bundle'] || values['publish-bundle-all'])) throw new NodemeshError('ERR_NM_USAGE', '--ca-secret, --publish-bundle and --publish-bundle-all are for cluster mode (--kube)');
   const log = logger('identity');
   let authenticator: AgentAuthenticator;
   let pods: PodRegistry;
   let onTrustBundle: ((pem: string) => void) | undefined;
   let stopPublishing = (): void => undefined;
   if (values.kube) {
-    const [{ loadKubeConfig }, { TokenReviewAuthenticator, ApiPodRegistry }, caSecret] = await Promise.all([
+    const [{ loadKubeConfig }, { TokenReviewAuthenticator, ApiPodRegistry }, caSecret, { TrustBundleDistributor }] = await Promise.all([
       import('../kube/kube-source'),
       import('../kube/token-review-authenticator'),
       import('../kube/ca-secret'),
+      import('../kube/bundle-distributor'),
     ]);
     const kubeConfig = loadKubeConfig(values.kubeconfig);
     if (values['ca-secret']) {
@@ -101,6 +105,16 @@ async function serve(argv: string[]): Promise<number> {
       );
       onTrustBundle = (pem) => publisher.publish(pem);
       stopPublishing = () => publisher.stop();
+    }
+    const everywhere = values['publish-bundle-all'];
+    if (everywhere) {
+      if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(everywhere)) throw new NodemeshError('ERR_NM_USAGE', `--publish-bundle-all takes a ConfigMap name, got '${everywhere}'`);
+      const distributor = new TrustBundleDistributor(kubeConfig, everywhere, log.child({ part: 'bundle-distributor' }));
+      distributor.start();
+      const before = onTrustBundle;
+      const stopBefore = stopPublishing;
+      onTrustBundle = (pem) => { before?.(pem); distributor.publish(pem); };
+      stopPublishing = () => { stopBefore(); void distributor.stop(); };
     }
     const accounts = values['agent-service-account']!.split(',').map((a) => {
       const [ns, name] = a.trim().split('/');

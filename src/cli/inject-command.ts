@@ -18,7 +18,14 @@ through unchanged and are listed on stderr.
   --image IMAGE            the nodemesh image (default nodemesh/agent:0.1.0)
   --image-pull-policy P    IfNotPresent (default), Always or Never
   --log-level LEVEL        the containers' NODEMESH_LOG_LEVEL (default info)
-  --quiet                  do not list skipped objects`;
+  --quiet                  do not list skipped objects
+  --ca-address ADDR        the mesh's CA (https://HOST:PORT): injected proxies get their
+                           pod's certificate (with the pod's own projected token) and talk
+                           mTLS; without it they talk plaintext
+  --ca-server-name NAME    the DNS name in the CA's certificate (default nodemesh-identity)
+  --ca-bundle-configmap N  the trust bundle's ConfigMap in each namespace (default
+                           nodemesh-ca-root: what \`identity serve --publish-bundle-all\` writes)
+  --trust-domain TD, --mesh-root-namespace NS   passed to the proxies (as for the agent)`;
 
 const WEBHOOK_HELP = `usage: nodemesh webhook --tls-cert FILE --tls-key FILE [--port 9443] [--image IMAGE]
 
@@ -31,18 +38,55 @@ cannot be, is admitted unchanged. The certificate files are re-read when they ch
   --port N                 HTTPS port (default 9443)
   --image IMAGE            the nodemesh image for injected containers (default nodemesh/agent:0.1.0)
   --image-pull-policy P    IfNotPresent (default), Always or Never
-  --log-level LEVEL        the injected containers' NODEMESH_LOG_LEVEL (default info)`;
+  --log-level LEVEL        the injected containers' NODEMESH_LOG_LEVEL (default info)
+  --ca-address ADDR        the mesh's CA (https://HOST:PORT): injected proxies get their
+                           pod's certificate (with the pod's own projected token) and talk
+                           mTLS; without it they talk plaintext
+  --ca-server-name NAME    the DNS name in the CA's certificate (default nodemesh-identity)
+  --ca-bundle-configmap N  the trust bundle's ConfigMap in each namespace (default
+                           nodemesh-ca-root: what \`identity serve --publish-bundle-all\` writes)
+  --trust-domain TD, --mesh-root-namespace NS   passed to the proxies (as for the agent)`;
 
 const DEFAULT_IMAGE = 'nodemesh/agent:0.1.0';
+const DEFAULT_BUNDLE_CONFIGMAP = 'nodemesh-ca-root';
 
-function injectOptions(values: { image?: string; 'image-pull-policy'?: string; 'log-level'?: string }): InjectOptions {
+/** The flags both commands take for what they inject. */
+const INJECT_FLAGS = {
+  image: { type: 'string' },
+  'image-pull-policy': { type: 'string' },
+  'log-level': { type: 'string' },
+  'ca-address': { type: 'string' },
+  'ca-server-name': { type: 'string' },
+  'ca-bundle-configmap': { type: 'string' },
+  'trust-domain': { type: 'string' },
+  'mesh-root-namespace': { type: 'string' },
+} as const;
+
+type InjectFlagValues = { image?: string; 'image-pull-policy'?: string; 'log-level'?: string; 'ca-address'?: string; 'ca-server-name'?: string; 'ca-bundle-configmap'?: string; 'trust-domain'?: string; 'mesh-root-namespace'?: string };
+
+function injectOptions(values: InjectFlagValues): InjectOptions {
   const policy = values['image-pull-policy'] ?? 'IfNotPresent';
   if (policy !== 'IfNotPresent' && policy !== 'Always' && policy !== 'Never') {
     throw new NodemeshError('ERR_NM_USAGE', `--image-pull-policy must be IfNotPresent, Always or Never, not '${policy}'`);
   }
   const image = values.image ?? DEFAULT_IMAGE;
   if (!image.trim()) throw new NodemeshError('ERR_NM_USAGE', '--image must not be empty');
-  return { image, imagePullPolicy: policy, logLevel: values['log-level'] ?? 'info' };
+  const options: InjectOptions = { image, imagePullPolicy: policy, logLevel: values['log-level'] ?? 'info' };
+  if (values['ca-address']) {
+    if (!/^https:\/\/[^/]+$/.test(values['ca-address'])) throw new NodemeshError('ERR_NM_USAGE', `--ca-address must be https://HOST:PORT (the CA's Service), got '${values['ca-address']}'`);
+    options.identity = {
+      caAddress: values['ca-address'],
+      bundleConfigMap: values['ca-bundle-configmap'] ?? DEFAULT_BUNDLE_CONFIGMAP,
+      ...(values['ca-server-name'] && { caServerName: values['ca-server-name'] }),
+      ...(values['trust-domain'] && { trustDomain: values['trust-domain'] }),
+      ...(values['mesh-root-namespace'] && { meshRootNamespace: values['mesh-root-namespace'] }),
+    };
+  } else {
+    for (const flag of ['ca-server-name', 'ca-bundle-configmap', 'trust-domain', 'mesh-root-namespace'] as const) {
+      if (values[flag] !== undefined) throw new NodemeshError('ERR_NM_USAGE', `--${flag} is for injected proxies with the mesh's CA: give --ca-address too`);
+    }
+  }
+  return options;
 }
 
 export interface InjectIo {
@@ -60,9 +104,7 @@ const defaultIo: InjectIo = {
 export async function injectCommand(argv: string[], io: InjectIo = defaultIo): Promise<number> {
   const { values } = parseFlags('inject', argv, {
     filename: { type: 'string', short: 'f' },
-    image: { type: 'string' },
-    'image-pull-policy': { type: 'string' },
-    'log-level': { type: 'string' },
+    ...INJECT_FLAGS,
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   });
@@ -92,9 +134,7 @@ export async function webhookCommand(argv: string[]): Promise<number> {
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     port: { type: 'string', default: '9443' },
-    image: { type: 'string' },
-    'image-pull-policy': { type: 'string' },
-    'log-level': { type: 'string' },
+    ...INJECT_FLAGS,
     help: { type: 'boolean', default: false },
   });
   if (values.help) {

@@ -178,3 +178,37 @@ test('nodemesh inject: usage errors', async () => {
   await injectCommand(['-f', '-', '--quiet'], { readInput: () => 'kind: ConfigMap\nmetadata: {name: c}\n', out: () => undefined, err: (t) => { err += t; } });
   assert.equal(err, '');
 });
+
+test('with the mesh\'s CA: the proxy gets the pod\'s projected token for the CA and the trust bundle, and mTLS flags; injecting again changes nothing', async () => {
+  const options: InjectOptions = { ...OPTIONS, identity: { caAddress: 'https://nodemesh-identity.nodemesh.svc:15012', bundleConfigMap: 'nodemesh-ca-root', trustDomain: 'example.org' } };
+  const app = pod({ volumes: [{ name: 'data', emptyDir: {} }] });
+  const injected = injectPod(app.metadata, app.spec, options);
+  const proxy = injected.spec.containers[0];
+  assert.deepEqual(proxy.args, ['sidecar', '--kube', '--pod', '$(POD_NAMESPACE)/$(POD_NAME)', '--ca-address', 'https://nodemesh-identity.nodemesh.svc:15012', '--ca-bundle-file', '/var/run/nodemesh/ca/ca.crt', '--ca-token-file', '/var/run/secrets/nodemesh/token', '--trust-domain', 'example.org']);
+  assert.deepEqual(proxy.volumeMounts, [
+    { name: 'nodemesh-ca-token', mountPath: '/var/run/secrets/nodemesh', readOnly: true },
+    { name: 'nodemesh-ca-root', mountPath: '/var/run/nodemesh/ca', readOnly: true },
+  ]);
+  assert.deepEqual(injected.spec.volumes, [
+    { name: 'data', emptyDir: {} },
+    { name: 'nodemesh-ca-token', projected: { sources: [{ serviceAccountToken: { audience: 'nodemesh-ca', expirationSeconds: 3600, path: 'token' } }] } },
+    { name: 'nodemesh-ca-root', configMap: { name: 'nodemesh-ca-root' } },
+  ], 'the app\'s volumes stay; the proxy\'s are added once');
+  const again = injectPod(injected.metadata, injected.spec, options);
+  assert.deepEqual(again, injected);
+  assert.deepEqual(podPatch({ metadata: injected.metadata, spec: injected.spec }, options), [], 'an injected pod needs no patch');
+  assert.ok(podPatch(app, options).some((op) => op.path === '/spec/volumes'), 'the webhook adds the volumes');
+  // Without the CA: no identity volumes, and the ones an earlier injection added go.
+  const plain = injectPod(injected.metadata, injected.spec, OPTIONS);
+  assert.deepEqual(plain.spec.volumes, [{ name: 'data', emptyDir: {} }]);
+  assert.equal(plain.spec.containers[0].volumeMounts, undefined);
+  // The flags, and their mistakes.
+  let out = '';
+  let err = '';
+  const io = { readInput: () => 'apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: shop }\nspec: { containers: [{ name: a, image: x }] }\n', out: (t: string) => { out += t; }, err: (t: string) => { err += t; } };
+  assert.equal(await injectCommand(['-f', 'p.yaml', '--ca-address', 'https://ca.nodemesh:15012'], io), 0, err);
+  assert.match(out, /--ca-bundle-file/);
+  assert.match(out, /name: nodemesh-ca-root/);
+  await assert.rejects(injectCommand(['-f', 'p.yaml', '--ca-address', 'unix:/tmp/ca.sock'], io), /--ca-address must be https:\/\/HOST:PORT/);
+  await assert.rejects(injectCommand(['-f', 'p.yaml', '--trust-domain', 'x.org'], io), /--trust-domain is for injected proxies with the mesh's CA: give --ca-address too/);
+});

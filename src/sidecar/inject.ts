@@ -12,7 +12,9 @@ import { MODE_KEY } from '../mesh/model';
  *   uncaptured, as they would without the mesh): `nodemesh sidecar-init` as root with
  *   NET_ADMIN and NET_RAW only; installs the in-pod nat rules, exempting the proxy's uid;
  * - container `nodemesh-proxy` (first, so that it starts first): `nodemesh sidecar --kube`
- *   as uid 1337 with no capability, admin on 15020 and health on 15021 (probed);
+ *   as uid 1337 with no capability, admin on 15020 and health on 15021 (probed); with the
+ *   mesh's CA (`identity`), its pod's projected token for the CA and the trust bundle's
+ *   ConfigMap as volumes, so that it gets its pod's certificate and talks mTLS;
  * - annotation `nodemesh.dev/mode: sidecar` (what the agent and the sidecar read), and
  *   `kubectl.kubernetes.io/default-container` naming the app, so that `kubectl logs` and
  *   `exec` keep going to the app.
@@ -34,7 +36,34 @@ export interface InjectOptions {
   imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
   /** Log level of both containers (NODEMESH_LOG_LEVEL); default info. */
   logLevel?: string;
+  /** The mesh's CA: the proxy gets its pod's certificate and talks mTLS. Absent: no mTLS. */
+  identity?: SidecarIdentityOptions;
 }
+
+/**
+ * What an injected proxy needs to get its pod's certificate: the CA's address and name, and
+ * the ConfigMap with the trust bundle that the CA publishes into every namespace
+ * (`nodemesh identity serve --publish-bundle-all NAME`). The pod's own service-account
+ * token, projected for the CA's audience, is bound to the pod: the CA gives it that pod's
+ * certificate and no other.
+ */
+export interface SidecarIdentityOptions {
+  caAddress: string;
+  caServerName?: string;
+  /** The trust bundle's ConfigMap, in the pod's namespace (key ca.crt). */
+  bundleConfigMap: string;
+  trustDomain?: string;
+  meshRootNamespace?: string;
+}
+
+/** Where the injected proxy finds its token and the trust bundle. */
+export const TOKEN_VOLUME = 'nodemesh-ca-token';
+export const BUNDLE_VOLUME = 'nodemesh-ca-root';
+const TOKEN_DIR = '/var/run/secrets/nodemesh';
+const BUNDLE_DIR = '/var/run/nodemesh/ca';
+/** The projected token's lifetime; kubelet renews it well before, in place. */
+const TOKEN_SECONDS = 3600;
+const CA_AUDIENCE = 'nodemesh-ca';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
@@ -80,7 +109,7 @@ export function proxyContainer(options: InjectOptions): Obj {
     name: PROXY_CONTAINER,
     image: options.image,
     imagePullPolicy: options.imagePullPolicy ?? 'IfNotPresent',
-    args: ['sidecar', '--kube', '--pod', '$(POD_NAMESPACE)/$(POD_NAME)'],
+    args: ['sidecar', '--kube', '--pod', '$(POD_NAMESPACE)/$(POD_NAME)', ...identityArgs(options.identity)],
     env: [
       fieldEnv('POD_NAME', 'metadata.name'),
       fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
@@ -95,6 +124,12 @@ export function proxyContainer(options: InjectOptions): Obj {
     readinessProbe: probe('/healthz/ready', 2, 3),
     livenessProbe: probe('/healthz/live', 10, 3),
     resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+    ...(options.identity && {
+      volumeMounts: [
+        { name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true },
+        { name: BUNDLE_VOLUME, mountPath: BUNDLE_DIR, readOnly: true },
+      ],
+    }),
     securityContext: {
       runAsUser: PROXY_UID,
       runAsGroup: PROXY_UID,
@@ -105,6 +140,26 @@ export function proxyContainer(options: InjectOptions): Obj {
       capabilities: { drop: ['ALL'] },
     },
   };
+}
+
+function identityArgs(identity: SidecarIdentityOptions | undefined): string[] {
+  if (!identity) return [];
+  return [
+    '--ca-address', identity.caAddress,
+    ...(identity.caServerName ? ['--ca-server-name', identity.caServerName] : []),
+    '--ca-bundle-file', `${BUNDLE_DIR}/ca.crt`,
+    '--ca-token-file', `${TOKEN_DIR}/token`,
+    ...(identity.trustDomain ? ['--trust-domain', identity.trustDomain] : []),
+    ...(identity.meshRootNamespace ? ['--mesh-root-namespace', identity.meshRootNamespace] : []),
+  ];
+}
+
+/** The pod's volumes for the proxy's identity: its token for the CA's audience, and the trust bundle. */
+export function identityVolumes(identity: SidecarIdentityOptions): Obj[] {
+  return [
+    { name: TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { audience: CA_AUDIENCE, expirationSeconds: TOKEN_SECONDS, path: 'token' } }] } },
+    { name: BUNDLE_VOLUME, configMap: { name: identity.bundleConfigMap } },
+  ];
 }
 
 /** Whether a pod (metadata + spec) is to be injected; why not, when not. */
@@ -130,6 +185,11 @@ export function injectPod(metadata: Obj | undefined, spec: Obj, options: InjectO
   const inits = (Array.isArray(podSpec.initContainers) ? (podSpec.initContainers as Obj[]) : []).filter((c) => c?.name !== INIT_CONTAINER);
   podSpec.initContainers = [...inits, initContainer(options)];
   podSpec.containers = [proxyContainer(options), ...apps];
+  // The proxy's identity volumes, rebuilt in place like the containers.
+  const volumes = (Array.isArray(podSpec.volumes) ? (podSpec.volumes as Obj[]) : []).filter((v) => v?.name !== TOKEN_VOLUME && v?.name !== BUNDLE_VOLUME);
+  if (options.identity) volumes.push(...identityVolumes(options.identity));
+  if (volumes.length > 0) podSpec.volumes = volumes;
+  else delete podSpec.volumes;
   const annotations: Obj = isObj(meta.annotations) ? meta.annotations : {};
   annotations[MODE_KEY] = 'sidecar';
   const app = apps[0]?.name;
@@ -259,5 +319,6 @@ export function podPatch(pod: Obj, options: InjectOptions): Array<{ op: 'add'; p
   if (!same(pod.metadata?.annotations, injected.metadata.annotations)) ops.push({ op: 'add', path: '/metadata/annotations', value: injected.metadata.annotations });
   if (!same(pod.spec?.initContainers, injected.spec.initContainers)) ops.push({ op: 'add', path: '/spec/initContainers', value: injected.spec.initContainers });
   if (!same(pod.spec?.containers, injected.spec.containers)) ops.push({ op: 'add', path: '/spec/containers', value: injected.spec.containers });
+  if (!same(pod.spec?.volumes, injected.spec.volumes)) ops.push({ op: 'add', path: '/spec/volumes', value: injected.spec.volumes ?? [] });
   return ops;
 }
