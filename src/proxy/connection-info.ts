@@ -1,4 +1,5 @@
 import type { PodInfo } from '../mesh/model';
+import type { WorkloadInfo } from '../mesh/workload-identity';
 
 /** A socket address as the proxy sees it: the family travels with it (no re-parsing). */
 export interface ProxyAddress {
@@ -17,4 +18,10 @@ export interface ConnectionInfo {
   sourceAddress: string;
   /** The downstream protocol. */
   protocol: 'http1' | 'h2';
+  /**
+   * Inbound only: who is at the other end. `principal` is the SPIFFE ID its certificate
+   * proved (a tunnel stream); undefined for plaintext (15006), where `workload` is at
+   * most the pod at the peer address, without a principal.
+   */
+  peer?: { principal: string | undefined; workload: WorkloadInfo | undefined };
 }

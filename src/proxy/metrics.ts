@@ -9,6 +9,7 @@ export class ProxyMetrics {
   readonly tlsFailures: Counter<'side' | 'reason'>;
   readonly tunnelSessions: Counter<'side'>;
   readonly plaintextRefused: Counter<'namespace' | 'pod' | 'policy'>;
+  readonly authzDenied: Counter<'namespace' | 'pod' | 'policy' | 'layer'>;
 
   constructor(registry: Registry) {
     this.connections = new Counter({
@@ -51,6 +52,12 @@ export class ProxyMetrics {
       name: 'nodemesh_mtls_plaintext_refused_total',
       help: 'Plaintext connections captured inbound (15006) and refused because a PeerAuthentication makes the port STRICT, by destination pod and the policy.',
       labelNames: ['namespace', 'pod', 'policy'],
+      registers: [registry],
+    });
+    this.authzDenied = new Counter({
+      name: 'nodemesh_authz_denied_total',
+      help: 'Connections (layer="l4") and HTTP requests (layer="l7") an authorization policy denied, by destination pod and the policy that denied ("ns/name"; "none" when ALLOW policies applied and none of their rules matched).',
+      labelNames: ['namespace', 'pod', 'policy', 'layer'],
       registers: [registry],
     });
   }

@@ -33,6 +33,13 @@ export interface ProxyConfig {
    * and `needsL7` (policy/server/authorization/evaluate.ts).
    */
   readonly authorization: AuthorizationPolicies;
+  /**
+   * Changes when the authorization objects change (not with other snapshots). Pooled
+   * upstream connections through the tunnel are keyed by it: the destination judged such
+   * a connection once (L4) when it opened, so new requests must not reuse one opened under
+   * other policies.
+   */
+  readonly authorizationGeneration: number;
   readonly rejected: readonly RejectedObject[];
   readonly warnings: readonly RejectedObject[];
   /** Each route's status.parents (Accepted, ResolvedRefs with reasons), for /debug/config. */
@@ -40,12 +47,16 @@ export interface ProxyConfig {
   workload(pod: PodInfo): WorkloadInfo;
 }
 
+const AUTHORIZATION_KINDS = new Set(['AuthorizationPolicy', 'XAuthorizationPolicy']);
+
 export class ProxyConfigStore {
   readonly policies = new PolicyRegistry();
   private readonly budgets = new Map<string, RetryBudget>();
   private config: ProxyConfig;
   private readonly log = logger('proxy-config');
   /** Rejections and route warnings already logged: each is logged once, when it appears. */
+  private authzObjects = '';
+  private authzGeneration = 0;
   private readonly newProblems = new NewItems<RejectedObject>((r) => `${r.code} ${r.reason}`);
 
   /**
@@ -85,11 +96,17 @@ export class ProxyConfigStore {
     }
     const workloads = new Map<string, WorkloadInfo>();
     const { trustDomain, meshRootNamespace } = this.options;
+    const authzObjects = JSON.stringify(snapshot.others.filter((o) => AUTHORIZATION_KINDS.has(o.kind)).map((o) => o.object));
+    if (authzObjects !== this.authzObjects) {
+      this.authzObjects = authzObjects;
+      this.authzGeneration++;
+    }
     return Object.freeze({
       snapshot,
       routes,
       peerAuthentication: meshRootNamespace ? peerAuthentication.withRootNamespace(meshRootNamespace) : peerAuthentication,
       authorization: authorization.withMeshSettings({ rootNamespace: meshRootNamespace || undefined, trustDomain }),
+      authorizationGeneration: this.authzGeneration,
       rejected,
       warnings,
       routeStatuses,

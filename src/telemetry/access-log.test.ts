@@ -115,6 +115,8 @@ test('an HTTP line has every field with its type and value', async () => {
     response_code: 200,
     grpc_status: null,
     response_flags: '-',
+    response_code_details: null,
+    audit_policies: null,
     bytes_received: 0,
     bytes_sent: 532,
     request_id: '4a1ab2c0-7a3e-4a5b-9c1d-2e3f4a5b6c7d',

@@ -41,6 +41,8 @@ import type { Reporter } from './reporter';
  * | response_code         | number \| null  | HTTP status, 0 when none was sent (null for tcp) |
  * | grpc_status           | number \| null  | gRPC status when the request was gRPC |
  * | response_flags        | string          | Envoy's flags, "-" for none |
+ * | response_code_details | string \| null  | why the proxy answered or closed itself, as Envoy's response code (tcp: connection termination) details: `rbac_access_denied_matched_policy[ns[demo]-policy[deny-admin]-rule[0]]` |
+ * | audit_policies        | string \| null  | the AUDIT authorization policies that matched, "ns/name#rule" joined with "," |
  * | bytes_received        | number          | from the downstream: request body (http), client bytes (tcp) |
  * | bytes_sent            | number          | to the downstream: response body (http), server bytes (tcp) |
  * | request_id            | string \| null  | x-request-id |
@@ -70,6 +72,8 @@ export const ACCESS_LOG_FIELDS = {
   response_code: 'number|null',
   grpc_status: 'number|null',
   response_flags: 'string',
+  response_code_details: 'string|null',
+  audit_policies: 'string|null',
   bytes_received: 'number',
   bytes_sent: 'number',
   request_id: 'string|null',
@@ -109,6 +113,10 @@ interface AccessLogEntryBase {
   bytesSent: number;
   /** Upstream attempts (1 + retries); default 1. */
   attempts?: number;
+  /** Envoy's response code details (an authorization denial: which policy). */
+  details?: string;
+  /** AUDIT policies that matched. */
+  audited?: string;
 }
 
 export interface HttpAccessEntry extends AccessLogEntryBase {
@@ -210,6 +218,8 @@ export class AccessLog {
       response_code: e.responseCode,
       grpc_status: e.grpcStatus ?? null,
       response_flags: e.responseFlags || '-',
+      response_code_details: e.details || null,
+      audit_policies: e.audited || null,
       bytes_received: e.bytesReceived,
       bytes_sent: e.bytesSent,
       request_id: e.requestId || null,
@@ -245,6 +255,8 @@ export class AccessLog {
       response_code: null,
       grpc_status: null,
       response_flags: e.responseFlags || '-',
+      response_code_details: e.details || null,
+      audit_policies: e.audited || null,
       bytes_received: e.bytesReceived,
       bytes_sent: e.bytesSent,
       request_id: null,

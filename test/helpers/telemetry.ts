@@ -45,6 +45,8 @@ export interface AccessLine {
   response_code: number | null;
   grpc_status: number | null;
   response_flags: string;
+  response_code_details?: string | null;
+  audit_policies?: string | null;
   bytes_received: number;
   bytes_sent: number;
   request_id: string | null;

@@ -69,9 +69,10 @@ export function lastChunk(trailers: HeaderRecord | undefined): string {
   return trailers ? appendHeaders('0\r\n', trailers) + '\r\n' : '0\r\n\r\n';
 }
 
-/** A complete empty response that closes the connection, for malformed requests. */
-export function closingResponse(status: number): string {
-  return `${statusLine(status)}connection: close\r\ncontent-length: 0\r\n\r\n`;
+/** A complete response that closes the connection: empty for malformed requests, or a short text (an authorization denial). */
+export function closingResponse(status: number, body = ''): string {
+  const type = body ? 'content-type: text/plain\r\n' : '';
+  return `${statusLine(status)}connection: close\r\n${type}content-length: ${Buffer.byteLength(body, 'latin1')}\r\n\r\n${body}`;
 }
 
 /** Bodies up to this size go out in one buffer with their head (one write, no writev). */

@@ -49,8 +49,8 @@ export interface PendingUpgrade {
    * client as a response, and the connection goes on with HTTP/1.1.
    */
   connect(upstream: Duplex): void;
-  /** No upstream: `status` (and close) for the client. */
-  refuse(status: 502 | 503, reason: string): void;
+  /** No upstream: `status` (and close) for the client; `body` (text) when the client should read why (403: an authorization denial). */
+  refuse(status: 403 | 502 | 503, reason: string, body?: string): void;
 }
 
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
@@ -172,7 +172,7 @@ export class H1ServerConnection {
   }
 
   /** Answers a malformed request and closes: nothing of it is forwarded. */
-  private reject(status: number, reason: string): void {
+  private reject(status: number, reason: string, body?: string): void {
     this.log.debug({ status, reason }, 'rejected a malformed request');
     this.buf = undefined;
     this.headStartedAt = 0;
@@ -183,7 +183,7 @@ export class H1ServerConnection {
       return;
     }
     this.closed = true;
-    this.socket.end(closingResponse(status), 'latin1');
+    this.socket.end(closingResponse(status, body), 'latin1');
     this.socket.once('finish', () => this.socket.destroy());
   }
 
@@ -364,10 +364,10 @@ export class H1ServerConnection {
           },
         });
       },
-      refuse: (status, reason) => {
+      refuse: (status, reason, body) => {
         if (!current()) return;
         this.upgrading = undefined;
-        this.reject(status, reason);
+        this.reject(status, reason, body);
       },
     };
     this.handlers.upgrade(pending, this.socket);

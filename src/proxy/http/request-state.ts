@@ -14,6 +14,10 @@ export interface RequestState {
   responseCode: number;
   grpcStatus?: number;
   responseBytes: number;
+  /** Why the proxy answered itself, as Envoy's response code details (an authorization denial names its policy). */
+  details?: string;
+  /** The AUDIT authorization policies that matched ("ns/name#rule", joined with ","). */
+  audited?: string;
 }
 
 export function newRequestState(): RequestState {

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { parseK8sYaml } from '../../config/k8s-yaml';
+import { convertObjects } from '../../config/objects';
+import { istioPolicy, meshPolicy } from '../../policy/server/authorization/testing';
 import { client, localServer, meshConfig, meshConfigWithPeerAuthentication } from '../decide-testkit';
-import { decideInbound } from './decide';
+import { authorizeConnection, decideInbound } from './decide';
 
 const config = meshConfig();
 
@@ -55,4 +58,65 @@ test('PERMISSIVE ports of a STRICT workload, and DISABLE, still take plaintext',
   assert.equal(decideInbound(ported, { target: { address: '10.244.1.20', port: 8080 }, localPod: localServer, peer: '10.244.9.9' }).kind, 'refuse');
   const disabled = meshConfigWithPeerAuthentication({ mtls: { mode: 'DISABLE' } });
   assert.equal(decideInbound(disabled, { target: { address: '10.244.1.20', port: 8080 }, localPod: localServer, peer: '10.244.9.9' }).kind, 'deliver');
+});
+
+// ---------------------------------------------------------------------------- authorization
+
+function withPolicies(yaml: string) {
+  const parsed = parseK8sYaml(yaml, 'authz.yaml');
+  assert.deepEqual(parsed.problems, []);
+  const { others, rejected } = convertObjects(parsed.objects);
+  assert.deepEqual(rejected, []);
+  const c = meshConfig(undefined, others);
+  assert.deepEqual(c.rejected, []);
+  return c;
+}
+
+const CLIENT = 'spiffe://cluster.local/ns/demo/sa/sa-client';
+const toServer = { target: { address: '10.244.1.20', port: 8080 }, localPod: localServer };
+const onlyClient = withPolicies(meshPolicy('demo', 'only-client', `{ targetRefs: [{ group: "", kind: Pod, selector: { matchLabels: { app: server } } }], action: ALLOW, enforcementLevel: Network,
+  rules: [{ sources: [{ type: ServiceAccount, serviceAccount: { name: sa-client } }] }] }`));
+
+test('authorization at L4: an ALLOW policy for service account A admits A and refuses B with 403, naming the policy', () => {
+  const a = decideInbound(onlyClient, { ...toServer, peer: '10.244.1.10', peerIdentity: CLIENT });
+  assert.equal(a.kind, 'deliver');
+  assert.equal(a.kind === 'deliver' && a.authorization, 'connection', 'no HTTP rule: authorized once, relayed as bytes');
+  assert.equal(a.kind === 'deliver' && a.authz?.decidedBy?.policy, 'demo/only-client');
+  const b = decideInbound(onlyClient, { ...toServer, peer: '10.244.2.20', peerIdentity: SERVER_2 });
+  assert.equal(b.kind, 'refuse');
+  if (b.kind !== 'refuse') return;
+  assert.equal(b.status, 403);
+  assert.equal(b.policy, 'none', 'no rule matched: Envoy\'s matched_policy[none]');
+  assert.equal(b.authz?.verdict, 'deny');
+  assert.match(b.reason, /connection from spiffe:\/\/cluster\.local\/ns\/demo\/sa\/sa-server-2 to demo\/server-1 port 8080 refused: no rule of the ALLOW policies that apply \(XAuthorizationPolicy demo\/only-client\) matched/);
+  assert.equal(decideInbound(onlyClient, { ...toServer, peer: '10.244.1.10', peerIdentity: CLIENT, target: { address: '10.244.1.10', port: 8080 }, localPod: client }).kind, 'deliver', 'another workload is not selected');
+});
+
+test('authorization at L4: DENY wins over ALLOW; plaintext never matches principal rules', () => {
+  const set = withPolicies(istioPolicy('demo', 'allow-all', '{ rules: [{}] }') + istioPolicy('demo', 'deny-server-2', '{ action: DENY, rules: [{ from: [{ source: { principals: ["cluster.local/ns/demo/sa/sa-server-2"] } }] }] }'));
+  const d = decideInbound(set, { ...toServer, peer: '10.244.2.20', peerIdentity: SERVER_2 });
+  assert.equal(d.kind === 'refuse' && d.policy, 'demo/deny-server-2');
+  assert.match(d.kind === 'refuse' ? d.reason : '', /denied by AuthorizationPolicy demo\/deny-server-2 \(DENY\), rule 0/);
+  assert.equal(decideInbound(set, { ...toServer, peer: '10.244.1.10', peerIdentity: CLIENT }).kind, 'deliver');
+  const principals = withPolicies(istioPolicy('demo', 'mesh-only', '{ rules: [{ from: [{ source: { principals: ["*"] } }] }] }'));
+  const plain = decideInbound(principals, { ...toServer, peer: '10.244.1.10' });
+  assert.equal(plain.kind === 'refuse' && plain.status, 403, 'plaintext has no principal');
+  assert.equal(decideInbound(principals, { ...toServer, peer: '10.244.1.10', peerIdentity: CLIENT }).kind, 'deliver');
+  const strict = meshConfigWithPeerAuthentication({ mtls: { mode: 'STRICT' } });
+  const pa = decideInbound(strict, { ...toServer, peer: '10.244.9.9' });
+  assert.equal(pa.kind === 'refuse' && pa.authz, undefined, 'a PeerAuthentication refusal is not an authorization one');
+});
+
+test('HTTP rules on the port: authorized per request; as bytes (not HTTP) their DENY fails closed and their ALLOW cannot match', () => {
+  const denyAdmin = withPolicies(istioPolicy('demo', 'deny-admin', '{ action: DENY, rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }] }'));
+  const d = decideInbound(denyAdmin, { ...toServer, peer: '10.244.1.10', peerIdentity: CLIENT });
+  assert.equal(d.kind === 'deliver' && d.authorization, 'per-request');
+  const tcp = authorizeConnection(denyAdmin, localServer, { ...toServer, peer: '10.244.1.10', peerIdentity: CLIENT });
+  assert.equal(tcp?.policy, 'demo/deny-admin');
+  assert.match(tcp?.reason ?? '', /fails closed/);
+  const allowGet = withPolicies(istioPolicy('demo', 'get-only', '{ rules: [{ to: [{ operation: { methods: [GET] } }] }] }'));
+  assert.equal(authorizeConnection(allowGet, localServer, { ...toServer, peer: '10.244.1.10', peerIdentity: CLIENT })?.policy, 'none');
+  const scoped = withPolicies(istioPolicy('demo', 'deny-admin', '{ action: DENY, rules: [{ to: [{ operation: { paths: ["/admin*"], ports: ["9090"] } }] }] }'));
+  const other = decideInbound(scoped, { ...toServer, peer: '10.244.1.10', peerIdentity: CLIENT });
+  assert.equal(other.kind === 'deliver' && other.authorization, 'connection', 'rules confined to another port cost nothing here');
 });

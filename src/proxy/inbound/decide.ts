@@ -1,6 +1,9 @@
 import type { PodInfo } from '../../mesh/model';
 import type { WorkloadInfo } from '../../mesh/workload-identity';
 import { parseSpiffeId } from '../../identity/spiffe-id';
+import { evaluate, needsL7, type AuthzDecision } from '../../policy/server/authorization/evaluate';
+import { authzDestination, authzRequest } from '../authz-request';
+import { deniedBy } from '../authz/denial';
 import type { ProxyConfig } from '../proxy-config';
 
 /**
@@ -22,14 +25,23 @@ export interface InboundFacts {
 }
 
 export type InboundDecision =
-  /** Deliver into the pod's namespace, from 127.0.0.6 (IPv6: the pod's own address). */
-  | { kind: 'deliver'; pod: PodInfo; target: { address: string; port: number }; destination: WorkloadInfo; source: WorkloadInfo | undefined }
   /**
-   * Not delivered (the HTTP status for a tunnel stream): 404, not a pod this node serves
-   * (the proxy is never an open relay); 403, plaintext to a port whose PeerAuthentication
-   * is STRICT (`policy` names it).
+   * Deliver into the pod's namespace, from 127.0.0.6 (IPv6: the pod's own address).
+   * `authorization`: 'connection' when the connection was authorized here (L4: it is
+   * relayed as bytes; `authz` is that decision); 'per-request' when a policy of the pod
+   * has HTTP rules for the port (`needsL7`): the proxy parses HTTP and authorizes each
+   * request, or the connection once sniffing says it is not HTTP (`authorizeConnection`).
    */
-  | { kind: 'refuse'; status: 404 | 403; reason: string; policy?: string };
+  | { kind: 'deliver'; pod: PodInfo; target: { address: string; port: number }; destination: WorkloadInfo; source: WorkloadInfo | undefined; authorization: 'connection' | 'per-request'; authz?: AuthzDecision }
+  | InboundRefusal;
+
+/**
+ * Not delivered (the HTTP status for a tunnel stream; plaintext is reset): 404, not a pod
+ * this node serves (the proxy is never an open relay); 403, plaintext to a port whose
+ * PeerAuthentication is STRICT (`policy` names it), or an authorization policy denied the
+ * connection (`authz`; `policy` is the one that denied, "none" when no ALLOW rule matched).
+ */
+export type InboundRefusal = { kind: 'refuse'; status: 404 | 403; reason: string; policy?: string; authz?: AuthzDecision };
 
 export function decideInbound(config: ProxyConfig, facts: InboundFacts): InboundDecision {
   const { target, localPod } = facts;
@@ -45,7 +57,41 @@ export function decideInbound(config: ProxyConfig, facts: InboundFacts): Inbound
       };
     }
   }
-  return { kind: 'deliver', pod: localPod, target, destination: config.workload(localPod), source: inboundSource(config, facts) };
+  const deliver = { kind: 'deliver' as const, pod: localPod, target, destination: config.workload(localPod), source: inboundSource(config, facts) };
+  if (needsL7(config.authorization, authzDestination(config, localPod), target.port)) return { ...deliver, authorization: 'per-request' };
+  const authz = connectionDecision(config, localPod, facts);
+  if (authz.verdict === 'deny') return authzRefusal(localPod, target, facts, authz);
+  return { ...deliver, authorization: 'connection', authz };
+}
+
+/**
+ * Authorization of a connection as bytes (L4: no method, path, host or headers), for a
+ * port with HTTP rules once sniffing has said the connection is not HTTP: the evaluator
+ * then fails closed for DENY rules with HTTP conditions, and ALLOW rules with them cannot
+ * match (Istio's TCP semantics). A refusal, or undefined when allowed.
+ */
+export function authorizeConnection(config: ProxyConfig, pod: PodInfo, facts: InboundFacts & { sni?: string }): InboundRefusal | undefined {
+  const authz = connectionDecision(config, pod, facts);
+  return authz.verdict === 'deny' ? authzRefusal(pod, facts.target, facts, authz) : undefined;
+}
+
+function connectionDecision(config: ProxyConfig, pod: PodInfo, facts: InboundFacts & { sni?: string }): AuthzDecision {
+  return evaluate(
+    config.authorization,
+    authzRequest(config, {
+      destination: pod,
+      port: facts.target.port,
+      destinationIp: facts.target.address,
+      sourcePrincipal: facts.peerIdentity,
+      sourceIp: facts.peer,
+      ...(facts.sni !== undefined ? { sni: facts.sni } : {}),
+    }),
+  );
+}
+
+function authzRefusal(pod: PodInfo, target: { address: string; port: number }, facts: InboundFacts, authz: AuthzDecision): InboundRefusal {
+  const from = facts.peerIdentity ?? `plaintext from ${facts.peer}`;
+  return { kind: 'refuse', status: 403, policy: deniedBy(authz), authz, reason: `connection from ${from} to ${pod.namespace}/${pod.name} port ${target.port} refused: ${authz.reason}` };
 }
 
 /**

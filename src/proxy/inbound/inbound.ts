@@ -1,42 +1,82 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { describeError } from '../../errors';
 import type { WorkloadInfo } from '../../mesh/workload-identity';
+import { decideRequest } from '../authz/authorize-request';
+import { RBAC_DENIED_BODY } from '../authz/denial';
+import { reportDenial } from '../authz/report-denial';
 import type { ConnectionInfo } from '../connection-info';
 import { connectIn } from '../connect';
+import type { PendingUpgrade } from '../h1/server-connection';
+import { HttpFrontend } from '../http/frontend';
+import { headersFromList } from '../http/headers';
 import type { ProxyInputs } from '../inputs';
 import type { LocalPod } from '../local-pods';
 import { formatAddress, type TrackSocket } from '../open-socket';
+import { sniff } from '../protocol/sniff';
 import { forwardTcp, refuseConnection } from '../tcp-forward';
+import { H2Sessions } from '../upstream/h2-sessions';
+import { Http1Pools } from '../upstream/http1-pools';
 import type { UpstreamTransport } from '../upstream/transport';
-import { decideInbound, inboundSource, type InboundFacts } from './decide';
-import { TunnelServer } from './tunnel-server';
+import { authorizeConnection, decideInbound, inboundSource, type InboundFacts, type InboundRefusal } from './decide';
+import { createInboundPipeline } from './http/inbound-pipeline';
+import { TunnelServer, type ServedStream } from './tunnel-server';
 
 /** How long delivering a tunnel stream into its pod may take to connect. */
 const DELIVER_CONNECT_MS = 5000;
 
+export interface InboundOptions {
+  /** How long to wait for a client's first bytes on a port parsed for L7 before treating it as server-first TCP. */
+  sniffTimeoutMs: number;
+}
+
 /**
  * The inbound side: what arrives for a pod of this node, either captured on its 15006
  * listener (plaintext from outside the mesh, or from a sidecar) or as a stream of the
- * tunnel (15008) from another node's proxy. Both are decided by `decideInbound` and
- * delivered into the pod's namespace from 127.0.0.6.
+ * tunnel (15008) from another node's proxy. Both are decided by `decideInbound`
+ * (delivery, PeerAuthentication, authorization) and delivered into the pod's namespace
+ * from 127.0.0.6: relayed as bytes when the pod's policies say nothing about HTTP on the
+ * port (authorized once, L4), else parsed and authorized request by request (L7).
  */
 export class Inbound {
   private readonly tunnelServer: TunnelServer;
+  private readonly http: HttpFrontend;
+  private readonly pools = new Http1Pools();
+  private readonly sessions = new H2Sessions();
 
-  constructor(private readonly inputs: ProxyInputs) {
+  constructor(private readonly inputs: ProxyInputs, private readonly options: InboundOptions) {
+    const pipeline = createInboundPipeline({ config: inputs.config, pods: inputs.pods, pools: this.pools, sessions: this.sessions, istio: inputs.istio, metrics: inputs.metrics, accessLog: inputs.accessLog, logger: inputs.logger });
+    this.http = new HttpFrontend(pipeline, (conn, upgrade) => this.upgrade(conn, upgrade), inputs.logger);
     this.tunnelServer = new TunnelServer({
       deliver: (target, meta) => {
-        const decision = decideInbound(inputs.config.current, this.tunnelFacts(target, meta));
-        if (decision.kind === 'refuse') return Promise.reject(Object.assign(new Error(decision.reason), { status: decision.status }));
+        const facts = this.tunnelFacts(target, meta);
+        const decision = decideInbound(inputs.config.current, facts);
+        const sourceAddress = formatAddress({ address: meta.peer, port: meta.peerPort });
+        if (decision.kind === 'refuse') {
+          if (decision.authz && facts.localPod) reportDenial(inputs, facts.localPod, decision.authz, 'l4', { source: sourceAddress, principal: meta.peerIdentity, port: target.port });
+          return Promise.reject(Object.assign(new Error(decision.reason), { status: decision.status }));
+        }
         // The client checked that this end is `listenerIdentity`: deliver only to a pod that is.
         if (decision.destination.principal !== meta.listenerIdentity) {
           return Promise.reject(Object.assign(new Error(`${target.address} is ${decision.destination.principal ?? 'unknown'}, not ${meta.listenerIdentity} whose certificate this session saw`), { status: 403 }));
         }
         const local = inputs.pods.byAddress(target.address)!;
-        return connectIn(local.network, target, DELIVER_CONNECT_MS, true).then((s) => {
+        const open = (): Promise<Duplex> => connectIn(local.network, target, DELIVER_CONNECT_MS, true).then((s) => {
           inputs.istio.tcpOpened(streamLabels(decision.source, decision.destination));
           return s;
         });
+        if (decision.authorization === 'connection') return open();
+        const conn = this.inboundConnection(local, target, sourceAddress, meta.peerIdentity, decision.source);
+        const served: ServedStream = {
+          serve: async (stream) => {
+            const outcome = await this.serveParsed(stream, conn, facts);
+            if (outcome === 'served') return undefined;
+            if (outcome === 'tcp') return open();
+            reportDenial(inputs, local.pod, outcome.authz!, 'l4', { source: sourceAddress, principal: meta.peerIdentity, port: target.port });
+            throw new Error(outcome.reason);
+          },
+        };
+        return Promise.resolve(served);
       },
       onHandshakeFailure: (reason) => {
         inputs.metrics.tlsFailures.inc({ side: 'server', reason: reason.includes('certificate') ? 'no_client_certificate' : 'handshake' });
@@ -73,6 +113,11 @@ export class Inbound {
     return { target, localPod: this.inputs.pods.byAddress(target.address)?.pod, peer: meta.peer, peerIdentity: meta.peerIdentity };
   }
 
+  private inboundConnection(local: LocalPod, original: { address: string; port: number }, sourceAddress: string, principal: string | undefined, source: WorkloadInfo | undefined): ConnectionInfo {
+    const family = original.address.includes(':') ? 6 : 4;
+    return { direction: 'inbound', pod: local.pod, podKey: local.key, original: { family, address: original.address, port: original.port }, sourceAddress, protocol: 'http1', peer: { principal, workload: source } };
+  }
+
   /** A connection accepted on a pod's inbound listener (15006): delivered to the pod's app. */
   accept(client: Socket, local: LocalPod, track: TrackSocket): void {
     client.setNoDelay(true);
@@ -88,21 +133,92 @@ export class Inbound {
       return;
     }
     // The listener is the pod's own: what reaches it is for that pod.
-    const decision = decideInbound(this.inputs.config.current, { target: original, localPod: pod, peer: client.remoteAddress ?? '' });
+    const inboundFacts: InboundFacts = { target: original, localPod: pod, peer: client.remoteAddress ?? '' };
+    const decision = decideInbound(this.inputs.config.current, inboundFacts);
     if (decision.kind === 'refuse') {
-      if (decision.policy) this.inputs.metrics.plaintextRefused.inc({ namespace: pod.namespace, pod: pod.name, policy: decision.policy });
-      refuseConnection(this.inputs, client, facts, original, decision.reason);
+      this.refuse(client, facts, original, decision);
       return;
     }
-    const conn: ConnectionInfo = { ...facts, original, protocol: 'http1' };
-    const toApp: UpstreamTransport = { kind: 'local', key: `local:${key}`, open: (target, timeoutMs): Promise<Duplex> => connectIn(network, target, timeoutMs, true) };
-    forwardTcp(this.inputs, client, conn, {
-      address: original.address,
-      port: original.port,
-      resolution: 'local app',
-      destination: decision.destination,
-      ...(decision.source ? { source: decision.source } : {}),
-    }, toApp, track);
+    const conn: ConnectionInfo = { ...facts, original, protocol: 'http1', peer: { principal: undefined, workload: decision.source } };
+    const relay = () => {
+      const toApp: UpstreamTransport = { kind: 'local', key: `local:${key}`, open: (target, timeoutMs): Promise<Duplex> => connectIn(network, target, timeoutMs, true) };
+      forwardTcp(this.inputs, client, conn, {
+        address: original.address,
+        port: original.port,
+        resolution: 'local app',
+        destination: decision.destination,
+        ...(decision.source ? { source: decision.source } : {}),
+      }, toApp, track);
+    };
+    if (decision.authorization === 'connection') {
+      relay();
+      return;
+    }
+    void this.serveParsed(client, conn, inboundFacts).then((outcome) => {
+      if (outcome === 'tcp') relay();
+      else if (outcome !== 'served') this.refuse(client, facts, original, outcome);
+    });
+  }
+
+  /** A refused 15006 connection: counted by its cause (PeerAuthentication, authorization), logged, reset. */
+  private refuse(client: Socket, facts: Parameters<typeof refuseConnection>[2], original: { address: string; port: number; family: 4 | 6 }, decision: InboundRefusal): void {
+    const pod = facts.pod;
+    if (decision.authz) reportDenial(this.inputs, pod, decision.authz, 'l4', { source: facts.sourceAddress, port: original.port });
+    else if (decision.policy) this.inputs.metrics.plaintextRefused.inc({ namespace: pod.namespace, pod: pod.name, policy: decision.policy });
+    refuseConnection(this.inputs, client, facts, original, decision.reason);
+  }
+
+  /**
+   * A connection or tunnel stream for a port whose policies need L7: sniffed, then served
+   * by the inbound HTTP pipeline (each request authorized), or, when it is not HTTP,
+   * authorized once as a connection (HTTP rules then fail closed): 'tcp' to relay it.
+   */
+  private async serveParsed(stream: Duplex, conn: ConnectionInfo, facts: InboundFacts): Promise<'served' | 'tcp' | InboundRefusal> {
+    const sniffed = await sniff(stream, this.options.sniffTimeoutMs);
+    if (stream.destroyed) return 'served';
+    // The frontend's servers take any byte stream (a tunnel stream as much as a socket); the
+    // Socket type is what their signature names.
+    if (sniffed.protocol === 'http1') {
+      this.http.serveHttp1(stream as Socket, conn);
+      return 'served';
+    }
+    if (sniffed.protocol === 'h2') {
+      this.http.serveH2(stream as Socket, conn);
+      return 'served';
+    }
+    return authorizeConnection(this.inputs.config.current, conn.pod!, { ...facts, ...(sniffed.sni ? { sni: sniffed.sni } : {}) }) ?? 'tcp';
+  }
+
+  /** WebSocket upgrades (and CONNECT) to the app: authorized like any request, then relayed once the app has switched. */
+  private upgrade(conn: ConnectionInfo, upgrade: PendingUpgrade): void {
+    const local = this.inputs.pods.get(conn.podKey);
+    if (!local) {
+      upgrade.refuse(503, `pod ${conn.podKey} is no longer enrolled on this node`);
+      return;
+    }
+    const { head } = upgrade;
+    const decision = decideRequest(this.inputs.config.current, {
+      destination: local.pod,
+      target: conn.original,
+      sourcePrincipal: conn.peer?.principal,
+      sourceAddress: conn.sourceAddress,
+      method: head.method,
+      path: head.path,
+      authority: head.authority,
+      headers: headersFromList(head.headers, head.connectionTokens),
+    });
+    if (decision.verdict === 'deny') {
+      reportDenial(this.inputs, local.pod, decision, 'l7', { source: conn.sourceAddress, principal: conn.peer?.principal, method: head.method, path: head.path, upgrade: true });
+      upgrade.refuse(403, decision.reason, RBAC_DENIED_BODY);
+      return;
+    }
+    connectIn(local.network, conn.original, DELIVER_CONNECT_MS, true).then(
+      (upstream) => upgrade.connect(upstream),
+      (err: unknown) => {
+        this.inputs.logger.debug({ err: describeError(err) }, 'upgrade: the app did not answer');
+        upgrade.refuse(503, 'upstream connect failed');
+      },
+    );
   }
 
   /** A connection accepted on a pod's tunnel listener (15008): mutual TLS as that pod's workload. */
@@ -121,13 +237,21 @@ export class Inbound {
     this.tunnelServer.accept(socket, { ...credential, listenerIdentity: principal });
   }
 
-  /** The drain begins: GOAWAY to every tunnel session. */
-  stopAccepting(): void {
-    this.tunnelServer.close();
+  /** Connections made into a released pod's namespace must not outlive it. */
+  async dropPod(key: string): Promise<void> {
+    await Promise.all([this.pools.dropTransport(`local:${key}`), this.sessions.dropTransport(`local:${key}`)]);
   }
 
-  destroy(): void {
+  /** The drain begins: GOAWAY to every tunnel session; parsed HTTP/1.1 connections close after their response. */
+  stopAccepting(): void {
+    this.tunnelServer.close();
+    this.http.close();
+  }
+
+  async destroy(deadlineAt = Date.now()): Promise<void> {
     this.tunnelServer.destroy();
+    this.http.destroy();
+    await Promise.all([this.pools.close(), this.sessions.close(deadlineAt)]);
   }
 }
 

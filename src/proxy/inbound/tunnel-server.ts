@@ -16,12 +16,23 @@ export interface TunnelPeer {
   listenerIdentity: string;
   /** The peer address (the source pod's IP). */
   peer: string;
+  peerPort?: number;
+}
+
+/**
+ * A stream the proxy reads itself rather than relays (HTTP for a pod whose policies need
+ * L7): `serve` is given the stream once the CONNECT is answered 200. It resolves with an
+ * upstream to relay to when the stream turns out not to be HTTP and may go on as bytes,
+ * undefined when it took the stream over, and rejects to reset it.
+ */
+export interface ServedStream {
+  serve(stream: Duplex): Promise<Duplex | undefined>;
 }
 
 export interface TunnelDelivery {
-  /** Opens a connection to a pod of this node (from inside its namespace), or rejects
-   * with an HTTP status when the destination is not served here. */
-  deliver(target: { address: string; port: number }, meta: TunnelPeer): Promise<Duplex>;
+  /** Opens a connection to a pod of this node (from inside its namespace), or a ServedStream;
+   * rejects with an HTTP status when the destination is not served here or not authorized. */
+  deliver(target: { address: string; port: number }, meta: TunnelPeer): Promise<Duplex | ServedStream>;
   /** A delivered stream ended: bytesIn came from the tunnel (the source), bytesOut from the pod. */
   onStream?(info: TunnelPeer & { target: { address: string; port: number }; startedAt: number; bytesIn: number; bytesOut: number; durationMs: number; error?: string }): void;
   /** A connection on 15008 that did not complete mutual TLS (no certificate, an untrusted one, not h2). */
@@ -104,7 +115,7 @@ export class TunnelServer {
       stream.session?.destroy();
       return;
     }
-    const who: TunnelPeer = { peerIdentity, listenerIdentity, peer: tls.remoteAddress ?? '?' };
+    const who: TunnelPeer = { peerIdentity, listenerIdentity, peer: tls.remoteAddress ?? '?', ...(tls.remotePort !== undefined ? { peerPort: tls.remotePort } : {}) };
     if (headers[h2c.HTTP2_HEADER_METHOD] !== 'CONNECT') {
       stream.respond({ [h2c.HTTP2_HEADER_STATUS]: 405 }, { endStream: true });
       return;
@@ -116,8 +127,22 @@ export class TunnelServer {
     }
     const started = Date.now();
     this.delivery.deliver(target, who).then(
-      (upstream) => {
+      async (delivered) => {
+        if (stream.closed) {
+          if (!('serve' in delivered)) delivered.destroy();
+          return;
+        }
         stream.respond({ [h2c.HTTP2_HEADER_STATUS]: 200 });
+        const upstream = 'serve' in delivered ? await delivered.serve(stream).catch((err: unknown) => {
+          this.log.debug({ target, err: describeError(err) }, 'tunnel stream refused after the CONNECT');
+          if (!stream.closed) stream.close(h2c.NGHTTP2_REFUSED_STREAM);
+          return undefined;
+        }) : delivered;
+        if (!upstream) return;
+        if (stream.closed) {
+          upstream.destroy();
+          return;
+        }
         let bytesIn = 0;
         let bytesOut = 0;
         stream.on('data', (c: Buffer) => { bytesIn += c.length; });

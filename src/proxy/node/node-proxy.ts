@@ -138,7 +138,7 @@ export class NodeProxy {
     this.listeners.delete(key);
     this.pods.remove(key);
     await proxy.stop(abort);
-    await this.outbound.dropPod(key);
+    await Promise.all([this.outbound.dropPod(key), this.inbound.dropPod(key)]);
   }
 
   has(key: string): boolean {
@@ -178,10 +178,10 @@ export class NodeProxy {
       this.logger.warn({ open: open.length, connections: open.slice(0, 20), graceMs, cut: cut?.aborted ?? false }, 'drain over: closing the connections still open');
     }
     await Promise.all(entries.map((e) => e.stop(true)));
-    this.inbound.destroy();
     // Idle pooled sessions get a GOAWAY; at the deadline (already now when the drain ran
     // out or was cut) the rest is destroyed, so a frozen peer cannot hold the process.
-    await this.outbound.destroy(cut?.aborted ? Date.now() : deadlineAt);
+    const poolsDeadline = cut?.aborted ? Date.now() : deadlineAt;
+    await Promise.all([this.inbound.destroy(poolsDeadline), this.outbound.destroy(poolsDeadline)]);
     if (this.accessLog) {
       await withDeadline(this.accessLog.close(), ACCESS_LOG_FLUSH_MS, 'flushing the access log').catch((err: unknown) => {
         this.logger.warn({ err: describeError(err) }, 'access log not flushed');

@@ -1,8 +1,14 @@
 import type { Socket } from 'node:net';
 import { describeError } from '../../errors';
-import type { Endpoint } from '../../mesh/model';
+import type { Endpoint, PodInfo } from '../../mesh/model';
 import { endpointKey } from '../../policy/client/load-balancer';
+import { evaluate } from '../../policy/server/authorization/evaluate';
+import { authzRequest, ipOf } from '../authz-request';
+import { decideRequest } from '../authz/authorize-request';
+import { RBAC_DENIED_BODY } from '../authz/denial';
+import { reportDenial } from '../authz/report-denial';
 import type { ConnectionInfo } from '../connection-info';
+import { headersFromList } from '../http/headers';
 import type { PendingUpgrade } from '../h1/server-connection';
 import { HttpFrontend } from '../http/frontend';
 import type { ProxyInputs } from '../inputs';
@@ -50,6 +56,7 @@ export class Outbound {
       logger: inputs.logger,
       transportFor: (conn, endpoint) => this.transports.transportFor(conn, endpoint),
       random: options.random ?? Math.random,
+      authz: { metrics: inputs.metrics },
     });
     this.http = new HttpFrontend(pipeline, (conn, upgrade) => this.passThrough(conn, upgrade), inputs.logger);
   }
@@ -82,8 +89,10 @@ export class Outbound {
       return;
     }
     const conn: ConnectionInfo = { ...facts, original, protocol: 'http1' };
+    let sni: string | undefined;
     if (decision.kind !== 'passthrough') {
-      const protocol = (decision.kind === 'service' ? decision.protocol : undefined) ?? (await sniff(client, this.options.sniffTimeoutMs)).protocol;
+      let protocol = decision.kind === 'service' ? decision.protocol : undefined;
+      if (!protocol) ({ protocol, sni } = await sniff(client, this.options.sniffTimeoutMs));
       if (client.destroyed) return;
       if (protocol === 'http1' || protocol === 'h2') {
         if (protocol === 'http1') this.http.serveHttp1(client, conn);
@@ -98,7 +107,30 @@ export class Outbound {
       refuseConnection(this.inputs, client, facts, original, `service ${svc?.namespace}/${svc?.name} has no ready endpoints: check its selector and that its pods are ready`);
       return;
     }
-    forwardTcp(this.inputs, client, conn, target, this.transports.transportFor(conn, target), track);
+    const transport = this.transports.transportFor(conn, target);
+    if (transport.kind === 'local') {
+      const denied = this.handOverConnectionDenied(config, pod, target, source, sni);
+      if (denied) {
+        refuseConnection(this.inputs, client, facts, original, denied);
+        return;
+      }
+    }
+    forwardTcp(this.inputs, client, conn, target, transport, track);
+  }
+
+  /**
+   * A connection handed over to a pod of this node is authorized here as a connection
+   * (L4), as the pod's inbound side would authorize it (HTTP went to the pipeline, which
+   * authorizes each request): the reason when denied, counted and logged.
+   */
+  private handOverConnectionDenied(config: ProxyConfig, sourcePod: PodInfo, target: { address: string; port: number }, sourceAddress: string, sni: string | undefined): string | undefined {
+    const destination = this.inputs.pods.byAddress(target.address)?.pod;
+    if (!destination) return undefined;
+    const sourcePrincipal = config.workload(sourcePod).principal;
+    const authz = evaluate(config.authorization, authzRequest(config, { destination, port: target.port, destinationIp: target.address, sourcePrincipal, sourceIp: ipOf(sourceAddress), ...(sni ? { sni } : {}) }));
+    if (authz.verdict === 'allow') return undefined;
+    reportDenial(this.inputs, destination, authz, 'l4', { source: sourceAddress, principal: sourcePrincipal, port: target.port });
+    return `connection from ${sourcePrincipal ?? sourceAddress} to ${destination.namespace}/${destination.name} port ${target.port} refused: ${authz.reason}`;
   }
 
   /** The endpoint of a TCP (or TLS pass-through) connection. */
@@ -137,13 +169,40 @@ export class Outbound {
       }
       target = { address: ep.address, port: ep.port };
     }
-    this.transports.transportFor(conn, target).open(target, PASS_THROUGH_CONNECT_MS).then(
+    const transport = this.transports.transportFor(conn, target);
+    if (transport.kind === 'local' && !this.handOverUpgradeAllowed(conn, upgrade, target)) return;
+    transport.open(target, PASS_THROUGH_CONNECT_MS).then(
       (upstream) => upgrade.connect(upstream),
       (err: unknown) => {
         this.inputs.logger.debug({ err: describeError(err) }, 'pass-through connect failed');
         upgrade.refuse(503, 'upstream connect failed');
       },
     );
+  }
+
+  /**
+   * An upgrade handed over to a pod of this node is authorized here, as its inbound side
+   * would (see local-authorization.ts); denied: 403 "RBAC: access denied", and closed.
+   */
+  private handOverUpgradeAllowed(conn: ConnectionInfo, upgrade: PendingUpgrade, target: { address: string; port: number }): boolean {
+    const config = this.inputs.config.current;
+    const destination = this.inputs.pods.byAddress(target.address)?.pod;
+    if (!destination) return true;
+    const { head } = upgrade;
+    const decision = decideRequest(config, {
+      destination,
+      target,
+      sourcePrincipal: conn.pod ? config.workload(conn.pod).principal : undefined,
+      sourceAddress: conn.sourceAddress,
+      method: head.method,
+      path: head.path,
+      authority: head.authority,
+      headers: headersFromList(head.headers, head.connectionTokens),
+    });
+    if (decision.verdict === 'allow') return true;
+    reportDenial(this.inputs, destination, decision, 'l7', { source: conn.sourceAddress, method: head.method, path: head.path, upgrade: true });
+    upgrade.refuse(403, decision.reason, RBAC_DENIED_BODY);
+    return false;
   }
 
   /** One connection-log record per HTTP connection, when it closes. */

@@ -69,7 +69,8 @@ export class OutboundTransports {
         const { identity } = this.inputs;
         return {
           kind: 'tunnel',
-          key: `tunnel:${conn.podKey}:${decision.node}:${decision.via.address}`,
+          // The authorization generation: see ProxyConfig.authorizationGeneration.
+          key: `tunnel:${conn.podKey}:${decision.node}:${decision.via.address}:a${this.inputs.config.current.authorizationGeneration}`,
           open: (target, timeoutMs): Promise<Duplex> => {
             // The source's certificate, as it is now: a renewal moves new streams to a new session.
             const credential = decision.present.principal ? identity?.current(decision.present.principal) : undefined;

@@ -58,6 +58,16 @@ export class TunnelClient {
           return;
         }
         stream.close();
+        // 403: the destination refused this source (PeerAuthentication, authorization, an
+        // identity mismatch). Its own code: not a connect failure, so nothing retries it
+        // and, above all, nothing falls back to a direct (plaintext) connection, which would
+        // arrive without the principal the policy judged.
+        if (status === 403) {
+          reject(new NodemeshError('ERR_NM_TUNNEL_FORBIDDEN', `the node proxy at ${authorityOf(tunnelAddress.address, tunnelAddress.port)} refused ${authorityOf(target.address, target.port)} to this source (403)`, {
+            hint: 'an authorization policy of the destination denies this source; its agent logs the policy (component "authz")',
+          }));
+          return;
+        }
         reject(new NodemeshError('ERR_NM_TUNNEL_REFUSED', `the node proxy at ${authorityOf(tunnelAddress.address, tunnelAddress.port)} refused ${authorityOf(target.address, target.port)} with ${status}`, {
           hint: 'the destination pod may not be enrolled on its node; check `nodemesh status` there',
         }));

@@ -20,6 +20,7 @@
  *   slowloris HOST PORT SECONDS           {closedByPeerAfterMs, received} or {stillOpen: true}
  *   bigheader URL BYTES                   {status, servedBy} or {error}
  *   smuggle HOST PORT cl-te|cl-cl         {statusLine, statusLines, bytes, closed} or {error}
+ *   raw HOST PORT BASE64                  the same, for exactly these bytes
  *   noread URL SECONDS                    {stillConnected, receivedBytes, closedBy?}
  * Every subcommand takes --timeout MS (default 10000; per request / per call). A failure is
  * {error: CODE, message}.
@@ -506,9 +507,21 @@ export function smugglePayload(host: string, port: number, kind: SmuggleKind): s
   return `POST /echo HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!${probe}`;
 }
 
+export interface RawResult { statusLine: string | null; statusLines: string[]; bytes: number; closed: boolean; response: string }
+
 /** `smuggle HOST PORT cl-te|cl-cl`: what came back (until close, or 1.5 s of quiet). */
-export async function smuggleCommand(host: string, port: number, kind: SmuggleKind, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ statusLine: string | null; statusLines: string[]; bytes: number; closed: boolean; response: string } | ErrorResult> {
+export async function smuggleCommand(host: string, port: number, kind: SmuggleKind, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<RawResult | ErrorResult> {
   if (kind !== 'cl-te' && kind !== 'cl-cl') return { error: 'EINVAL', message: `unknown smuggling kind '${String(kind)}' (cl-te|cl-cl)` };
+  return rawCommand(host, port, smugglePayload(host, port, kind), timeoutMs);
+}
+
+/**
+ * `raw HOST PORT BASE64`: writes exactly these bytes on one connection (requests the
+ * HTTP clients would not send: other methods, lower-case ones, leading empty lines,
+ * absolute-form targets, pipelined requests after an upgrade); what came back, until the
+ * peer closes or 1.5 s of quiet.
+ */
+export async function rawCommand(host: string, port: number, payload: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<RawResult | ErrorResult> {
   let s: Socket;
   try {
     s = await connectRaw(host, port, timeoutMs);
@@ -534,7 +547,7 @@ export async function smuggleCommand(host: string, port: number, kind: SmuggleKi
     s.on('error', () => undefined);
     s.on('close', () => { closed = true; finish(); });
     arm();
-    s.write(smugglePayload(host, port, kind), 'latin1');
+    s.write(payload, 'latin1');
   });
 }
 
@@ -626,6 +639,7 @@ const USAGE = `usage: l7-client <command> ... [--timeout MS]
   slowloris HOST PORT SECONDS
   bigheader URL BYTES
   smuggle HOST PORT cl-te|cl-cl
+  raw HOST PORT BASE64
   noread URL SECONDS`;
 
 class UsageError extends Error {}
@@ -678,6 +692,9 @@ export async function runClient(argv: string[]): Promise<unknown> {
     case 'smuggle':
       need(3);
       return smuggleCommand(p[0]!, Number(p[1]), p[2] as SmuggleKind, timeoutMs);
+    case 'raw':
+      need(3);
+      return rawCommand(p[0]!, Number(p[1]), Buffer.from(p[2]!, 'base64').toString('latin1'), timeoutMs);
     case 'noread':
       need(2);
       return noreadCommand(p[0]!, Number(p[1]), timeoutMs);

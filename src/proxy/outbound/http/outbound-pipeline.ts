@@ -7,7 +7,7 @@ import type { ProxyConfig } from '../../proxy-config';
 import { ClientPolicyStage } from './client-policy-stage';
 import type { OutboundRequest, OutboundStageDeps } from './outbound-request';
 import { RouteStage } from './route-stage';
-import { TelemetryStage } from './telemetry-stage';
+import { TelemetryStage } from '../../http/telemetry-stage';
 import { UpstreamStage } from './upstream-stage';
 
 /**
@@ -15,7 +15,7 @@ import { UpstreamStage } from './upstream-stage';
  * policy, upstream. Authorization (server-side policy, next) slots in before upstream.
  */
 export function outboundStages(deps: OutboundStageDeps): HttpStage<OutboundRequest>[] {
-  return [new TelemetryStage(deps.metrics, deps.accessLog), new RouteStage(deps.random), new ClientPolicyStage(deps.config), new UpstreamStage(deps)];
+  return [new TelemetryStage<OutboundRequest>(deps.metrics, deps.accessLog), new RouteStage(deps.random), new ClientPolicyStage(deps.config), new UpstreamStage(deps)];
 }
 
 export function newOutboundRequest(ex: DownstreamExchange, conn: ConnectionInfo, config: ProxyConfig): OutboundRequest {

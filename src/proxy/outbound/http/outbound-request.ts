@@ -12,6 +12,7 @@ import type { Http1Pools } from '../../upstream/http1-pools';
 import type { UpstreamTransport } from '../../upstream/transport';
 import type { HeaderRecord } from '../../http/headers';
 import type { StageContext } from '../../http/staged-pipeline';
+import type { DenialSinks } from '../../authz/report-denial';
 
 /** One outbound request as the stages pass it along: what each stage decided. */
 export interface OutboundRequest extends StageContext {
@@ -39,6 +40,8 @@ export interface OutboundStageDeps {
   /** The transport from the connection's pod to an endpoint (direct, local hand-over, tunnel). */
   transportFor(conn: ConnectionInfo, endpoint: { address: string; port: number }): UpstreamTransport;
   random: () => number;
+  /** Where same-node authorization denials are counted. */
+  authz: DenialSinks;
 }
 
 /** The workload at a "ip:port" / "[ip6]:port" source address, when it is a pod of the mesh. */

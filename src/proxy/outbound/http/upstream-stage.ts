@@ -1,4 +1,5 @@
-import { describeError } from '../../../errors';
+import { describeError, hasCode } from '../../../errors';
+import { respondDenied } from '../../authz/respond-denied';
 import { cachedServiceKey, type ServiceInfo } from '../../../mesh/model';
 import { isIdempotent, shouldMirror, type RouteMatch } from '../../../routing';
 import { collectBody } from '../../http/body-adapters';
@@ -9,10 +10,11 @@ import { ProxyResponseError } from '../../http/proxy-response-error';
 import type { HttpStage } from '../../http/staged-pipeline';
 import type { ConnectionInfo } from '../../connection-info';
 import { isConnectFailure } from '../../upstream/transport';
+import { authorizeHandOver } from './local-authorization';
 import { mirrorRequest } from './mirror';
 import type { OutboundRequest, OutboundStageDeps } from './outbound-request';
 import { TargetPicker } from './pick-target';
-import { relayResponse } from './relay-response';
+import { relayResponse } from '../../http/relay-response';
 import { sendAttempt, type UpstreamRequestHead } from './upstream-request';
 
 /** Bodies up to this size are buffered when a retry or a mirror may need to resend them. */
@@ -79,6 +81,8 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
         state.upstreamHost = target.key;
         const pod = target.endpoint?.podKey ? config.snapshot.pods.get(target.endpoint.podKey) : config.snapshot.podByIP(target.address);
         if (pod) state.destWorkload = config.workload(pod);
+        const transport = this.deps.transportFor(conn, target);
+        if (!authorizeHandOver(this.deps.authz, req, request, transport, pod, target)) return;
         // Only a per-attempt timeout needs a token of its own; otherwise the request's
         // (client gone, request timeout) serves the attempt.
         const child = perAttempt ? cancel.child() : undefined;
@@ -92,7 +96,6 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
         let response: UpstreamResponse | undefined;
         let failure: unknown;
         try {
-          const transport = this.deps.transportFor(conn, target);
           const attemptReq: AttemptRequest = { method: request.method, path: request.path, authority: request.authority, headers: request.headers, body, contentLength: ex.contentLength, cancel: attemptCancel };
           response = await sendAttempt(h2, pools, transport, target, attemptReq);
         } catch (err) {
@@ -124,10 +127,17 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
             return;
           }
           if (timedOut) throw new ProxyResponseError(504, 'UT', `upstream request timeout ${perAttempt} ms`);
+          // The destination's node refused the connection (an L4 authorization policy):
+          // the client hears it as that node would answer a request, not as a broken upstream.
+          if (hasCode(failure, 'ERR_NM_TUNNEL_FORBIDDEN')) {
+            state.details = 'rbac_access_denied_by_destination';
+            respondDenied(ex, request.grpc, state);
+            return;
+          }
           if (connectFailed) throw new ProxyResponseError(503, 'UF', `upstream connect error: ${describeError(failure)}`);
           throw new ProxyResponseError(503, 'UC', `upstream connection error: ${describeError(failure)}`);
         }
-        for (const m of mirrors) mirrorRequest(this.deps, this.picker, config, conn, m.backend.serviceKey, m.backend.port, request, body as Buffer | undefined, family);
+        for (const m of mirrors) mirrorRequest(this.deps, this.picker, req, m.backend.serviceKey, m.backend.port, request, body as Buffer | undefined, family);
         try {
           await relayResponse(ex, response, match, state, attemptCancel);
           policy?.lb.onEnd(lbEp, latency, response.status < 500);

@@ -1,8 +1,8 @@
-import { applyHeaderModifier, type RouteMatch } from '../../../routing';
-import type { Cancellation } from '../../http/cancellation';
-import type { DownstreamExchange, UpstreamResponse } from '../../http/exchange';
-import { responseHeaders, single, type HeaderRecord } from '../../http/headers';
-import type { RequestState } from '../../http/request-state';
+import { applyHeaderModifier, type RouteMatch } from '../../routing';
+import type { Cancellation } from './cancellation';
+import type { DownstreamExchange, UpstreamResponse } from './exchange';
+import { responseHeaders, single, type HeaderRecord } from './headers';
+import type { RequestState } from './request-state';
 
 /** Removes grpc-status, grpc-message and grpc-status-details-bin from `headers` and returns them. */
 function takeGrpcStatus(headers: HeaderRecord): Record<string, string | string[]> {

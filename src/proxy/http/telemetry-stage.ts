@@ -1,21 +1,30 @@
-import { serviceHost } from '../../../mesh/model';
-import type { AccessLog } from '../../../telemetry/access-log';
-import type { IstioMetrics } from '../../../telemetry/istio-metrics';
-import { ensureRequestId, ensureTraceContext } from '../../../telemetry/trace-context';
-import type { HttpStage } from '../../http/staged-pipeline';
-import { sourceWorkload, type OutboundRequest } from './outbound-request';
+import { serviceHost } from '../../mesh/model';
+import type { AccessLog } from '../../telemetry/access-log';
+import type { IstioMetrics } from '../../telemetry/istio-metrics';
+import { ensureRequestId, ensureTraceContext } from '../../telemetry/trace-context';
+import type { HeaderRecord } from './headers';
+import type { HttpStage, StageContext } from './staged-pipeline';
+
+/** What the telemetry stage reads and sets, in either direction's pipeline. */
+export interface TelemetryContext extends StageContext {
+  readonly headers: HeaderRecord;
+  requestId: string;
+  traceparent: string;
+}
 
 /**
  * First in, last out: gives the request its id and trace context before anything else
  * sees it, and when the request is over, records the Istio metrics and the access log
- * line from what the other stages decided.
+ * line from what the other stages decided. Outbound it reports as the source (the pod
+ * that sent the request); inbound as the destination, the source being who the
+ * connection proved (`conn.peer`).
  */
-export class TelemetryStage implements HttpStage<OutboundRequest> {
+export class TelemetryStage<C extends TelemetryContext> implements HttpStage<C> {
   readonly name = 'telemetry';
 
   constructor(private readonly metrics: IstioMetrics, private readonly accessLog: AccessLog | undefined) {}
 
-  run(req: OutboundRequest): void {
+  run(req: C): void {
     const { headers } = req;
     req.requestId = ensureRequestId(headers).requestId;
     headers['x-request-id'] = req.requestId;
@@ -23,11 +32,14 @@ export class TelemetryStage implements HttpStage<OutboundRequest> {
     headers['traceparent'] = req.traceparent;
   }
 
-  finish(req: OutboundRequest): void {
+  finish(req: C): void {
     const { conn, config, ex, state, method, path, grpc } = req;
     const durationMs = performance.now() - state.started;
     const flags = state.flags.length ? [...new Set(state.flags)].join(',') : '-';
-    const source = sourceWorkload(req);
+    const inbound = conn.direction === 'inbound';
+    const source = inbound ? conn.peer?.workload : conn.pod ? config.workload(conn.pod) : undefined;
+    // Source side: how the destination received it is not known here (Istio: "unknown").
+    const mtls = inbound ? conn.peer?.principal !== undefined : undefined;
     const destination = conn.direction === 'inbound' && conn.pod ? config.workload(conn.pod) : state.destWorkload;
     const svc = state.destService;
     const destinationService = svc ? { name: svc.name, namespace: svc.namespace, host: serviceHost(svc) } : undefined;
@@ -43,7 +55,7 @@ export class TelemetryStage implements HttpStage<OutboundRequest> {
       durationMs,
       requestBytes: ex.bodyBytesRead,
       responseBytes: state.responseBytes,
-      // Source side: how the destination received it is not known here (Istio: "unknown").
+      ...(mtls !== undefined ? { mtls } : {}),
     });
     this.accessLog?.http({
       startTime: state.startedAt,
@@ -51,11 +63,14 @@ export class TelemetryStage implements HttpStage<OutboundRequest> {
       reporter: conn.direction === 'outbound' ? 'source' : 'destination',
       ...(source ? { source } : {}),
       sourceAddress: conn.sourceAddress,
+      ...(mtls !== undefined ? { mtls } : {}),
       ...(destination ? { destination } : {}),
       ...(destinationService ? { destinationService: destinationService.host } : {}),
       ...(state.upstreamHost ? { upstreamHost: state.upstreamHost } : {}),
       ...(state.route ? { route: state.route } : {}),
       responseFlags: flags,
+      ...(state.details ? { details: state.details } : {}),
+      ...(state.audited ? { audited: state.audited } : {}),
       bytesReceived: ex.bodyBytesRead,
       bytesSent: state.responseBytes,
       attempts: Math.max(1, state.attempts),
