@@ -43,3 +43,26 @@ spec: { rules: [{ from: [{ source: { serviceAccounts: [demo/web] } }] }] }
   const otherDomain = new ProxyConfigStore(snapshot, { meshRootNamespace: 'istio-system' }).current;
   assert.equal(evaluate(otherDomain.authorization, request).verdict, 'deny', 'a service account of another trust domain');
 });
+
+test('an authorization policy whose edit is rejected stays in force as it was, with a warning; deleted, it goes', () => {
+  const deny = (action: string) => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: no-admin, namespace: demo }
+spec: { action: ${action}, rules: [{ to: [{ operation: { paths: [/admin] } }] }] }
+`;
+  const snapshotOf = (yaml: string, version: number) => MeshSnapshot.from(convertObjects(parseK8sYaml(yaml, 'authz.yaml').objects), version);
+  const request: AuthzRequest = {
+    destination: { namespace: 'demo', labels: {}, serviceAccount: 'api', podName: 'api-1' },
+    port: 8080, sourcePrincipal: undefined, sourceIp: '10.244.1.10',
+    http: { method: 'GET', path: '/admin', host: 'api', headers: {} },
+  };
+  const store = new ProxyConfigStore(snapshotOf(deny('DENY'), 1));
+  assert.equal(evaluate(store.current.authorization, request).verdict, 'deny');
+  // CUSTOM is rejected: the DENY it replaced is still enforced.
+  const edited = store.update(snapshotOf(deny('CUSTOM'), 2));
+  assert.equal(edited.rejected.length, 1, JSON.stringify(edited.rejected));
+  assert.equal(evaluate(edited.authorization, request).verdict, 'deny', 'the previous version stays in force');
+  assert.deepEqual(edited.warnings.map((w) => [w.code, w.object]), [['WARN_NM_POLICY_KEPT', 'AuthorizationPolicy demo/no-admin']]);
+  // Deleted: nothing is enforced any more.
+  assert.equal(evaluate(store.update(snapshotOf('', 3)).authorization, request).verdict, 'allow');
+});

@@ -8,6 +8,8 @@ import type { AuthorizationPolicies } from '../policy/server/authorization/polic
 import type { PeerAuthentications } from '../policy/server/peer-authentication';
 import { RetryBudget, RouteTable } from '../routing';
 import { logger } from '../log';
+import { rejection } from '../config/validation';
+import { LastGoodPolicies } from '../policy/server/authorization/last-good';
 import { NewItems } from '../util/new-items';
 import type { RouteStatus } from '../routing';
 
@@ -49,6 +51,9 @@ export interface ProxyConfig {
 
 const AUTHORIZATION_KINDS = new Set(['AuthorizationPolicy', 'XAuthorizationPolicy']);
 
+/** Warning code: an authorization policy whose new version is rejected is enforced as it last was. */
+export const POLICY_KEPT_WARNING = 'WARN_NM_POLICY_KEPT';
+
 export class ProxyConfigStore {
   readonly policies = new PolicyRegistry();
   private readonly budgets = new Map<string, RetryBudget>();
@@ -58,6 +63,7 @@ export class ProxyConfigStore {
   private authzObjects = '';
   private authzGeneration = 0;
   private readonly newProblems = new NewItems<RejectedObject>((r) => `${r.code} ${r.reason}`);
+  private readonly lastGoodAuthz = new LastGoodPolicies();
 
   /**
    * `trustDomain`: of the workloads' SPIFFE IDs (default cluster.local), as the CA issues
@@ -72,9 +78,13 @@ export class ProxyConfigStore {
     return this.config;
   }
 
-  /** Compiles a new snapshot; rejected objects are reported, the rest applies. */
-  update(snapshot: MeshSnapshot): ProxyConfig {
-    this.config = this.build(snapshot);
+  /**
+   * Compiles a new snapshot; rejected objects are reported, the rest applies.
+   * `sourceRejected`: what the source rejected already (the Kubernetes source parses some
+   * kinds itself), so that an authorization policy it rejected keeps its last valid version.
+   */
+  update(snapshot: MeshSnapshot, sourceRejected: readonly RejectedObject[] = []): ProxyConfig {
+    this.config = this.build(snapshot, sourceRejected);
     return this.config;
   }
 
@@ -87,8 +97,15 @@ export class ProxyConfigStore {
     return b;
   }
 
-  private build(snapshot: MeshSnapshot): ProxyConfig {
-    const { routes, policies, peerAuthentication, authorization, rejected, warnings, routeStatuses } = buildConfigSlots(snapshot);
+  private build(snapshot: MeshSnapshot, sourceRejected: readonly RejectedObject[] = []): ProxyConfig {
+    const slots = buildConfigSlots(snapshot);
+    const { routes, policies, peerAuthentication, rejected, routeStatuses } = slots;
+    // A rejected edit of an authorization policy leaves its previous version in force.
+    const { policies: authorization, kept } = this.lastGoodAuthz.apply(slots.authorization, [...rejected, ...sourceRejected]);
+    const warnings = [
+      ...slots.warnings,
+      ...kept.map((p) => ({ ...rejection(p.file, `${p.kind} ${p.namespace}/${p.name}`, 'its new version is rejected (see the rejection): the previous version stays in force until it is fixed or deleted'), code: POLICY_KEPT_WARNING })),
+    ];
     this.policies.update(policies, snapshot.services.keys());
     for (const r of this.newProblems.next([...rejected, ...warnings])) {
       if (!r.code.startsWith('WARN_')) this.log.warn({ rejected: r }, 'configuration object rejected');

@@ -161,7 +161,7 @@ export class Runtime {
     for (const r of result.rejected) this.options.log.warn({ rejected: r }, 'configuration object rejected');
     // The proxy compiles routes and policies; an object it rejects is reported and
     // skipped, everything else applies.
-    this.proxy.updateSnapshot(this.snapshot);
+    this.proxy.updateSnapshot(this.snapshot, result.rejected);
     return this.reconcileAgain();
   }
 

@@ -98,8 +98,8 @@ export class NodeProxy {
   }
 
   /** A new configuration snapshot; requests in flight keep the one they started with. */
-  updateSnapshot(snapshot: MeshSnapshot): void {
-    this.config.update(snapshot);
+  updateSnapshot(snapshot: MeshSnapshot, sourceRejected: readonly RejectedObject[] = []): void {
+    this.config.update(snapshot, sourceRejected);
   }
 
   /**

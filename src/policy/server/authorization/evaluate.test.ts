@@ -223,3 +223,14 @@ test('both APIs together: a GEP ALLOW and an Istio DENY on the same workload', (
   assert.equal(evaluate(set, request({ http: { path: '/admin' } })).decidedBy?.policy, 'demo/no-admin');
   assert.equal(evaluate(set, request({ sourcePrincipal: 'spiffe://cluster.local/ns/other/sa/web', http: { path: '/' } })).verdict, 'deny');
 });
+
+test('paths are matched as the server resolves them: no dot segment or escape gets around a rule', () => {
+  const deny = istioPolicy('demo', 'no-admin', '{ action: DENY, rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }] }');
+  for (const path of ['/admin', '/public/../admin', '/./admin/x', '/%61dmin', '/public/%2e%2e/admin?x=1']) {
+    assert.equal(verdict(deny, request({ http: { path } })), 'deny', path);
+  }
+  assert.equal(verdict(deny, request({ http: { path: '/public/admin' } })), 'allow');
+  const allow = istioPolicy('demo', 'public-only', '{ rules: [{ to: [{ operation: { paths: ["/public/*"] } }] }] }');
+  assert.equal(verdict(allow, request({ http: { path: '/public/a' } })), 'allow');
+  assert.equal(verdict(allow, request({ http: { path: '/public/../admin' } })), 'deny', 'an ALLOW on /public/* does not admit what resolves outside it');
+});

@@ -1,3 +1,4 @@
+import { normalizePath } from '../../../util/normalize-path';
 import { parseAddress, type ParsedAddress } from './ip-block';
 import { peerOf, type AuthzRequest, type Peer } from './request';
 
@@ -47,7 +48,7 @@ export class RequestFacts {
     return this.hostParts ?? undefined;
   }
 
-  /** The path without query or fragment: Istio's `paths` match the path alone. */
+  /** The path without query or fragment, normalized (util/normalize-path.ts): Istio's `paths` match the path alone. */
   get path(): string | undefined {
     if (this.pathOnly === undefined) {
       const path = this.request.http?.path;
@@ -56,7 +57,8 @@ export class RequestFacts {
         const query = path.indexOf('?');
         const fragment = path.indexOf('#');
         const end = query < 0 ? fragment : fragment < 0 ? query : Math.min(query, fragment);
-        this.pathOnly = end < 0 ? path : path.slice(0, end);
+        // As the server will resolve it: no spelling of a path gets around a rule on it.
+        this.pathOnly = normalizePath(end < 0 ? path : path.slice(0, end));
       }
     }
     return this.pathOnly ?? undefined;
