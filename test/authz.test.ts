@@ -15,7 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, SimFixture, uniqueSimName, waitFor, type AgentHandle, type HeldConnection } from '../src/sim/harness';
 import { requireRoot } from './helpers/privileges';
-import { writeSourceFile } from './helpers/source-dir';
+import { debugConfig, writeSourceFile } from './helpers/source-dir';
+import { adminGet } from '../src/admin/admin-client';
+import { spawnSync } from 'node:child_process';
+import { CLI } from '../src/sim/harness';
 import { accessLines, metricSum } from './helpers/telemetry';
 
 const EXAMPLE_DIR = join(ROOT, 'deploy', 'examples', 'sim', 'l7');
@@ -48,6 +51,19 @@ describe('authorization on the simulator', { concurrency: false, timeout: 300_00
   const raw = (pod: string, host: string, port: number, bytes: string): Promise<Raw> => sim!.l7Client(pod, ['raw', host, String(port), Buffer.from(bytes, 'latin1').toString('base64'), '--timeout', '5000']);
   const policies = (text: string | undefined) => writeSourceFile(dir, logDir, 'authz.yaml', text, [node1, node2]);
   const denied = async (agent: AgentHandle, labels: Record<string, string>) => metricSum(await agent.metrics(), 'nodemesh_authz_denied_total', labels);
+  /**
+   * What `nodemesh authz check` says, from the destination's agent (the admin route the
+   * command reads): the verdict, and the policy that decided it.
+   */
+  const check = async (agent: AgentHandle, from: string, to: string, http?: { method?: string; path?: string; headers?: Record<string, string> }) => {
+    const [pod, port] = to.split(':');
+    const q = new URLSearchParams({ from, to: pod!, ...(port ? { port } : {}) });
+    if (http?.method) q.set('method', http.method);
+    if (http?.path) q.set('path', http.path);
+    for (const [k, v] of Object.entries(http?.headers ?? {})) q.append('header', `${k}=${v}`);
+    const reply = await adminGet<{ verdict: string; decidedBy?: { policy: string }; audited: Array<{ policy: string }> }>(agent.socket, `/debug/authz?${q.toString()}`);
+    return `${reply.verdict}${reply.decidedBy ? ` ${reply.decidedBy.policy}` : ''}${reply.audited.length > 0 ? ` audited ${reply.audited.map((a) => a.policy).join(',')}` : ''}`;
+  };
   /** An echo over TCP port 9000 (no HTTP): the bytes that came back. */
   const echoed = async (pod: string, host: string) => (await raw(pod, host, 9000, 'ping\n')).bytes;
 
@@ -101,6 +117,18 @@ describe('authorization on the simulator', { concurrency: false, timeout: 300_00
     assert.ok(plain.error !== undefined && plain.status === undefined, `plaintext is reset: ${JSON.stringify(plain)}`);
     assert.ok((await denied(node2, { layer: 'l4', policy: 'none', namespace: 'demo', pod: 'b1' })) >= l4Before + 2, 'node2 counted its L4 refusals');
     assert.ok((await denied(node1, { pod: 's1', policy: 'none' })) >= 2, 'node1 counted the same-node refusals');
+    // `nodemesh authz check` agrees with each of those.
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:8080'), 'allow demo/b-from-c1');
+    assert.equal(await check(node1, 'demo/c1', 'demo/s1:8080'), 'allow demo/s-from-c1');
+    assert.equal(await check(node2, 'demo/c2', 'demo/b1:8080'), 'deny');
+    assert.equal(await check(node1, 'demo/c2', 'demo/s1:9000'), 'deny');
+    assert.equal(await check(node2, 'demo/c3', 'demo/b1:8080', { method: 'GET', path: '/' }), 'deny', 'plaintext: no principal');
+    // The command itself, as a user runs it.
+    const cli = spawnSync(process.execPath, [CLI, 'authz', 'check', '--admin-socket', node2.socket, '--from', 'demo/c2', '--to', 'demo/b1:8080', '--method', 'GET', '--path', '/'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /ALLOW  AuthorizationPolicy demo\/b-from-c1 +\(selector app=b; 1 rule\)/);
+    assert.match(cli.stdout, /verdict: +DENY\n/);
+    assert.match(cli.stdout, /source: +demo\/c2 .*spiffe:\/\/cluster\.local\/ns\/demo\/sa\/c2/);
     await policies(undefined);
     assert.equal((await http1('demo/c2', `http://${B1}:8080/`)).status, 200, 'the policy removed: c2 admitted again');
   });
@@ -130,6 +158,12 @@ describe('authorization on the simulator', { concurrency: false, timeout: 300_00
     const metrics = await node2.metrics();
     assert.ok(metricSum(metrics, 'istio_requests_total', { reporter: 'destination', response_code: '403', destination_workload: 'b1', response_flags: '-' }) >= 3);
     assert.ok(metricSum(metrics, 'nodemesh_authz_denied_total', { policy: 'demo/b-no-debug', layer: 'l7' }) >= 1);
+    // `nodemesh authz check` agrees, request by request.
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:8080', { method: 'GET', path: '/public/a' }), 'allow demo/b-public-get');
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:8080', { method: 'POST', path: '/public/a' }), 'deny');
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:8080', { method: 'GET', path: '/private' }), 'deny');
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:8080', { method: 'GET', path: '/public/a', headers: { 'x-debug': '1' } }), 'deny demo/b-no-debug');
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:8080', { method: 'GET', path: '/public/audited' }), 'allow demo/b-public-get audited demo/b-audit');
     await policies(undefined);
   });
 
@@ -152,6 +186,10 @@ describe('authorization on the simulator', { concurrency: false, timeout: 300_00
         assert.doesNotMatch(r.response, /"path":"\/admin"/, `${way}, ${what}: the app never saw /admin`);
       }
     }
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:8080', { method: 'PURGE', path: '/admin' }), 'deny demo/no-admin');
+    assert.equal(await check(node1, 'demo/c3', 'demo/s1:8080', { method: 'get', path: '/public/../admin' }), 'deny demo/no-admin', 'a dot segment resolves to /admin');
+    const dotted = await raw('demo/c1', B1, 8080, 'GET /public/../admin HTTP/1.1\r\nhost: x\r\n\r\n');
+    assert.match(dotted.response, /HTTP\/1\.1 403 Forbidden/, 'the proxy agrees: /public/../admin is /admin');
     await policies(undefined);
   });
 
@@ -165,6 +203,8 @@ describe('authorization on the simulator', { concurrency: false, timeout: 300_00
     assert.equal((await http1('demo/c2', `http://${B1}:8080/`)).status, 403);
     assert.equal((await http1('demo/c2', `http://${S1}:8080/`)).status, 403);
     assert.ok((await denied(node2, { policy: 'nodemesh-system/no-c2' })) >= 1);
+    assert.equal(await check(node2, 'demo/c2', 'demo/b1:8080'), 'deny nodemesh-system/no-c2');
+    assert.equal(await check(node1, 'demo/c1', 'demo/s1:8080'), 'allow');
     await policies(undefined);
   });
 
@@ -174,6 +214,7 @@ describe('authorization on the simulator', { concurrency: false, timeout: 300_00
     assert.equal(await echoed('demo/c1', B1), 0, 'TCP through the tunnel: the L7 DENY fails closed');
     assert.equal((await http1('demo/c1', `http://${B1}:8080/`)).status, 200);
     assert.ok((await denied(node2, { policy: 'demo/no-admin-b', layer: 'l4' })) >= 1);
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:9000'), 'deny demo/no-admin-b', 'authz check: a connection, judged at L4');
     await policies(undefined);
     assert.ok((await echoed('demo/c1', B1)) > 0);
   });
@@ -190,6 +231,13 @@ describe('authorization on the simulator', { concurrency: false, timeout: 300_00
     assert.match(await held.roundTrip('after'), /after/, 'the connection authorized before the change keeps working');
     await policies(`${deny}  this: [is not yaml\n`);
     assert.equal((await http1('demo/c1', `http://${B1}:8080/`)).status, 403, 'the last good version of the file stays in effect');
+    // A policy the parser rejects (CUSTOM has no authorizer here): rejected with its
+    // reason, and the version before it stays in force.
+    await policies(deny.replace('action: DENY', 'action: CUSTOM'));
+    const config = await debugConfig(node2);
+    assert.ok(config.rejected.some((r) => r.object === 'AuthorizationPolicy demo/no-c1' && /CUSTOM/.test(r.reason)), JSON.stringify(config.rejected));
+    assert.equal((await http1('demo/c1', `http://${B1}:8080/`)).status, 403, 'the previous version still denies');
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:8080'), 'deny demo/no-c1');
     held.close();
     held = undefined;
     await policies(undefined);

@@ -130,4 +130,46 @@ spec:
       await writeSourceFile(dir, scratch, 'strict.yaml', undefined, [node1, node2, ...sidecars as unknown as AgentHandle[]]);
     }
   });
+
+  test('authorization in a sidecar: a GEP-3779 policy admits only service account client; an Istio DENY on /admin; authz check agrees', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    const sidecars = [{ socket: sidecarSocket('demo/d1') }, { socket: sidecarSocket('demo/c1') }] as unknown as AgentHandle[];
+    const policy = `apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XAuthorizationPolicy
+metadata: { name: d-from-client, namespace: demo }
+spec:
+  targetRefs: [{ group: "", kind: Pod, selector: { matchLabels: { app: d } } }]
+  action: ALLOW
+  enforcementLevel: Network
+  rules: [{ sources: [{ type: ServiceAccount, serviceAccount: { name: client } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: d-no-admin, namespace: demo }
+spec:
+  selector: { matchLabels: { app: d } }
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
+`;
+    await writeSourceFile(dir, scratch, 'authz.yaml', policy, [node1, node2, ...sidecars]);
+    try {
+      const fromClient = await sim!.l7Client('demo/c1', ['http', 'http://d.demo/']);
+      assert.equal(fromClient.status, 200, `the sidecar c1 (service account client), over mTLS: ${JSON.stringify(fromClient)}`);
+      const admin = await sim!.l7Client('demo/c1', ['http', 'http://d.demo/admin']);
+      assert.deepEqual([admin.status, admin.body], [403, 'RBAC: access denied'], 'the DENY on /admin, in d1\'s sidecar');
+      const fromAmbient = await sim!.l7Client('demo/a1', ['http', 'http://d.demo/']);
+      assert.deepEqual([fromAmbient.status, fromAmbient.body], [403, 'RBAC: access denied'], `a1 (service account ambient-a) is not admitted: ${JSON.stringify(fromAmbient)}`);
+      const plain = await sim!.l7Client('demo/x1', ['http', 'http://10.244.2.21:8080/', '--timeout', '3000']);
+      assert.ok(plain.status !== 200, `plaintext from outside the mesh has no principal: ${JSON.stringify(plain)}`);
+      const denied = metricSum(await sidecarMetrics('demo/d1'), 'nodemesh_authz_denied_total', { pod: 'd1' });
+      assert.ok(denied >= 2, `d1's sidecar counted its denials: ${denied}`);
+      // `nodemesh authz check` against d1's sidecar agrees.
+      const check = async (from: string, path: string) => (await adminGet<{ verdict: string }>(sidecarSocket('demo/d1'), `/debug/authz?from=${from}&to=demo/d1&port=8080&method=GET&path=${encodeURIComponent(path)}`)).verdict;
+      assert.equal(await check('demo/c1', '/'), 'allow');
+      assert.equal(await check('demo/c1', '/admin'), 'deny');
+      assert.equal(await check('demo/a1', '/'), 'deny');
+    } finally {
+      await writeSourceFile(dir, scratch, 'authz.yaml', undefined, [node1, node2, ...sidecars]);
+    }
+  });
 });
