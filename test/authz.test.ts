@@ -133,6 +133,25 @@ describe('authorization on the simulator', { concurrency: false, timeout: 300_00
     assert.equal((await http1('demo/c2', `http://${B1}:8080/`)).status, 200, 'the policy removed: c2 admitted again');
   });
 
+  test('a GEP-3779 XAuthorizationPolicy that admits only service account c1: c2\'s connection is reset, c1\'s flows', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    await policies(`apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XAuthorizationPolicy
+metadata: { name: b-from-c1, namespace: demo }
+spec:
+  targetRefs: [{ group: "", kind: Pod, selector: { matchLabels: { app: b } } }]
+  action: ALLOW
+  enforcementLevel: Network
+  rules: [{ sources: [{ type: ServiceAccount, serviceAccount: { name: c1 } }] }]
+`);
+    assert.ok((await echoed('demo/c1', B1)) > 0, 'c1 over TCP through the tunnel');
+    assert.equal(await echoed('demo/c2', B1), 0, 'c2 over TCP: reset');
+    assert.equal((await http1('demo/c1', `http://${B1}:8080/`)).status, 200);
+    assert.equal(await check(node2, 'demo/c2', 'demo/b1:9000'), 'deny');
+    assert.equal(await check(node2, 'demo/c1', 'demo/b1:9000'), 'allow demo/b-from-c1');
+    await policies(undefined);
+  });
+
   test('L7: ALLOW on method and path, DENY on a header (DENY wins), AUDIT logs without denying; counted in istio_requests_total and named in the access log', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
     if (!requireRoot(t)) return;
     await policies(istio('demo', 'b-public-get', '{ selector: { matchLabels: { app: b } }, rules: [{ to: [{ operation: { methods: [GET], paths: ["/public*"] } }] }] }') +

@@ -172,4 +172,46 @@ spec:
       await writeSourceFile(dir, scratch, 'authz.yaml', undefined, [node1, node2, ...sidecars]);
     }
   });
+
+  test('authorization in a sidecar, the rest of the cases: AUDIT, a DENY on a header, every HTTP/1 bypass of a DENY on /admin, HTTP rules on a TCP port fail closed', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    const sidecars = [{ socket: sidecarSocket('demo/d1') }, { socket: sidecarSocket('demo/c1') }] as unknown as AgentHandle[];
+    const policy = (name: string, spec: string) => `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ${name}, namespace: demo }
+spec: ${spec}
+`;
+    await writeSourceFile(dir, scratch, 'authz.yaml',
+      policy('d-no-admin', '{ selector: { matchLabels: { app: d } }, action: DENY, rules: [{ to: [{ operation: { paths: ["/admin", "/admin/*"] } }] }] }') +
+      policy('d-no-debug', '{ selector: { matchLabels: { app: d } }, action: DENY, rules: [{ when: [{ key: "request.headers[x-debug]", values: ["*"] }] }] }') +
+      policy('d-audit', '{ selector: { matchLabels: { app: d } }, action: AUDIT, rules: [{ to: [{ operation: { paths: ["/audited"] } }] }] }'),
+      [node1, node2, ...sidecars]);
+    try {
+      const raw = (pod: string, port: number, bytes: string) => sim!.l7Client(pod, ['raw', '10.244.2.21', String(port), Buffer.from(bytes, 'latin1').toString('base64'), '--timeout', '5000']);
+      assert.equal((await sim!.l7Client('demo/c1', ['http', 'http://d.demo/audited'])).status, 200, 'AUDIT denies nothing');
+      assert.equal((await sim!.l7Client('demo/c1', ['http', 'http://d.demo/', '--header', 'x-debug:1'])).status, 403, 'DENY on a header');
+      for (const client of ['demo/c1', 'demo/a1', 'demo/x1']) {
+        for (const [bytes, what] of [
+          ['PURGE /admin HTTP/1.1\r\nhost: x\r\n\r\n', 'another method'],
+          ['get /admin HTTP/1.1\r\nhost: x\r\n\r\n', 'a lower-case method'],
+          ['\r\nGET /admin HTTP/1.1\r\nhost: x\r\n\r\n', 'a leading empty line'],
+          ['GET http://other.test/admin HTTP/1.1\r\nhost: x\r\n\r\n', 'an absolute-form target'],
+          ['GET /public/../admin HTTP/1.1\r\nhost: x\r\n\r\n', 'a dot segment'],
+          ['GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nGET /admin HTTP/1.1\r\nhost: x\r\n\r\n', 'an Upgrade the app declines, then GET /admin'],
+        ] as const) {
+          const r = await raw(client, 8080, bytes);
+          assert.match(r.response ?? '', /HTTP\/1\.1 403 Forbidden\r\n[^]*RBAC: access denied$/, `${client} -> d1, ${what}: ${JSON.stringify(r)}`);
+          assert.doesNotMatch(r.response ?? '', /"path":"\/admin"/, `${client}, ${what}: the app never saw /admin`);
+        }
+      }
+      // The L7 rules cover every port of d1: TCP (no HTTP) to its echo port fails closed.
+      const tcp = await raw('demo/c1', 9000, 'ping\n');
+      assert.equal(tcp.bytes, 0, `TCP to d1 with HTTP rules on it is refused: ${JSON.stringify(tcp)}`);
+      const audited = metricSum(await sidecarMetrics('demo/d1'), 'nodemesh_authz_denied_total', { pod: 'd1', policy: 'demo/d-no-admin' });
+      assert.ok(audited >= 18, `d1's sidecar counted the /admin denials: ${audited}`);
+    } finally {
+      await writeSourceFile(dir, scratch, 'authz.yaml', undefined, [node1, node2, ...sidecars]);
+    }
+  });
 });

@@ -34,7 +34,11 @@
  *        started with `node --cpu-prof --cpu-prof-dir DIR` and print its top self-time
  *        functions; --profile-duration S, default 10; --profile-load open|closed, default
  *        closed: open profiles the open loop at --rate instead),
- *        --sk-msg (the agent moves app<->proxy bytes with sk_msg, `agent --sk-msg`).
+ *        --sk-msg (the agent moves app<->proxy bytes with sk_msg, `agent --sk-msg`),
+ *        --authz-rules N (the same-node server s1 is enrolled too, and a third mode
+ *        `authz` runs with one AuthorizationPolicy of N rules on it, the request matching
+ *        only the last; its CPU per 1000 requests is compared with `proxy`, which then
+ *        also has s1 enrolled and no policy: the cost of authorizing each request).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -57,7 +61,7 @@ const CLIENT = PROXY_BENCH_LAYOUT.client.pod;
 /** The agent's capture flags; --sk-msg adds sk_msg redirection of the app<->proxy hop. */
 const AGENT_ARGS = ['--capture', 'ebpf'];
 
-type ModeName = 'direct' | 'proxy';
+type ModeName = 'direct' | 'proxy' | 'authz';
 type PlacementName = 'same' | 'cross';
 type LoadName = 'open' | 'closed';
 
@@ -98,8 +102,21 @@ interface Cell {
   sendLagP99Ms: number[];
 }
 
-function writeTopology(dir: string, mode: 'ambient' | 'off'): void {
-  writeFileSync(join(dir, 'topology.yaml'), proxyBenchTopology(mode));
+function writeTopology(dir: string, mode: 'ambient' | 'off', serverSameNodeAmbient = false): void {
+  writeFileSync(join(dir, 'topology.yaml'), proxyBenchTopology(mode, { serverSameNodeAmbient }));
+}
+
+/** N ALLOW rules on s1, a request to /echo matching only the last one (every rule is tried). */
+function authzPolicy(rules: number): string {
+  const paths = Array.from({ length: rules }, (_, i) => (i === rules - 1 ? '/echo' : `/not-this-${i}`));
+  return `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: bench-rules, namespace: bench }
+spec:
+  selector: { matchLabels: { app: s-local } }
+  rules:
+${paths.map((p) => `    - to: [{ operation: { methods: [POST], paths: ["${p}"] } }]`).join('\n')}
+`;
 }
 
 /** The sum of istio_requests_total over every label set. */
@@ -269,8 +286,12 @@ async function main(): Promise<void> {
       'profile-duration': { type: 'string', default: '10' },
       'profile-load': { type: 'string', default: 'closed' },
       'sk-msg': { type: 'boolean', default: false },
+      'authz-rules': { type: 'string', default: '0' },
     },
   });
+  const authzRules = Number(values['authz-rules']);
+  if (!Number.isInteger(authzRules) || authzRules < 0) throw new Error('--authz-rules must be a whole number >= 0');
+  const MODES: ModeName[] = authzRules > 0 ? ['direct', 'proxy', 'authz'] : ['direct', 'proxy'];
   const rounds = Number(values.rounds);
   const duration = Number(values.duration);
   const maxDuration = Number(values['max-duration']);
@@ -294,14 +315,14 @@ async function main(): Promise<void> {
   const limitMs: Record<LoadName, number> = { open: (warmup + duration) * 1000 + 60_000, closed: (warmup + maxDuration) * 1000 + 60_000 };
 
   const dir = mkdtempSync(join(tmpdir(), 'nm-bench-proxy-'));
-  writeTopology(dir, 'off');
+  writeTopology(dir, 'off', authzRules > 0);
   const cells = new Map<string, Cell>();
   const cell = (m: ModeName, p: PlacementName, l: LoadName) => {
     const k = `${m}/${p}/${l}`;
     if (!cells.has(k)) cells.set(k, emptyCell(m, p, l));
     return cells.get(k)!;
   };
-  for (const m of ['direct', 'proxy'] as const) for (const p of PLACEMENTS) for (const l of ['open', 'closed'] as const) cell(m, p.name, l);
+  for (const m of MODES) for (const p of PLACEMENTS) for (const l of ['open', 'closed'] as const) cell(m, p.name, l);
 
   const started = Date.now();
   const source = sourceState();
@@ -325,17 +346,29 @@ async function main(): Promise<void> {
     await sim.startL7App('bench/s1', ['--name', 's1', ...appArgs]);
     await sim.startL7App('bench/s2', ['--name', 's2', ...appArgs]);
     const agent = await sim.startAgent('node1', AGENT_ARGS);
+    if (authzRules > 0) await agent.waitPod(PLACEMENTS[0]!.server, 'enrolled', 20_000);
     let enrolled = false;
+    let withPolicy = false;
     const setMode = async (mode: ModeName) => {
-      const want = mode === 'proxy';
-      if (want === enrolled) return;
-      writeTopology(dir, want ? 'ambient' : 'off');
-      await agent.waitPod(CLIENT, want ? 'enrolled' : 'absent', 20_000);
-      enrolled = want;
+      const want = mode !== 'direct';
+      if (want !== enrolled) {
+        writeTopology(dir, want ? 'ambient' : 'off', authzRules > 0);
+        await agent.waitPod(CLIENT, want ? 'enrolled' : 'absent', 20_000);
+        enrolled = want;
+      }
+      const policy = mode === 'authz';
+      if (authzRules > 0 && policy !== withPolicy) {
+        const before = (await adminGet<{ version: number }>(agent.socket, '/debug/config')).version;
+        if (policy) writeFileSync(join(dir, 'authz.yaml'), authzPolicy(authzRules));
+        else rmSync(join(dir, 'authz.yaml'), { force: true });
+        await waitFor('the agent to load the authorization policy change', async () => ((await adminGet<{ version: number }>(agent.socket, '/debug/config')).version !== before ? true : undefined), 20_000);
+        withPolicy = policy;
+      }
     };
 
     for (let round = 1; round <= rounds; round++) {
-      const modes: ModeName[] = round % 2 === 1 ? ['direct', 'proxy'] : ['proxy', 'direct'];
+      // Alternate the order every round (ABBA) so that drift hits every mode alike.
+      const modes: ModeName[] = round % 2 === 1 ? MODES : [...MODES].reverse();
       for (const mode of modes) {
         await setMode(mode);
         for (const placement of PLACEMENTS) {
@@ -344,7 +377,7 @@ async function main(): Promise<void> {
             const before = await proxyRequests(agent);
             const { result, start, end } = await runLoad(sim, agent.child.pid!, placement.server, ['--url', placement.url, ...loadArgs[load]], limitMs[load]);
             const seen = (await proxyRequests(agent)) - before;
-            if (mode === 'proxy' && seen < result.requests) throw new Error(`proxy run ${placement.name}/${load}: the proxy counted ${seen} requests, the client ${result.requests}: traffic bypassed the proxy`);
+            if (mode !== 'direct' && seen < result.requests) throw new Error(`proxy run ${placement.name}/${load}: the proxy counted ${seen} requests, the client ${result.requests}: traffic bypassed the proxy`);
             if (mode === 'direct' && seen > 0) throw new Error(`direct run ${placement.name}/${load}: the proxy counted ${seen} requests: the client is still captured`);
             const c = cell(mode, placement.name, load);
             c.runs += 1;
@@ -410,7 +443,7 @@ async function main(): Promise<void> {
   ].join(' ');
   console.log(header);
   for (const r of rows) {
-    const isProxy = r.mode === 'proxy';
+    const isProxy = r.mode !== 'direct';
     console.log([
       r.mode.padEnd(6), r.placement.padEnd(5), r.load.padEnd(6), r.achievedRps.toFixed(0).padStart(7),
       fmt(r.latencyMs.p50).padStart(7), fmt(r.latencyMs.p90).padStart(7), fmt(r.latencyMs.p99).padStart(7), fmt(r.latencyMs.p999).padStart(7),
@@ -440,12 +473,21 @@ async function main(): Promise<void> {
   const directOpen = rows.filter((r) => r.mode === 'direct' && r.load === 'open');
   console.log(`  for scale, CPU s per 1000 requests at ${rate} req/s in direct runs: the node:http server ${directOpen.map((r) => `${r.placement} ${fmt(r.serverCpuPer1000, 4)}`).join(', ')};` +
     ` the load generator ${directOpen.map((r) => `${r.placement} ${fmt(r.clientCpuPer1000, 4)}`).join(', ')}`);
+  if (authzRules > 0) {
+    // The cost of authorizing each request: the same path with and without the policy.
+    for (const load of ['open', 'closed'] as const) {
+      const without = rows.find((r) => r.mode === 'proxy' && r.placement === 'same' && r.load === load)!;
+      const withRules = rows.find((r) => r.mode === 'authz' && r.placement === 'same' && r.load === load)!;
+      const ratio = withRules.proxyCpuPer1000 / without.proxyCpuPer1000;
+      console.log(`  ${check(ratio <= 1.05)}  authorization with ${authzRules} rules, same node, ${load} loop: CPU s per 1000 requests ${fmt(withRules.proxyCpuPer1000, 4)} vs ${fmt(without.proxyCpuPer1000, 4)} without (${ratio.toFixed(3)}x; goal <= 1.05x); p50 ${fmt(withRules.latencyMs.p50)} vs ${fmt(without.latencyMs.p50)} ms`);
+    }
+  }
   const busy = rows.filter((r) => r.load === 'closed').map((r) => r.cores.machine);
   const ncpu = cpus().length;
   if (Math.max(...busy) > 0.9 * ncpu) console.log(`\nnote: closed-loop runs kept the machine's cores busy (${busy.map((b) => b.toFixed(2)).join(', ')} of ${ncpu}): client, proxy and server share them, so req/s is CPU-bound and "req/s per core" is the figure that carries over`);
 
   if (values.json) {
-    writeFileSync(values.json, JSON.stringify({ source, rounds, duration, maxDuration, warmup, rate, connections, bodyBytes, clkTck: CLK_TCK, rows }, null, 2));
+    writeFileSync(values.json, JSON.stringify({ source, rounds, duration, maxDuration, warmup, rate, connections, bodyBytes, authzRules, clkTck: CLK_TCK, rows }, null, 2));
   }
 }
 

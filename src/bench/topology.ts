@@ -137,14 +137,16 @@ export const PROXY_BENCH_LAYOUT = {
 
 /**
  * bench:proxy's topology; `clientMode` annotates the client (ambient: the node1 agent
- * captures it; off: kube-proxy's DNAT only). The servers are never enrolled, so a proxy run
- * has one proxy hop.
+ * captures it; off: kube-proxy's DNAT only). The servers are not enrolled, so a proxy run
+ * has one proxy hop; with `serverSameNodeAmbient` (--authz-rules) the same-node one is.
  */
-export function proxyBenchTopology(clientMode: 'ambient' | 'off'): string {
+export function proxyBenchTopology(clientMode: 'ambient' | 'off', options: { serverSameNodeAmbient?: boolean } = {}): string {
   const l = PROXY_BENCH_LAYOUT;
   let out = namespace('bench:proxy topology');
   out += pod({ name: nameOf(l.client.pod), node: 'node1', ip: l.client.ip, mode: clientMode === 'off' ? '"off"' : clientMode, app: 'c', image: 'nodemesh/load-generator' });
-  for (const s of l.servers) out += pod({ name: nameOf(s.pod), node: s.node, ip: s.ip, app: s.service, image: 'nodemesh/l7-app', port: 8080 });
+  // --authz-rules: the same-node server is enrolled too, so that the destination side
+  // (the in-process hand-over) authorizes every request.
+  for (const s of l.servers) out += pod({ name: nameOf(s.pod), node: s.node, ip: s.ip, app: s.service, image: 'nodemesh/l7-app', port: 8080, ...(options.serverSameNodeAmbient && s.name === 'same' ? { mode: 'ambient' } : {}) });
   for (const s of l.servers) out += service(s.service, s.service, s.clusterIP);
   return out;
 }
