@@ -5,6 +5,15 @@ import { injectYaml, type InjectOptions } from '../sidecar/inject';
 import { startWebhookServer } from '../sidecar/webhook';
 import { parseFlags, parsePort } from './args';
 
+/** The flags that give injected proxies the mesh's CA (both commands take them). */
+const IDENTITY_INJECT_HELP = `  --ca-address ADDR        the mesh's CA (https://HOST:PORT): injected proxies get their
+                           pod's certificate (with the pod's own projected token) and talk
+                           mTLS; without it they talk plaintext
+  --ca-server-name NAME    the DNS name in the CA's certificate (default nodemesh-identity)
+  --ca-bundle-configmap N  the trust bundle's ConfigMap in each namespace (default
+                           nodemesh-ca-root: what \`identity serve --publish-bundle-all\` writes)
+  --trust-domain TD, --mesh-root-namespace NS   passed to the proxies (as for the agent)`;
+
 const INJECT_HELP = `usage: nodemesh inject -f FILE|- --image IMAGE [flags] > injected.yaml
 
 Adds the nodemesh sidecar to the workloads of Kubernetes manifests, like
@@ -19,13 +28,7 @@ through unchanged and are listed on stderr.
   --image-pull-policy P    IfNotPresent (default), Always or Never
   --log-level LEVEL        the containers' NODEMESH_LOG_LEVEL (default info)
   --quiet                  do not list skipped objects
-  --ca-address ADDR        the mesh's CA (https://HOST:PORT): injected proxies get their
-                           pod's certificate (with the pod's own projected token) and talk
-                           mTLS; without it they talk plaintext
-  --ca-server-name NAME    the DNS name in the CA's certificate (default nodemesh-identity)
-  --ca-bundle-configmap N  the trust bundle's ConfigMap in each namespace (default
-                           nodemesh-ca-root: what \`identity serve --publish-bundle-all\` writes)
-  --trust-domain TD, --mesh-root-namespace NS   passed to the proxies (as for the agent)`;
+${IDENTITY_INJECT_HELP}`;
 
 const WEBHOOK_HELP = `usage: nodemesh webhook --tls-cert FILE --tls-key FILE [--port 9443] [--image IMAGE]
 
@@ -39,13 +42,7 @@ cannot be, is admitted unchanged. The certificate files are re-read when they ch
   --image IMAGE            the nodemesh image for injected containers (default nodemesh/agent:0.1.0)
   --image-pull-policy P    IfNotPresent (default), Always or Never
   --log-level LEVEL        the injected containers' NODEMESH_LOG_LEVEL (default info)
-  --ca-address ADDR        the mesh's CA (https://HOST:PORT): injected proxies get their
-                           pod's certificate (with the pod's own projected token) and talk
-                           mTLS; without it they talk plaintext
-  --ca-server-name NAME    the DNS name in the CA's certificate (default nodemesh-identity)
-  --ca-bundle-configmap N  the trust bundle's ConfigMap in each namespace (default
-                           nodemesh-ca-root: what \`identity serve --publish-bundle-all\` writes)
-  --trust-domain TD, --mesh-root-namespace NS   passed to the proxies (as for the agent)`;
+${IDENTITY_INJECT_HELP}`;
 
 const DEFAULT_IMAGE = 'nodemesh/agent:0.1.0';
 const DEFAULT_BUNDLE_CONFIGMAP = 'nodemesh-ca-root';

@@ -11,20 +11,11 @@ import type { ProxyConfig } from './proxy-config';
  * the same question, so they give the same answer.
  */
 
-export interface AuthzQuestion {
+/** An AuthzRequest about a pod of this node, before its destination facts are looked up. */
+export type AuthzQuestion = Omit<AuthzRequest, 'destination'> & {
   /** The pod of this node the connection is for. */
   destination: PodInfo;
-  /** The destination port (the pod's own port). */
-  port: number;
-  /** The pod address the connection was for. */
-  destinationIp?: string;
-  /** The peer's SPIFFE ID, proved by its certificate; undefined for plaintext. */
-  sourcePrincipal: string | undefined;
-  sourceIp: string;
-  sni?: string;
-  /** Absent at L4. */
-  http?: AuthzHttp;
-}
+};
 
 /** Per configuration (one per snapshot, frozen): pod key -> the Services selecting it, found once. */
 const selecting = new WeakMap<ProxyConfig, Map<string, Set<string>>>();

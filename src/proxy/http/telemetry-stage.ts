@@ -4,12 +4,39 @@ import type { IstioMetrics } from '../../telemetry/istio-metrics';
 import { ensureRequestId, ensureTraceContext } from '../../telemetry/trace-context';
 import type { HeaderRecord } from './headers';
 import type { HttpStage, StageContext } from './staged-pipeline';
+import type { DownstreamExchange } from './exchange';
+import type { ConnectionInfo } from '../connection-info';
+import type { ProxyConfig } from '../proxy-config';
+import { newRequestState } from './request-state';
+import { Cancellation } from './cancellation';
 
 /** What the telemetry stage reads and sets, in either direction's pipeline. */
 export interface TelemetryContext extends StageContext {
   readonly headers: HeaderRecord;
   requestId: string;
   traceparent: string;
+}
+
+/**
+ * The fields every pipeline's request starts with, from the exchange: what both
+ * directions' requests (outbound-request.ts, inbound-request.ts) are built on.
+ */
+export function newTelemetryContext(ex: DownstreamExchange, conn: ConnectionInfo, config: ProxyConfig): TelemetryContext & { authority: string } {
+  const contentType = ex.headers['content-type'];
+  return {
+    ex,
+    conn,
+    config,
+    state: newRequestState(),
+    cancel: new Cancellation(),
+    method: ex.method,
+    grpc: typeof contentType === 'string' && contentType.startsWith('application/grpc'),
+    path: ex.path,
+    headers: ex.headers,
+    authority: ex.authority,
+    requestId: '',
+    traceparent: '',
+  };
 }
 
 /**

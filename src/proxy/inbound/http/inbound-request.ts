@@ -1,9 +1,7 @@
 import type { ConnectionInfo } from '../../connection-info';
-import { Cancellation } from '../../http/cancellation';
 import type { DownstreamExchange } from '../../http/exchange';
 import type { HeaderRecord } from '../../http/headers';
-import { newRequestState } from '../../http/request-state';
-import type { TelemetryContext } from '../../http/telemetry-stage';
+import { newTelemetryContext, type TelemetryContext } from '../../http/telemetry-stage';
 import type { LocalPods } from '../../local-pods';
 import type { ProxyMetrics } from '../../metrics';
 import type { ProxyConfig, ProxyConfigStore } from '../../proxy-config';
@@ -32,19 +30,7 @@ export interface InboundStageDeps {
 }
 
 export function newInboundRequest(ex: DownstreamExchange, conn: ConnectionInfo, config: ProxyConfig): InboundRequest {
-  const contentType = ex.headers['content-type'];
   return {
-    ex,
-    conn,
-    config,
-    state: newRequestState(),
-    cancel: new Cancellation(),
-    method: ex.method,
-    grpc: typeof contentType === 'string' && contentType.startsWith('application/grpc'),
-    path: ex.path,
-    headers: ex.headers,
-    authority: ex.authority,
-    requestId: '',
-    traceparent: '',
+    ...newTelemetryContext(ex, conn, config),
   };
 }

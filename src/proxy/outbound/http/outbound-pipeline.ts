@@ -1,13 +1,11 @@
 import type { ConnectionInfo } from '../../connection-info';
-import { Cancellation } from '../../http/cancellation';
 import type { DownstreamExchange } from '../../http/exchange';
-import { newRequestState } from '../../http/request-state';
 import { StagedPipeline, type HttpStage } from '../../http/staged-pipeline';
 import type { ProxyConfig } from '../../proxy-config';
 import { ClientPolicyStage } from './client-policy-stage';
 import type { OutboundRequest, OutboundStageDeps } from './outbound-request';
 import { RouteStage } from './route-stage';
-import { TelemetryStage } from '../../http/telemetry-stage';
+import { newTelemetryContext, TelemetryStage } from '../../http/telemetry-stage';
 import { UpstreamStage } from './upstream-stage';
 
 /**
@@ -19,20 +17,8 @@ export function outboundStages(deps: OutboundStageDeps): HttpStage<OutboundReque
 }
 
 export function newOutboundRequest(ex: DownstreamExchange, conn: ConnectionInfo, config: ProxyConfig): OutboundRequest {
-  const contentType = ex.headers['content-type'];
   return {
-    ex,
-    conn,
-    config,
-    state: newRequestState(),
-    cancel: new Cancellation(),
-    method: ex.method,
-    grpc: typeof contentType === 'string' && contentType.startsWith('application/grpc'),
-    path: ex.path,
-    headers: ex.headers,
-    authority: ex.authority,
-    requestId: '',
-    traceparent: '',
+    ...newTelemetryContext(ex, conn, config),
     targetService: undefined,
     targetPort: conn.original.port,
     match: undefined,
