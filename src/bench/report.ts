@@ -275,7 +275,7 @@ export function buildReport(raw: RawBench): BenchReport {
 
 export const MODE_DESCRIPTIONS: Record<BenchMode, string> = {
   direct: 'no mesh: client to Service through the simulator’s kube-proxy',
-  sidecar: 'nodemesh sidecars in the client and server pods (two proxy hops; the server side relays at TCP level)',
+  sidecar: 'nodemesh sidecars in the client and server pods (two proxy hops; mutual TLS between them, each with its own pod\'s certificate)',
   'ambient-iptables': 'node agents with --capture iptables, pods annotated ambient (one node proxy per node; across nodes the mTLS tunnel: HTTP/2 CONNECT in TLS 1.3 with workload certificates)',
   'ambient-ebpf': 'node agents with --capture ebpf, pods annotated ambient',
   'ambient-ebpf-sockmap': 'node agents with --capture ebpf --sk-msg (sockmap between app and proxy), pods annotated ambient',

@@ -244,6 +244,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const tlsSessions = async (mode: BenchMode): Promise<number | null> => {
       if (mode === 'envoy-sidecar') return envoys.get(layout('envoy').client)!.tlsHandshakes();
       if (isAmbient(mode)) return sumMetric(await agents.node1!.metrics(), 'nodemesh_tunnel_sessions_total', 'side="client"');
+      // nodemesh sidecars with the simulation's CA: the client sidecar's mTLS tunnel sessions.
+      if (mode === 'sidecar') return sumMetric(await adminGet<string>(sim.pod(layout(groupOf(mode)).client).sidecarAdminSocket!, '/metrics'), 'nodemesh_tunnel_sessions_total', 'side="client"');
       return null;
     };
 
