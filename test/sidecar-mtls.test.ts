@@ -214,4 +214,43 @@ spec: ${spec}
       await writeSourceFile(dir, scratch, 'authz.yaml', undefined, [node1, node2, ...sidecars]);
     }
   });
+
+  test('authorization in a sidecar, scope and edits: ALLOW on method and path, a namespace-wide ALLOW that matches nothing, a mesh-wide DENY from the root namespace, a rejected edit keeps the previous version; 403s counted in istio_requests_total', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    const sidecars = [{ socket: sidecarSocket('demo/d1') }, { socket: sidecarSocket('demo/c1') }] as unknown as AgentHandle[];
+    const apply = (text: string | undefined) => writeSourceFile(dir, scratch, 'authz.yaml', text, [node1, node2, ...sidecars]);
+    const policy = (ns: string, name: string, spec: string) => `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ${name}, namespace: ${ns} }
+spec: ${spec}
+`;
+    const get = async (pod: string, path: string, ...args: string[]) => (await sim!.l7Client(pod, ['http', `http://d.demo${path}`, ...args])).status as number;
+    const check = async (from: string, method: string, path: string) => (await adminGet<{ verdict: string; decidedBy?: { policy: string } }>(sidecarSocket('demo/d1'), `/debug/authz?from=${from}&to=demo/d1&port=8080&method=${method}&path=${encodeURIComponent(path)}`));
+    try {
+      const allowGet = policy('demo', 'd-public-get', '{ selector: { matchLabels: { app: d } }, rules: [{ to: [{ operation: { methods: [GET], paths: ["/public*"] } }] }] }');
+      await apply(allowGet);
+      const before = metricSum(await sidecarMetrics('demo/d1'), 'istio_requests_total', { reporter: 'destination', response_code: '403', destination_workload: 'd1' });
+      assert.equal(await get('demo/c1', '/public/a'), 200);
+      assert.equal(await get('demo/c1', '/public/a', '--method', 'POST', '--body', 'x'), 403, 'the method is not allowed');
+      assert.equal(await get('demo/a1', '/private'), 403, 'the path is not allowed');
+      assert.equal((await check('demo/c1', 'POST', '/public/a')).verdict, 'deny');
+      assert.equal((await check('demo/c1', 'GET', '/public/a')).decidedBy?.policy, 'demo/d-public-get');
+      await waitFor('the sidecar of d1 to count the 403s as reporter=destination', async () => (metricSum(await sidecarMetrics('demo/d1'), 'istio_requests_total', { reporter: 'destination', response_code: '403', destination_workload: 'd1' }) >= before + 2 ? true : undefined), 10_000);
+      // A rejected edit (CUSTOM has no authorizer here) leaves the version before it in force.
+      await apply(allowGet.replace('rules:', 'action: CUSTOM, rules:'));
+      assert.equal(await get('demo/c1', '/public/a', '--method', 'POST', '--body', 'x'), 403, 'the previous ALLOW still decides');
+      assert.equal(await get('demo/c1', '/public/a'), 200);
+      // Namespace-wide: an ALLOW policy with no rules denies the namespace's pods.
+      await apply(policy('demo', 'nothing', '{}'));
+      assert.equal(await get('demo/c1', '/public/a'), 403);
+      // Mesh-wide, from the root namespace: a DENY on the caller.
+      await apply(policy('nodemesh-system', 'no-ambient-a', '{ action: DENY, rules: [{ from: [{ source: { principals: ["cluster.local/ns/demo/sa/ambient-a"] } }] }] }'));
+      assert.equal(await get('demo/a1', '/'), 403);
+      assert.equal(await get('demo/c1', '/'), 200);
+      assert.equal((await check('demo/a1', 'GET', '/')).decidedBy?.policy, 'nodemesh-system/no-ambient-a');
+    } finally {
+      await apply(undefined);
+    }
+  });
 });
