@@ -17,7 +17,7 @@ export interface ProxyInputs {
   readonly config: ProxyConfigStore;
   readonly pods: LocalPods;
   readonly settings: CaptureSettings;
-  /** The node this proxy serves; undefined in sidecar mode (no tunnel). */
+  /** The node this proxy serves; undefined in sidecar mode (every other pod is then remote). */
   readonly nodeName: string | undefined;
   /** Whether enrolled pods of other nodes are reached through their node's tunnel (15008). */
   readonly tunnelEnabled: boolean;
