@@ -1,8 +1,8 @@
 import { NodemeshError } from '../errors';
 import { podKey } from '../mesh/model';
-import { evaluate, needsL7, type AuthzDecision } from '../policy/server/authorization/evaluate';
+import { needsL7, type AuthzDecision } from '../policy/server/authorization/evaluate';
 import type { CompiledPolicy } from '../policy/server/authorization/model';
-import { authzDestination, authzRequest } from './authz-request';
+import { authorize, authzDestination } from './authz-request';
 import type { ProxyConfig } from './proxy-config';
 
 /**
@@ -82,9 +82,8 @@ export function authzCheck(config: ProxyConfig, q: AuthzCheckQuery): AuthzCheckR
   const http = layer === 'L7'
     ? { method: q.method ?? 'GET', path: q.path ?? '/', host: q.host ?? `${destIp.includes(':') ? `[${destIp}]` : destIp}:${port}`, headers: q.headers ?? {} }
     : undefined;
-  const request = authzRequest(config, { destination, port, destinationIp: destIp, sourcePrincipal: principal, sourceIp: source.ips[0] ?? '', ...(http && { http }) });
+  const decision = authorize(config, { destination, port, destinationIp: destIp, sourcePrincipal: principal, sourceIp: source.ips[0] ?? '', ...(http && { http }) });
   const dest = authzDestination(config, destination);
-  const decision = evaluate(config.authorization, request);
   return {
     source: { pod: podKey(source), ...(principal && { principal }), ip: source.ips[0] ?? '', mtls: principal !== undefined, why: inMesh ? `in the mesh (${mode.reason}): mutual TLS proves its identity` : `not in the mesh (${mode.reason}): plaintext, no principal` },
     destination: { pod: podKey(destination), ip: destIp, port, serviceAccount: destination.serviceAccount, services: [...(dest.serviceNames ?? [])].sort() },

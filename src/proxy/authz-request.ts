@@ -1,4 +1,5 @@
 import type { PodInfo } from '../mesh/model';
+import { evaluate, type AuthzDecision } from '../policy/server/authorization/evaluate';
 import type { AuthzDestination, AuthzHttp, AuthzRequest } from '../policy/server/authorization/request';
 import type { ProxyConfig } from './proxy-config';
 
@@ -51,6 +52,11 @@ export function authzRequest(config: ProxyConfig, q: AuthzQuestion): AuthzReques
     ...(q.sni !== undefined && { sni: q.sni }),
     ...(q.http && { http: q.http }),
   };
+}
+
+/** The verdict on a question, by the configuration's policies: what every enforcement point and `authz check` ask. */
+export function authorize(config: ProxyConfig, q: AuthzQuestion): AuthzDecision {
+  return evaluate(config.authorization, authzRequest(config, q));
 }
 
 /** The HTTP facts of a parsed request (HTTP/1.1 head or HTTP/2 headers), as authorization matches them. */

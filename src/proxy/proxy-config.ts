@@ -59,9 +59,10 @@ export class ProxyConfigStore {
   private readonly budgets = new Map<string, RetryBudget>();
   private config: ProxyConfig;
   private readonly log = logger('proxy-config');
-  /** Rejections and route warnings already logged: each is logged once, when it appears. */
+  /** The authorization objects of the last snapshot, and their generation (authorizationGeneration). */
   private authzObjects = '';
   private authzGeneration = 0;
+  /** Rejections and route warnings already logged: each is logged once, when it appears. */
   private readonly newProblems = new NewItems<RejectedObject>((r) => `${r.code} ${r.reason}`);
   private readonly lastGoodAuthz = new LastGoodPolicies();
 

@@ -1,6 +1,6 @@
 import type { PodInfo } from '../../mesh/model';
-import { evaluate, type AuthzDecision } from '../../policy/server/authorization/evaluate';
-import { authzHttp, authzRequest, ipOf } from '../authz-request';
+import type { AuthzDecision } from '../../policy/server/authorization/evaluate';
+import { authorize, authzHttp, ipOf } from '../authz-request';
 import type { DownstreamExchange } from '../http/exchange';
 import type { HeaderRecord } from '../http/headers';
 import type { RequestState } from '../http/request-state';
@@ -44,15 +44,12 @@ export function authorizeRequest(sinks: DenialSinks, config: ProxyConfig, r: Req
 }
 
 export function decideRequest(config: ProxyConfig, r: RequestToPod): AuthzDecision {
-  return evaluate(
-    config.authorization,
-    authzRequest(config, {
-      destination: r.destination,
-      port: r.target.port,
-      destinationIp: r.target.address,
-      sourcePrincipal: r.sourcePrincipal,
-      sourceIp: ipOf(r.sourceAddress),
-      http: authzHttp(r),
-    }),
-  );
+  return authorize(config, {
+    destination: r.destination,
+    port: r.target.port,
+    destinationIp: r.target.address,
+    sourcePrincipal: r.sourcePrincipal,
+    sourceIp: ipOf(r.sourceAddress),
+    http: authzHttp(r),
+  });
 }

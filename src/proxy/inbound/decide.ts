@@ -1,8 +1,8 @@
 import type { PodInfo } from '../../mesh/model';
 import type { WorkloadInfo } from '../../mesh/workload-identity';
 import { parseSpiffeId } from '../../identity/spiffe-id';
-import { evaluate, needsL7, type AuthzDecision } from '../../policy/server/authorization/evaluate';
-import { authzDestination, authzRequest } from '../authz-request';
+import { needsL7, type AuthzDecision } from '../../policy/server/authorization/evaluate';
+import { authorize, authzDestination } from '../authz-request';
 import { deniedBy } from '../authz/denial';
 import type { ProxyConfig } from '../proxy-config';
 
@@ -76,17 +76,14 @@ export function authorizeConnection(config: ProxyConfig, pod: PodInfo, facts: In
 }
 
 function connectionDecision(config: ProxyConfig, pod: PodInfo, facts: InboundFacts & { sni?: string }): AuthzDecision {
-  return evaluate(
-    config.authorization,
-    authzRequest(config, {
-      destination: pod,
-      port: facts.target.port,
-      destinationIp: facts.target.address,
-      sourcePrincipal: facts.peerIdentity,
-      sourceIp: facts.peer,
-      ...(facts.sni !== undefined ? { sni: facts.sni } : {}),
-    }),
-  );
+  return authorize(config, {
+    destination: pod,
+    port: facts.target.port,
+    destinationIp: facts.target.address,
+    sourcePrincipal: facts.peerIdentity,
+    sourceIp: facts.peer,
+    ...(facts.sni !== undefined ? { sni: facts.sni } : {}),
+  });
 }
 
 function authzRefusal(pod: PodInfo, target: { address: string; port: number }, facts: InboundFacts, authz: AuthzDecision): InboundRefusal {

@@ -2,14 +2,12 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describeError } from '../../errors';
 import type { WorkloadInfo } from '../../mesh/workload-identity';
-import { decideRequest } from '../authz/authorize-request';
-import { RBAC_DENIED_BODY } from '../authz/denial';
+import { authorizeUpgrade } from '../authz/authorize-upgrade';
 import { reportDenial } from '../authz/report-denial';
 import type { ConnectionInfo } from '../connection-info';
 import { connectIn } from '../connect';
 import type { PendingUpgrade } from '../h1/server-connection';
 import { HttpFrontend } from '../http/frontend';
-import { headersFromList } from '../http/headers';
 import type { ProxyInputs } from '../inputs';
 import type { LocalPod } from '../local-pods';
 import { formatAddress, type TrackSocket } from '../open-socket';
@@ -196,22 +194,8 @@ export class Inbound {
       upgrade.refuse(503, `pod ${conn.podKey} is no longer enrolled on this node`);
       return;
     }
-    const { head } = upgrade;
-    const decision = decideRequest(this.inputs.config.current, {
-      destination: local.pod,
-      target: conn.original,
-      sourcePrincipal: conn.peer?.principal,
-      sourceAddress: conn.sourceAddress,
-      method: head.method,
-      path: head.path,
-      authority: head.authority,
-      headers: headersFromList(head.headers, head.connectionTokens),
-    });
-    if (decision.verdict === 'deny') {
-      reportDenial(this.inputs, local.pod, decision, 'l7', { source: conn.sourceAddress, principal: conn.peer?.principal, method: head.method, path: head.path, upgrade: true });
-      upgrade.refuse(403, decision.reason, RBAC_DENIED_BODY);
-      return;
-    }
+    const to = { destination: local.pod, target: conn.original, sourcePrincipal: conn.peer?.principal, sourceAddress: conn.sourceAddress };
+    if (!authorizeUpgrade(this.inputs, this.inputs.config.current, to, upgrade)) return;
     connectIn(local.network, conn.original, DELIVER_CONNECT_MS, true).then(
       (upstream) => upgrade.connect(upstream),
       (err: unknown) => {

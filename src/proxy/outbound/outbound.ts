@@ -2,13 +2,10 @@ import type { Socket } from 'node:net';
 import { describeError } from '../../errors';
 import type { Endpoint, PodInfo } from '../../mesh/model';
 import { endpointKey } from '../../policy/client/load-balancer';
-import { evaluate } from '../../policy/server/authorization/evaluate';
-import { authzRequest, ipOf } from '../authz-request';
-import { decideRequest } from '../authz/authorize-request';
-import { RBAC_DENIED_BODY } from '../authz/denial';
+import { authorize, ipOf } from '../authz-request';
+import { authorizeUpgrade } from '../authz/authorize-upgrade';
 import { reportDenial } from '../authz/report-denial';
 import type { ConnectionInfo } from '../connection-info';
-import { headersFromList } from '../http/headers';
 import type { PendingUpgrade } from '../h1/server-connection';
 import { HttpFrontend } from '../http/frontend';
 import type { ProxyInputs } from '../inputs';
@@ -127,7 +124,7 @@ export class Outbound {
     const destination = this.inputs.pods.byAddress(target.address)?.pod;
     if (!destination) return undefined;
     const sourcePrincipal = config.workload(sourcePod).principal;
-    const authz = evaluate(config.authorization, authzRequest(config, { destination, port: target.port, destinationIp: target.address, sourcePrincipal, sourceIp: ipOf(sourceAddress), ...(sni ? { sni } : {}) }));
+    const authz = authorize(config, { destination, port: target.port, destinationIp: target.address, sourcePrincipal, sourceIp: ipOf(sourceAddress), ...(sni ? { sni } : {}) });
     if (authz.verdict === 'allow') return undefined;
     reportDenial(this.inputs, destination, authz, 'l4', { source: sourceAddress, principal: sourcePrincipal, port: target.port });
     return `connection from ${sourcePrincipal ?? sourceAddress} to ${destination.namespace}/${destination.name} port ${target.port} refused: ${authz.reason}`;
@@ -188,21 +185,8 @@ export class Outbound {
     const config = this.inputs.config.current;
     const destination = this.inputs.pods.byAddress(target.address)?.pod;
     if (!destination) return true;
-    const { head } = upgrade;
-    const decision = decideRequest(config, {
-      destination,
-      target,
-      sourcePrincipal: conn.pod ? config.workload(conn.pod).principal : undefined,
-      sourceAddress: conn.sourceAddress,
-      method: head.method,
-      path: head.path,
-      authority: head.authority,
-      headers: headersFromList(head.headers, head.connectionTokens),
-    });
-    if (decision.verdict === 'allow') return true;
-    reportDenial(this.inputs, destination, decision, 'l7', { source: conn.sourceAddress, method: head.method, path: head.path, upgrade: true });
-    upgrade.refuse(403, decision.reason, RBAC_DENIED_BODY);
-    return false;
+    const sourcePrincipal = conn.pod ? config.workload(conn.pod).principal : undefined;
+    return authorizeUpgrade(this.inputs, config, { destination, target, sourcePrincipal, sourceAddress: conn.sourceAddress }, upgrade);
   }
 
   /** One connection-log record per HTTP connection, when it closes. */

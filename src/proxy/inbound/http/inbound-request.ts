@@ -30,7 +30,5 @@ export interface InboundStageDeps {
 }
 
 export function newInboundRequest(ex: DownstreamExchange, conn: ConnectionInfo, config: ProxyConfig): InboundRequest {
-  return {
-    ...newTelemetryContext(ex, conn, config),
-  };
+  return newTelemetryContext(ex, conn, config);
 }
