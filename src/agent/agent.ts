@@ -16,6 +16,7 @@ import { Runtime, type ServingOptions } from '../runtime/runtime';
 import type { PodLocator } from './pod-locator';
 import type { WorkloadCertificates } from '../identity/workload-certificates';
 import { registerIdentityMetrics } from '../runtime/identity-metrics';
+import { ensurePodCertificate, podCertificateFields } from '../runtime/pod-certificate';
 
 export interface AgentOptions extends ServingOptions {
   /** The node this agent serves: only pods with this spec.nodeName are enrolled. */
@@ -239,10 +240,7 @@ export class Agent {
       target = { key, netnsPath, netnsCookie: sandbox.netnsCookie, ips: pod.ips };
       // Its certificate first: a pod whose identity cannot be proved is not captured (its
       // 15008 would have nothing to present, its tunnel streams nothing to show).
-      const principal = this.proxy.config.current.workload(pod).principal;
-      if (this.options.identity && principal) {
-        await this.options.identity.ensure(principal, key, { namespace: pod.namespace, name: pod.name, serviceAccount: pod.serviceAccount || 'default' });
-      }
+      await ensurePodCertificate(this.proxy.config.current, this.options.identity, pod);
       const fds = await this.proxy.addPod(pod, sandbox);
       listening = true;
       await backend.enroll(target, fds);
@@ -299,11 +297,9 @@ export class Agent {
   podRecords(): PodRecord[] {
     const out: PodRecord[] = [];
     for (const [key, e] of this.enrolled) {
-      const identity = this.proxy.config.current.workload(e.pod).principal;
-      const credential = identity ? this.options.identity?.current(identity) : undefined;
       out.push({
         key, status: 'enrolled', netnsPath: e.target.netnsPath, netnsCookie: e.target.netnsCookie.toString(), ips: e.pod.ips, since: this.podFingerprint(e.pod),
-        ...(credential ? { identity: credential.spiffeId, certificateExpiry: credential.notAfter.toISOString() } : {}),
+        ...podCertificateFields(this.proxy.config.current, this.options.identity, e.pod),
       });
     }
     out.push(...this.failed.values());

@@ -14,6 +14,7 @@ import { probeCapture } from '../runtime/capture-probe';
 import { Runtime, type ServingOptions } from '../runtime/runtime';
 import type { WorkloadCertificates } from '../identity/workload-certificates';
 import { registerIdentityMetrics } from '../runtime/identity-metrics';
+import { ensurePodCertificate, podCertificateFields } from '../runtime/pod-certificate';
 
 /**
  * Sidecar mode (DESIGN.md, "Sidecar mode"): the node proxy's code run as a process inside
@@ -149,10 +150,7 @@ export class Sidecar {
     try {
       // Its certificate first: a sidecar that cannot prove its pod's identity serves nothing
       // (its 15008 would have nothing to present), and says why.
-      const principal = this.proxy.config.current.workload(pod).principal;
-      if (this.options.identity && principal) {
-        await this.options.identity.ensure(principal, podKey(pod), { namespace: pod.namespace, name: pod.name, serviceAccount: pod.serviceAccount || 'default' });
-      }
+      await ensurePodCertificate(this.proxy.config.current, this.options.identity, pod);
       await this.proxy.addPod(pod, this.options.network);
       this.pod = pod;
       if (this.options.sandbox) await probeCapture(this.options.sandbox, pod.ips, this.options.settings.probePort);
@@ -173,9 +171,7 @@ export class Sidecar {
 
   /** The record with the pod's certificate, when it holds one (`nodemesh status`). */
   private withIdentity(record: SidecarPodRecord): SidecarPodRecord {
-    const principal = this.pod ? this.proxy.config.current.workload(this.pod).principal : undefined;
-    const credential = principal ? this.options.identity?.current(principal) : undefined;
-    return credential ? { ...record, identity: credential.spiffeId, certificateExpiry: credential.notAfter.toISOString() } : record;
+    return this.pod ? { ...record, ...podCertificateFields(this.proxy.config.current, this.options.identity, this.pod) } : record;
   }
 
   /** A failed start is tried again (the CA may have been down), until it serves or stops. */
