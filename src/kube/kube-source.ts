@@ -122,7 +122,10 @@ export class KubeSource implements ConfigSource {
     this.nodeName = options.nodeName;
     this.statusWriter = options.statusWriter;
     this.stopFollowingLeader = options.statusWriter?.leader?.onChange((leading) => {
-      if (leading && this.synced && this.lastVerdicts.length > 0) this.writeStatus(this.lastVerdicts);
+      if (!leading || !this.synced) return;
+      // Built again: a follower leaves route statuses out (see build()).
+      this.lastVerdicts = this.build().verdicts;
+      if (this.lastVerdicts.length > 0) this.writeStatus(this.lastVerdicts);
     });
     this.onError = (err) => this.log.warn({ err: describeError(err) }, 'Kubernetes API request failed; retrying');
     const watch = new Watch(options.kubeConfig);
@@ -315,7 +318,9 @@ export class KubeSource implements ConfigSource {
         ? { object, plural: resource.plural, namespaced: resource.namespaced, accepted: true }
         : { object, plural: resource.plural, namespaced: resource.namespaced, accepted: false, message: reasons.join('; ') };
     });
-    if (this.statusWriter && routes.length > 0) verdicts.push(...routeVerdicts(routes, result));
+    // Route statuses need a compile of the routes: only an agent that may write them does it.
+    const writer = this.statusWriter;
+    if (writer && routes.length > 0 && (!writer.leader || writer.leader.isLeader)) verdicts.push(...routeVerdicts(routes, result));
     return { result, verdicts };
   }
 }

@@ -1,4 +1,6 @@
 import type { K8sObject } from '../config/k8s-yaml';
+import { isRecord } from '../config/validation';
+import { MAX_CONDITION_MESSAGE } from './conditions';
 import { ROUTE_CONTROLLER_NAME, type ParentReference, type RouteParentStatus } from '../routing';
 
 /**
@@ -22,13 +24,6 @@ interface WrittenParent {
   parentRef: ParentReference;
   controllerName: string;
   conditions: WrittenCondition[];
-}
-
-/** Kubernetes condition messages are at most 32768 characters. */
-const MAX_MESSAGE = 32768;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function currentParents(object: K8sObject): Record<string, unknown>[] {
@@ -70,7 +65,7 @@ export function desiredParents(object: K8sObject, parents: readonly RouteParentS
           type: c.type,
           status: c.status,
           reason: c.reason,
-          message: c.message.slice(0, MAX_MESSAGE),
+          message: c.message.slice(0, MAX_CONDITION_MESSAGE),
           lastTransitionTime: before && before.status === c.status && typeof before.lastTransitionTime === 'string' ? before.lastTransitionTime : now,
         };
         if (generation !== undefined) written.observedGeneration = generation;
@@ -92,7 +87,7 @@ export function sameParents(object: K8sObject, parents: readonly RouteParentStat
     const conditions = Array.isArray(c.conditions) ? c.conditions.filter(isRecord) : [];
     return conditions.length === p.conditions.length && p.conditions.every((want, j) => {
       const got = conditions[j]!;
-      return got.type === want.type && got.status === want.status && got.reason === want.reason && got.message === want.message.slice(0, MAX_MESSAGE) && got.observedGeneration === generation;
+      return got.type === want.type && got.status === want.status && got.reason === want.reason && got.message === want.message.slice(0, MAX_CONDITION_MESSAGE) && got.observedGeneration === generation;
     });
   });
 }

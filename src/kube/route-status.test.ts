@@ -6,6 +6,7 @@ import { KubeStatusWriter } from './status-writer';
 import { httpRoute, namespace, service } from './testing/cluster-objects';
 import { FakeApiServer, kubeConfigFor, type KubeObject } from './testing/fake-apiserver';
 import { eventually } from './testing/results';
+import { ManualLeadership } from './testing/manual-leadership';
 
 /** Gateway API route status (status.parents) written by the Kubernetes source, on the fake API server. */
 
@@ -95,4 +96,25 @@ test('a rejected route is Accepted=False UnsupportedValue; other controllers\' e
   server.update({ ...stored, spec: { ...(stored.spec as object), parentRefs: [{ name: 'gw' }] } });
   await eventually(() => summary(server, 'bad') === undefined, 'nodemesh\'s entry to be removed');
   assert.deepEqual(parents(server.get(GROUP, 'HTTPRoute', 'default', 'bad')), [theirs]);
+});
+
+test('a follower compiles no route statuses and writes none; gaining leadership writes them', async (t) => {
+  const server = await FakeApiServer.start();
+  server.create(namespace('default'));
+  server.create(service('web', { ports: [{ port: 80 }] }));
+  server.create(route('good', 'web', 'web'));
+  const kubeConfig = kubeConfigFor(server);
+  const leader = new ManualLeadership();
+  const writer = new KubeStatusWriter({ kubeConfig, host: 'node-a', leader, now: () => FIXED_NOW });
+  const source = new KubeSource({ kubeConfig, nodeName: 'node-a', debounceMs: 20, statusWriter: writer });
+  t.after(async () => {
+    source.close();
+    await server.close();
+  });
+  await source.load();
+  assert.equal(summary(server, 'good'), undefined, 'a follower writes no route status');
+  assert.equal(server.statusPatches.length, 0);
+  leader.set(true);
+  await eventually(() => summary(server, 'good') !== undefined, 'the new leader to write the route status');
+  assert.equal(summary(server, 'good'), 'web: Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs');
 });

@@ -6,7 +6,7 @@ import { KubeStatusWriter, rejectionEventName } from './status-writer';
 import { namespace, pod, service, trafficPolicy } from './testing/cluster-objects';
 import { FakeApiServer, kubeConfigFor, type KubeObject } from './testing/fake-apiserver';
 import { ResultLog, eventually, sleep } from './testing/results';
-import type { Leadership } from './leadership';
+import { ManualLeadership } from './testing/manual-leadership';
 import { pollUntil } from '../util/deadline';
 
 const GOOD = { targetRef: { group: '', kind: 'Service', name: 'web' } };
@@ -226,23 +226,6 @@ test('after a restart an existing Event is read and bumped; an expired one is cr
   assert.equal(await second.write({ ...verdict, object: again as K8sObject }), 'written');
   assert.equal((server.list('v1', 'Event')[0] as Record<string, any>).count, 1);
 });
-
-/** A leader gate the test flips by hand. */
-class ManualLeadership implements Leadership {
-  private leading = false;
-  private readonly listeners = new Set<(leading: boolean) => void>();
-  get isLeader(): boolean {
-    return this.leading;
-  }
-  onChange(listener: (leading: boolean) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-  set(leading: boolean): void {
-    this.leading = leading;
-    for (const l of this.listeners) l(leading);
-  }
-}
 
 test('with a leader gate, a follower writes nothing; gaining leadership writes the latest verdicts', async (t) => {
   const server = await FakeApiServer.start();

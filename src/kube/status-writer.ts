@@ -8,6 +8,8 @@ import { kubeRequest } from './api-deadline';
 import type { Leadership } from './leadership';
 import type { RouteParentStatus } from '../routing';
 import { desiredParents, parentsSignature, sameParents } from './route-parents';
+import { MAX_CONDITION_MESSAGE, kubeTime } from './conditions';
+import { isRecord } from '../config/validation';
 
 /**
  * Tells users what nodemesh made of their objects, where `kubectl describe` shows it:
@@ -83,18 +85,6 @@ interface Condition {
   message: string;
   observedGeneration?: number;
   lastTransitionTime: string;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Kubernetes condition messages are at most 32768 characters. */
-const MAX_MESSAGE = 32768;
-
-/** metav1.Time: RFC 3339, whole seconds. */
-function kubeTime(date: Date): string {
-  return `${date.toISOString().slice(0, 19)}Z`;
 }
 
 function metaOf(object: K8sObject): { name: string; namespace: string | undefined; uid: string; generation: number | undefined; resourceVersion: string | undefined } {
@@ -231,7 +221,7 @@ export class KubeStatusWriter {
       type: ACCEPTED_CONDITION,
       status,
       reason: verdict.accepted ? 'Accepted' : 'Invalid',
-      message: (verdict.accepted ? 'accepted by nodemesh' : verdict.message ?? 'rejected by nodemesh').slice(0, MAX_MESSAGE),
+      message: (verdict.accepted ? 'accepted by nodemesh' : verdict.message ?? 'rejected by nodemesh').slice(0, MAX_CONDITION_MESSAGE),
       lastTransitionTime: previous && previous.status === status ? previous.lastTransitionTime : kubeTime(this.now()),
     };
     if (meta.generation !== undefined) condition.observedGeneration = meta.generation;
