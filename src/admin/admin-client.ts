@@ -10,7 +10,7 @@ export function adminGet<T = unknown>(socketPath: string, path: string, timeoutM
       res.on('data', (c: string) => { body += c; });
       res.on('end', () => {
         if (res.statusCode !== 200) {
-          reject(new NodemeshError('ERR_NM_ADMIN', `admin ${path} answered ${res.statusCode}: ${body.slice(0, 200)}`));
+          reject(refusal(path, res.statusCode, body));
           return;
         }
         const type = String(res.headers['content-type'] ?? '');
@@ -26,4 +26,21 @@ export function adminGet<T = unknown>(socketPath: string, path: string, timeoutM
     });
     req.end();
   });
+}
+
+/**
+ * A 400 is the agent saying what is wrong with the question (admin-server.ts: a route's
+ * NodemeshError, as `{error, code}`): its own code and words. Anything else is the admin
+ * API failing.
+ */
+function refusal(path: string, status: number | undefined, body: string): NodemeshError {
+  if (status === 400) {
+    try {
+      const answer = JSON.parse(body) as { error?: unknown; code?: unknown };
+      if (typeof answer.error === 'string' && typeof answer.code === 'string') return new NodemeshError(answer.code, answer.error, { details: { path, status } });
+    } catch {
+      // not the admin server's JSON: reported as it came, below
+    }
+  }
+  return new NodemeshError('ERR_NM_ADMIN', `admin ${path} answered ${status}: ${body.slice(0, 200)}`);
 }
