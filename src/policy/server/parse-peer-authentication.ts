@@ -1,7 +1,8 @@
 import type { OtherObject } from '../../config/objects';
 import { creationTime, olderThan, whyOlder } from '../../config/object-age';
 import { PolicyFields } from '../../config/policy-fields';
-import { isRecord, objectLabel, rejection, rejectionsOf, type FieldProblem, type RejectedObject } from '../../config/validation';
+import { parseEach } from '../../config/parse-each';
+import { isRecord, objectLabel, rejection, type FieldProblem, type RejectedObject } from '../../config/validation';
 import { MTLS_MODES, PEER_AUTHENTICATION_KIND, PEER_AUTHENTICATION_VERSIONS, SECURITY_GROUP, type MtlsMode, type PeerAuthentication } from './peer-authentication';
 import { parseWorkloadSelector } from './workload-selector';
 
@@ -84,14 +85,7 @@ function parseOne(other: OtherObject): PeerAuthentication | FieldProblem[] {
  * matching one applies per pod) and are all kept.
  */
 export function parsePeerAuthentications(others: readonly OtherObject[]): ParsedPeerAuthentications {
-  const rejected: RejectedObject[] = [];
-  const valid: PeerAuthentication[] = [];
-  for (const other of others) {
-    if (!isPeerAuthentication(other)) continue;
-    const result = parseOne(other);
-    if (Array.isArray(result)) rejected.push(...rejectionsOf(other.file, objectLabel(PEER_AUTHENTICATION_KIND, other.namespace ?? 'default', other.name), result));
-    else valid.push(result);
-  }
+  const { valid, rejected } = parseEach(others, PEER_AUTHENTICATION_KIND, isPeerAuthentication, parseOne);
   valid.sort((a, b) => (olderThan(a, b) ? -1 : olderThan(b, a) ? 1 : 0));
   const policies: PeerAuthentication[] = [];
   const namespaceWide = new Map<string, PeerAuthentication>();

@@ -1,7 +1,8 @@
 import type { OtherObject } from '../../../config/objects';
 import { creationTime } from '../../../config/object-age';
 import { PolicyFields } from '../../../config/policy-fields';
-import { isRecord, objectLabel, rejectionsOf, type FieldProblem, type RejectedObject } from '../../../config/validation';
+import { parseEach } from '../../../config/parse-each';
+import { isRecord, type FieldProblem, type RejectedObject } from '../../../config/validation';
 import { SECURITY_GROUP } from '../peer-authentication';
 import { parseWorkloadSelector } from '../workload-selector';
 import { compiledRule, type AuthzAction, type Clause, type CompiledPolicy, type CompiledRule, type PolicyScope, type ServiceAccountRef } from './model';
@@ -44,14 +45,7 @@ export function isIstioAuthorizationPolicy(o: Pick<OtherObject, 'apiVersion' | '
 }
 
 export function parseIstioAuthorizationPolicies(others: readonly OtherObject[]): ParsedAuthorizationPolicies {
-  const policies: CompiledPolicy[] = [];
-  const rejected: RejectedObject[] = [];
-  for (const other of others) {
-    if (!isIstioAuthorizationPolicy(other)) continue;
-    const result = parseOne(other);
-    if (Array.isArray(result)) rejected.push(...rejectionsOf(other.file, objectLabel(AUTHORIZATION_POLICY_KIND, other.namespace ?? 'default', other.name), result));
-    else policies.push(result);
-  }
+  const { valid: policies, rejected } = parseEach(others, AUTHORIZATION_POLICY_KIND, isIstioAuthorizationPolicy, parseOne);
   return { policies, rejected };
 }
 

@@ -1,7 +1,8 @@
 import type { OtherObject } from '../../../config/objects';
 import { creationTime } from '../../../config/object-age';
 import { PolicyFields } from '../../../config/policy-fields';
-import { isRecord, objectLabel, rejectionsOf, type FieldProblem, type RejectedObject } from '../../../config/validation';
+import { parseEach } from '../../../config/parse-each';
+import { isRecord, type FieldProblem } from '../../../config/validation';
 import { parseLabelSelector } from './label-selector';
 import { compiledRule, type Clause, type CompiledPolicy, type CompiledRule, type PolicyScope } from './model';
 import type { ParsedAuthorizationPolicies } from './parse-istio-authorization-policy';
@@ -42,14 +43,7 @@ export function isMeshAuthorizationPolicy(o: Pick<OtherObject, 'apiVersion' | 'k
 }
 
 export function parseMeshAuthorizationPolicies(others: readonly OtherObject[]): ParsedAuthorizationPolicies {
-  const policies: CompiledPolicy[] = [];
-  const rejected: RejectedObject[] = [];
-  for (const other of others) {
-    if (!isMeshAuthorizationPolicy(other)) continue;
-    const result = parseOne(other);
-    if (Array.isArray(result)) rejected.push(...rejectionsOf(other.file, objectLabel(MESH_AUTHORIZATION_KIND, other.namespace ?? 'default', other.name), result));
-    else policies.push(result);
-  }
+  const { valid: policies, rejected } = parseEach(others, MESH_AUTHORIZATION_KIND, isMeshAuthorizationPolicy, parseOne);
   return { policies, rejected };
 }
 
