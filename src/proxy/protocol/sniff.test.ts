@@ -68,17 +68,27 @@ test('HTTP/1 is told by the request-line grammar: any method token, leading empt
 });
 
 test('when sniffing stops early, a request line cut short stays HTTP/1; nothing sent, or other bytes, are TCP', () => {
-  assert.deepEqual(classifyFinal(Buffer.alloc(0)), { protocol: 'tcp' });
-  assert.deepEqual(classifyFinal(Buffer.from('PURGE /adm')), { protocol: 'http1' });
-  assert.deepEqual(classifyFinal(Buffer.from('GET /admin HTTP/1')), { protocol: 'http1' });
-  assert.deepEqual(classifyFinal(Buffer.from('\r\n')), { protocol: 'tcp' }, 'empty lines alone start nothing');
-  assert.deepEqual(classifyFinal(Buffer.from('hello')), { protocol: 'tcp' }, 'a bare token: a text protocol waiting for its answer');
-  assert.deepEqual(classifyFinal(Buffer.from('\r\nget /a')), { protocol: 'http1' });
-  assert.deepEqual(classifyFinal(Buffer.from('PRI * HTTP/2.0\r\n')), { protocol: 'h2' });
-  assert.deepEqual(classifyFinal(Buffer.from('hello\tworld')), { protocol: 'tcp' });
-  assert.deepEqual(classifyFinal(Buffer.from('PING\r\n')), { protocol: 'tcp' });
-  assert.deepEqual(classifyFinal(Buffer.from([0x16, 0x03])), { protocol: 'tcp' });
-  assert.deepEqual(classifyFinal(Buffer.from('GET / HTTP/1.1\r\n')), { protocol: 'http1' });
+  const atTimeout = (b: Buffer | string) => classifyFinal(Buffer.from(b), 'timeout');
+  assert.deepEqual(atTimeout(Buffer.alloc(0)), { protocol: 'tcp' });
+  assert.deepEqual(atTimeout('PURGE /adm'), { protocol: 'http1' });
+  assert.deepEqual(atTimeout('GET /admin HTTP/1'), { protocol: 'http1' });
+  assert.deepEqual(atTimeout('\r\n'), { protocol: 'tcp' }, 'empty lines alone start nothing');
+  assert.deepEqual(atTimeout('hello'), { protocol: 'tcp' }, 'a bare token: a text protocol waiting for its answer');
+  assert.deepEqual(atTimeout('\r\nget /a'), { protocol: 'http1' });
+  assert.deepEqual(atTimeout('PRI * HTTP/2.0\r\n'), { protocol: 'h2' });
+  assert.deepEqual(atTimeout('hello\tworld'), { protocol: 'tcp' });
+  assert.deepEqual(atTimeout('PING\r\n'), { protocol: 'tcp' });
+  assert.deepEqual(atTimeout(Buffer.from([0x16, 0x03])), { protocol: 'tcp' });
+  assert.deepEqual(atTimeout('GET / HTTP/1.1\r\n'), { protocol: 'http1' });
+});
+
+test('at the client\'s end an unfinished request line is TCP (it can never become a request); a finished one and an h2 preface stay HTTP', () => {
+  const atEnd = (b: string) => classifyFinal(Buffer.from(b), 'eof');
+  assert.deepEqual(atEnd('hello again'), { protocol: 'tcp' });
+  assert.deepEqual(atEnd('via-kube'), { protocol: 'tcp' });
+  assert.deepEqual(atEnd('GET /admin HTTP/1'), { protocol: 'tcp' });
+  assert.deepEqual(atEnd('GET /admin HTTP/1.1\r\n'), { protocol: 'http1' });
+  assert.deepEqual(atEnd('PRI * HTTP/2.0\r\n'), { protocol: 'h2' });
 });
 
 test('appProtocol and Istio-style port names override sniffing', () => {
@@ -140,13 +150,13 @@ test('a server-first protocol (client silent) becomes TCP after the sniff timeou
   server.close();
 });
 
-test('a client that sends a bare token and half-closes: TCP at its end, and its bytes and its end both reach the consumer', { timeout: 10_000 }, async () => {
+test('a client that sends two words and half-closes: TCP at its end, and its bytes and its end both reach the consumer', { timeout: 10_000 }, async () => {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const accepted = once(server, 'connection');
   const client = connect((server.address() as { port: number }).port, '127.0.0.1');
-  client.end('via-kube');
+  client.end('hello again');
   const [socket] = (await accepted) as [import('node:net').Socket];
   try {
     const r = await sniff(socket, 5000);
@@ -154,7 +164,7 @@ test('a client that sends a bare token and half-closes: TCP at its end, and its 
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     await once(socket, 'end');
-    assert.equal(Buffer.concat(chunks).toString(), 'via-kube');
+    assert.equal(Buffer.concat(chunks).toString(), 'hello again');
   } finally {
     client.destroy();
     socket.destroy();

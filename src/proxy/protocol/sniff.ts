@@ -55,20 +55,22 @@ export function classify(buf: Buffer): { protocol: Protocol; sni?: string } | un
 }
 
 /**
- * The protocol when no more bytes will be waited for (the sniff timeout, the client's
- * end): what is still undecided is TCP, but for a request line (a method and its space)
- * or an h2 preface cut short, which stays HTTP, so that a client cannot pause in the
- * middle of its request line to be relayed past L7 (the parser then times the head out
- * with 408). A bare token ("hello", sent by a text protocol's client that then waits for
- * an answer) and a silent client (server-first protocols: MySQL, SMTP…) get TCP; on a
- * port with HTTP authorization rules, TCP is judged at L4, where those rules fail closed.
+ * The protocol when no more bytes will be waited for: what is still undecided is TCP, but
+ * at the sniff timeout a request line under way (a method and its space) or an h2 preface
+ * cut short stays HTTP, so that a client cannot pause in the middle of its request line
+ * to be relayed past L7 (the parser then times the head out with 408). At the client's
+ * end (`eof`) an unfinished request line is no request, and can never become one: its
+ * bytes are a text protocol's ("hello again", then the client half-closes), relayed as
+ * TCP. A bare token ("hello") and a silent client (server-first protocols: MySQL, SMTP…)
+ * get TCP either way. On a port with HTTP authorization rules, TCP is judged at L4,
+ * where those rules fail closed.
  */
-export function classifyFinal(buf: Buffer): { protocol: Protocol; sni?: string } {
+export function classifyFinal(buf: Buffer, at: 'timeout' | 'eof'): { protocol: Protocol; sni?: string } {
   const decided = classify(buf);
   if (decided) return decided;
   // A preface cut short past "PRI " is HTTP/2's (the h2 server answers what follows).
   if (buf.length >= 4 && buf.equals(H2_PREFACE.subarray(0, buf.length))) return { protocol: 'h2' };
-  return http1RequestLine(buf) === 'more' && requestLineStarted(buf) ? { protocol: 'http1' } : { protocol: 'tcp' };
+  return at === 'timeout' && http1RequestLine(buf) === 'more' && requestLineStarted(buf) ? { protocol: 'http1' } : { protocol: 'tcp' };
 }
 
 /**
@@ -103,10 +105,10 @@ export function sniff(socket: Readable, timeoutMs: number): Promise<SniffResult>
         if (r) return finish({ ...r, by: 'sniffed' });
         if (buf.length > 16 * 1024) return finish({ protocol: 'tcp', by: 'sniffed' });
       }
-      if (endReceived(socket)) finish({ ...classifyFinal(buf), by: 'eof' });
+      if (endReceived(socket)) finish({ ...classifyFinal(buf, 'eof'), by: 'eof' });
     };
-    const onEnd = () => finish({ ...classifyFinal(buf), by: 'eof' });
-    const timer = setTimeout(() => finish({ ...classifyFinal(buf), by: 'timeout' }), timeoutMs);
+    const onEnd = () => finish({ ...classifyFinal(buf, 'eof'), by: 'eof' });
+    const timer = setTimeout(() => finish({ ...classifyFinal(buf, 'timeout'), by: 'timeout' }), timeoutMs);
     socket.on('readable', onReadable);
     socket.once('end', onEnd);
   });
