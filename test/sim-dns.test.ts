@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireRoot } from './helpers/privileges';
 import { EXAMPLE_TOPOLOGY, ROOT, SimFixture, uniqueSimName, waitFor } from '../src/sim/harness';
-import { execInPod } from '../src/sim';
+import { execInPod, formatStatus, simStatus } from '../src/sim';
 
 /** A lookup that waited for glibc's timeout (resolv.conf: timeout:5 attempts:1) takes >= this. */
 const RESOLVER_TIMEOUT_MS = 5000;
@@ -140,6 +140,9 @@ test('DNS in simulated pods: cluster names, short names, PTR, fast negatives, py
   assert.equal(dnsPids.length, state.nodes.length);
   for (const pid of dnsPids) assert.ok(pidAlive(pid), `DNS server ${pid} runs`);
   assert.deepEqual([...state.created.pids].filter((p) => dnsPids.includes(p)).sort(), [...dnsPids].sort(), 'the servers are recorded in the state');
+  const status = await simStatus(sim.name);
+  assert.deepEqual(status.nodes.map((n) => [n.name, n.dnsOk]), state.nodes.map((n) => [n.name, true]), 'sim status sees every node\'s server');
+  assert.match(formatStatus(status), new RegExp(`ok \\(pid ${dnsPids[0]}\\)`));
 
   // The pod is captured by eBPF while it resolves: DNS over UDP is never steered.
   const agent = await sim.startAgent('node1', ['--capture', 'ebpf']);

@@ -117,9 +117,15 @@ async function startServer(store: StateStore, node: SimNode): Promise<void> {
   log.info({ sim: state.name, node: node.name, pid, addresses }, 'DNS server started');
 }
 
-/** A running DNS server on every node (kept when it already serves this zone on these addresses). */
+/**
+ * A running DNS server on every node (kept when it already serves this zone on these
+ * addresses); the nodes' servers start side by side. Servers of removed nodes ended with
+ * their node's cgroup: their pids leave the record here.
+ */
 export async function ensureNodeDns(store: StateStore): Promise<void> {
   const zoneFile = dnsZoneFile(store.state.name);
+  store.state.created.pids = store.state.created.pids.filter(pidAlive);
+  const starting: Array<Promise<void>> = [];
   for (const node of store.state.nodes) {
     if (liveServer(node, zoneFile)) continue;
     if (node.dnsPid !== undefined) {
@@ -127,6 +133,7 @@ export async function ensureNodeDns(store: StateStore): Promise<void> {
       store.state.created.pids = store.state.created.pids.filter((p) => p !== node.dnsPid);
       delete node.dnsPid;
     }
-    await startServer(store, node);
+    starting.push(startServer(store, node));
   }
+  await Promise.all(starting);
 }
