@@ -1,16 +1,17 @@
+import { canonicalIP, ipToBigInt } from '../../config/ip';
+
 /**
  * The DNS wire format (RFC 1035) as far as the simulator's resolver needs it: parse one
  * query's header and question, write a response with A, AAAA and PTR answers. Pure
- * functions on Buffers; the server (server.ts) and the answers (answer.ts) build on them.
+ * functions on Buffers; the server (server.ts) and the answers (zone.ts) build on them.
  */
-
-import { canonicalIP, ipToBigInt } from '../../config/ip';
 
 export const TYPE_A = 1;
 export const TYPE_PTR = 12;
 export const TYPE_AAAA = 28;
 export const TYPE_ANY = 255;
 export const CLASS_IN = 1;
+export const CLASS_ANY = 255;
 
 export const RCODE_NOERROR = 0;
 export const RCODE_FORMERR = 1;

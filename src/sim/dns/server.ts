@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { NodemeshError, describeError } from '../../errors';
 import { logger } from '../../log';
-import { encodeResponse, parseQuery, RCODE_FORMERR, RCODE_NOTIMP, RCODE_SERVFAIL, UDP_MAX_BYTES, type DnsQuery, type DnsResponse } from './message';
+import { encodeResponse, parseQuery, RCODE_FORMERR, RCODE_NOTIMP, RCODE_SERVFAIL, UDP_MAX_BYTES, type DnsResponse } from './message';
 import { answerQuestion, DNS_TTL_SECONDS, type DnsZone } from './zone';
 
 /**
@@ -63,7 +63,7 @@ export function respond(zone: () => DnsZone, msg: Buffer, maxBytes: number): Buf
     log.warn({ err: describeError(err) }, 'zone file unreadable: SERVFAIL');
     return fail(RCODE_SERVFAIL);
   }
-  return encodeResponse(query as DnsQuery, response, maxBytes);
+  return encodeResponse(query, response, maxBytes);
 }
 
 function serveTcp(socket: Socket, zone: () => DnsZone): void {

@@ -2,7 +2,7 @@ import { canonicalIP, ipFamily, ipInCIDR } from '../../config/ip';
 import { selectorMatches } from '../../config/endpoints';
 import type { ServiceInfo } from '../../mesh/model';
 import { CLUSTER_DOMAIN, type HostsPod } from '../hosts';
-import { RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_REFUSED, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR, CLASS_IN, type DnsAnswer, type DnsQuestion, type DnsResponse } from './message';
+import { RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_REFUSED, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR, CLASS_ANY, CLASS_IN, type DnsAnswer, type DnsQuestion, type DnsResponse } from './message';
 
 /**
  * What the simulator's resolver knows: the names cluster DNS gives a cluster's Services
@@ -113,7 +113,7 @@ function nameExists(zone: DnsZone, name: string): boolean {
 /** The answer to one question; never waits, never forwards. */
 export function answerQuestion(zone: DnsZone, question: DnsQuestion): DnsResponse {
   const reply = (rcode: number, answers: DnsAnswer[] = [], authoritative = true): DnsResponse => ({ rcode, authoritative, answers, ttl: DNS_TTL_SECONDS });
-  if (question.class !== CLASS_IN && question.class !== TYPE_ANY) return reply(RCODE_REFUSED, [], false);
+  if (question.class !== CLASS_IN && question.class !== CLASS_ANY) return reply(RCODE_REFUSED, [], false);
   const name = question.name.toLowerCase().replace(/\.$/, '');
   const wantsType = (type: number): boolean => question.type === type || question.type === TYPE_ANY;
 
