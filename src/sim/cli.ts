@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { NodemeshError, describeError } from '../errors';
 import { simDown } from './down';
+import { serveDnsUntilSignal } from './dns/serve-command';
 import { runInPod } from './exec';
 import { DEFAULT_SIM_NAME } from './names';
 import { loadSimState, tryLoadSimState } from './state';
@@ -19,6 +20,8 @@ export const SIM_USAGE = `usage:
   nodemesh sim down [--name N]                  remove it (also after a crash)
   nodemesh sim status [--name N] [--json]       what exists, per node and pod
   nodemesh sim exec [--name N] POD -- CMD...    run CMD in POD (ns/name, or name in default)
+  nodemesh sim dns-serve --zone FILE --listen ADDR... [--port P]
+                                                the DNS server \`up\` runs in each node (port 53)
 
   --name defaults to "${DEFAULT_SIM_NAME}"; --source defaults to the previous up's source.
   Needs root. Every namespace is named nmsim-<name>-*; nothing routes out of them.`;
@@ -74,6 +77,11 @@ export async function simCommand(argv: string[], io: Io = defaultIo): Promise<nu
         if (positionals.length !== 1) throw new NodemeshError('ERR_NM_USAGE', 'sim exec needs exactly one POD before --');
         const state = loadSimState(values.name ?? DEFAULT_SIM_NAME);
         return await runInPod(state, positionals[0]!, rest.slice(dash + 1));
+      }
+      case 'dns-serve': {
+        const { values } = parseArgs({ args: rest, options: { zone: { type: 'string' }, listen: { type: 'string', multiple: true }, port: { type: 'string' } }, strict: true });
+        if (!values.zone || !values.listen?.length) throw new NodemeshError('ERR_NM_USAGE', 'sim dns-serve needs --zone FILE and at least one --listen ADDR');
+        return await serveDnsUntilSignal({ zoneFile: values.zone, addresses: values.listen, ...(values.port !== undefined ? { port: Number(values.port) } : {}) });
       }
       case undefined:
       case 'help':

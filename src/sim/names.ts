@@ -97,6 +97,11 @@ export function agentCgroup(cgroup2Mount: string, sim: string, node: string): st
   return `${nodeCgroup(cgroup2Mount, sim, node)}/agent`;
 }
 
+/** Where the node's DNS server runs (src/sim/dns/node-dns.ts): ended with the node. */
+export function dnsCgroup(cgroup2Mount: string, sim: string, node: string): string {
+  return `${nodeCgroup(cgroup2Mount, sim, node)}/dns`;
+}
+
 export function podsCgroup(cgroup2Mount: string, sim: string, node: string): string {
   return `${nodeCgroup(cgroup2Mount, sim, node)}/pods`;
 }

@@ -35,6 +35,11 @@ export interface SimNode {
   agentCgroup: string;
   /** /etc/netns/<netns>/hosts, bind-mounted over /etc/hosts by `ip netns exec`. */
   hostsFile: string;
+  /** cgroup of the node's DNS server (src/sim/dns/node-dns.ts). */
+  dnsCgroup?: string;
+  /** The node's DNS server: its pid (also in created.pids) and the addresses it answers on (port 53). */
+  dnsPid?: number;
+  dnsAddresses?: string[];
 }
 
 export interface SimPod {
@@ -54,6 +59,8 @@ export interface SimPod {
   /** The node side of the pod's link; undefined for hostNetwork pods. */
   hostVeth: string | undefined;
   hostsFile: string;
+  /** /etc/netns/<netns>/resolv.conf: its node's DNS server, the namespace's search list. */
+  resolvConf?: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   serviceAccount: string;
@@ -92,7 +99,7 @@ export interface SimCreated {
   etcNetns: string[];
   /** Shared parent directories this sim created (removed when empty). */
   dirs: string[];
-  /** Long-running processes `up` started: the sidecar proxies of sidecar-mode pods (src/sim/sidecars.ts). */
+  /** Long-running processes `up` started: the sidecar proxies of sidecar-mode pods (src/sim/sidecars.ts), the nodes' DNS servers (src/sim/dns/node-dns.ts). */
   pids: number[];
 }
 

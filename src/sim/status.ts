@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { DEFAULT_SIM_NAME, netnsPrefix, validateSimName } from './names';
 import { listNetns, netnsUsable } from './netns';
+import { cmdline } from './processes';
 import { checkSealed } from './seal';
 import { loadSimState, type SimState } from './state';
 
@@ -21,6 +22,9 @@ export interface SimNodeStatus {
   agentCgroup: string;
   netnsOk: boolean;
   cgroupOk: boolean;
+  /** The node's DNS server (src/sim/dns/node-dns.ts) runs: its pid is alive and still `sim dns-serve`. */
+  dnsOk: boolean;
+  dnsPid: number | undefined;
 }
 
 export interface SimPodStatus {
@@ -68,6 +72,8 @@ export async function simStatus(name: string = DEFAULT_SIM_NAME): Promise<SimSta
       agentCgroup: n.agentCgroup,
       netnsOk: await usable(n.netns),
       cgroupOk: existsSync(n.podsCgroup) && existsSync(n.agentCgroup),
+      dnsOk: n.dnsPid !== undefined && (cmdline(n.dnsPid)?.includes('dns-serve') ?? false),
+      dnsPid: n.dnsPid,
     });
   }
   const pods: SimPodStatus[] = [];
@@ -89,7 +95,7 @@ export async function simStatus(name: string = DEFAULT_SIM_NAME): Promise<SimSta
   const fabricOk = await usable(state.fabric.netns);
   const sealProblems = await checkSealed(state);
   const healthy =
-    state.phase === 'ready' && fabricOk && nodes.every((n) => n.netnsOk && n.cgroupOk) && pods.every((p) => p.netnsOk && p.cgroupOk) && sealProblems.length === 0;
+    state.phase === 'ready' && fabricOk && nodes.every((n) => n.netnsOk && n.cgroupOk && n.dnsOk) && pods.every((p) => p.netnsOk && p.cgroupOk) && sealProblems.length === 0;
   return { name, phase: state.phase, healthy, state, fabricOk, nodes, pods, strayNetns, sealProblems };
 }
 
@@ -108,8 +114,8 @@ export function formatStatus(status: SimStatus): string {
     `fabric ${s.fabric.netns}: ${yesNo(status.fabricOk)}`,
     '',
     table([
-      ['NODE', 'NETNS', 'FABRIC IP', 'POD CIDR', 'AGENT CGROUP', 'NETNS', 'CGROUP'],
-      ...status.nodes.map((n) => [n.name, n.netns, n.fabricIP, n.podCIDR, n.agentCgroup, yesNo(n.netnsOk), yesNo(n.cgroupOk)]),
+      ['NODE', 'NETNS', 'FABRIC IP', 'POD CIDR', 'AGENT CGROUP', 'NETNS', 'CGROUP', 'DNS'],
+      ...status.nodes.map((n) => [n.name, n.netns, n.fabricIP, n.podCIDR, n.agentCgroup, yesNo(n.netnsOk), yesNo(n.cgroupOk), n.dnsOk ? `ok (pid ${n.dnsPid})` : 'DOWN']),
     ]),
     '',
     table([

@@ -7,6 +7,8 @@ import { logger } from '../log';
 import { detectIptablesBackend } from '../netfilter/iptables';
 import { endCgroupProcesses, ensureCgroupDir, requireCgroup2Mount, removeCgroupTree } from './cgroup';
 import { buildHostsFile, type HostsPod } from './hosts';
+import { ensureNodeDns, nodeDnsAddresses, podNameservers, writeDnsZone } from './dns/node-dns';
+import { buildResolvConf } from './dns/resolv-conf';
 import { applyServiceRules } from './kube-proxy';
 import {
   DEFAULT_SIM_NAME,
@@ -17,6 +19,7 @@ import {
   UPLINK,
   agentCgroup,
   bridgeMac,
+  dnsCgroup,
   etcNetnsDir,
   fabricNetns,
   netnsPath,
@@ -120,6 +123,8 @@ export async function simUp(options: SimUpOptions): Promise<SimState> {
     store.save();
 
     await assertSealed(state);
+    // DNS before any program of the simulation starts (the CA's and sidecars' included).
+    await ensureNodeDns(store);
     // The CA before the sidecars and agents, which get their certificates from it.
     await ensureSimCa(store, options.workloadLifetime ? { workloadLifetime: options.workloadLifetime } : {});
     // Sidecar-mode pods: the init step, then the pod's own proxy (left running).
@@ -200,9 +205,20 @@ async function ensureNode(store: StateStore, node: PlannedNode): Promise<void> {
     podsCgroup: podsCgroup(mount, state.name, node.name),
     agentCgroup: agentCgroup(mount, state.name, node.name),
     hostsFile: `${etcNetnsDir(node.netns)}/hosts`,
+    // A running DNS server stays with its node (src/sim/dns/node-dns.ts decides whether it still fits).
+    ...dnsFields(state.nodes.find((n) => n.name === node.name)),
   };
   state.nodes = [...state.nodes.filter((n) => n.name !== node.name), entry].sort((a, b) => a.index - b.index);
   store.save();
+}
+
+function dnsFields(previous: SimNode | undefined): Pick<SimNode, 'dnsPid' | 'dnsCgroup' | 'dnsAddresses'> {
+  if (!previous) return {};
+  return {
+    ...(previous.dnsPid !== undefined ? { dnsPid: previous.dnsPid } : {}),
+    ...(previous.dnsCgroup !== undefined ? { dnsCgroup: previous.dnsCgroup } : {}),
+    ...(previous.dnsAddresses !== undefined ? { dnsAddresses: previous.dnsAddresses } : {}),
+  };
 }
 
 async function ensurePod(store: StateStore, plan: TopologyPlan, planned: PlannedPod): Promise<void> {
@@ -248,6 +264,7 @@ async function ensurePod(store: StateStore, plan: TopologyPlan, planned: Planned
     cgroup,
     hostVeth: planned.hostVeth,
     hostsFile: `${etcNetnsDir(planned.netns)}/hosts`,
+    resolvConf: `${etcNetnsDir(planned.netns)}/resolv.conf`,
     labels: pod.labels,
     annotations: pod.annotations,
     serviceAccount: pod.serviceAccount,
@@ -329,6 +346,7 @@ async function sweepUnplanned(store: StateStore, plan: TopologyPlan): Promise<vo
     wantedCgroups.add(nodeCgroup(state.cgroup2Mount, state.name, node.name));
     wantedCgroups.add(podsCgroup(state.cgroup2Mount, state.name, node.name));
     wantedCgroups.add(agentCgroup(state.cgroup2Mount, state.name, node.name));
+    wantedCgroups.add(dnsCgroup(state.cgroup2Mount, state.name, node.name));
   }
   for (const pod of plan.pods) wantedCgroups.add(podCgroup(state.cgroup2Mount, state.name, pod.node, pod.pod.namespace, pod.pod.name, pod.pod.uid));
   wantedCgroups.add(identityCgroup(state));
@@ -390,6 +408,7 @@ function writeFile(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/** The names files of every namespace (hosts, resolv.conf) and the DNS servers' zone. */
 function writeHostsFiles(store: StateStore, plan: TopologyPlan, services: Parameters<typeof buildHostsFile>[1]): void {
   const { state } = store;
   if (!existsSync(ETC_NETNS_DIR)) {
@@ -398,15 +417,24 @@ function writeHostsFiles(store: StateStore, plan: TopologyPlan, services: Parame
   }
   const pods: HostsPod[] = state.pods.map((p) => ({ namespace: p.namespace, name: p.name, ips: p.ips, labels: p.labels, hostNetwork: p.hostNetwork }));
   const nodes = state.nodes;
-  const write = (netns: string, text: string): void => {
+  const write = (netns: string, hosts: string, resolvConf: string): void => {
     const dir = etcNetnsDir(netns);
     store.record('etcNetns', dir);
     mkdirSync(dir, { recursive: true });
-    writeFile(`${dir}/hosts`, text);
+    writeFile(`${dir}/hosts`, hosts);
+    writeFile(`${dir}/resolv.conf`, resolvConf);
   };
-  for (const node of plan.nodes) write(node.netns, buildHostsFile({ simName: state.name, node: node.name }, services, pods, nodes));
+  for (const node of plan.nodes) {
+    const entry = nodes.find((n) => n.name === node.name)!;
+    // A node (and its hostNetwork pods) asks its own server, without a pod namespace's search domain.
+    const resolvConf = buildResolvConf({ simName: state.name, owner: `node ${node.name}`, nameservers: nodeDnsAddresses(entry) });
+    write(node.netns, buildHostsFile({ simName: state.name, node: node.name }, services, pods, nodes), resolvConf);
+  }
   for (const pod of state.pods) {
     if (pod.hostNetwork) continue;
-    write(pod.netns, buildHostsFile({ simName: state.name, self: { namespace: pod.namespace, name: pod.name, ips: pod.ips } }, services, pods, nodes));
+    const node = nodes.find((n) => n.name === pod.node)!;
+    const resolvConf = buildResolvConf({ simName: state.name, owner: `pod ${pod.key}`, nameservers: podNameservers(pod, node), namespace: pod.namespace });
+    write(pod.netns, buildHostsFile({ simName: state.name, self: { namespace: pod.namespace, name: pod.name, ips: pod.ips } }, services, pods, nodes), resolvConf);
   }
+  writeDnsZone(store, services, pods);
 }
