@@ -115,7 +115,7 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
         if (canRetry && (connectFailed && !retry ? true : budget?.tryRetry() ?? true)) {
           // What the destination's proxy would say of this attempt: the app's answer; its
           // app unreachable (503 UF); or the source gave up on it (a per-try timeout: DC).
-          if (handOver) handOver.ended = status !== undefined ? { responseCode: status, flags: '-', durationMs: latency } : { responseCode: connectFailed ? 503 : 0, flags: connectFailed ? 'UF' : 'DC', durationMs: latency };
+          if (handOver) handOver.ended = status !== undefined ? { responseCode: status, flags: '-', durationMs: latency } : handOverFailure(connectFailed, latency);
           policy?.lb.onEnd(lbEp, latency, false);
           clearTimeout(attemptTimer);
           child?.detach();
@@ -126,6 +126,7 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
         // Retrying was wanted but not possible: attempts used up, or the budget refused.
         if (retryable && retry !== undefined && retry.attempts > 0 && !cancel.cancelled) state.flags.push('URX');
         if (!response) {
+          if (handOver) handOver.ended = handOverFailure(connectFailed, latency);
           policy?.lb.onEnd(lbEp, latency, false);
           clearTimeout(attemptTimer);
           child?.detach();
@@ -166,6 +167,11 @@ function handOverAttempt(state: RequestState, destination: WorkloadInfo, upstrea
   const h: HandOverAttempt = { destination, upstreamHost, mtls, started: performance.now() };
   (state.handOvers ??= []).push(h);
   return h;
+}
+
+/** An attempt handed over that got no answer, as the destination's proxy would report it: its app unreachable (503 UF), or the source gave up (DC). */
+function handOverFailure(connectFailed: boolean, durationMs: number): NonNullable<HandOverAttempt['ended']> {
+  return connectFailed ? { responseCode: 503, flags: 'UF', durationMs } : { responseCode: 0, flags: 'DC', durationMs };
 }
 
 /** Upstream protocol for a Service port: HTTP/2 for grpc/h2c appProtocol, HTTP/1.1 for http, else like downstream. */
