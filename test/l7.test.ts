@@ -495,7 +495,12 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     // The single request: its line carries the request id the app received, and its body size.
     const [oneLine] = await waitAccess(log1, (l) => l.path === `${path}?one`, 1);
     assert.equal(oneLine!.request_id, one.json.headers['x-request-id']);
-    assert.equal(oneLine!.traceparent, one.json.headers.traceparent);
+    // The destination's proxy is in the trace too: the app sees its span, in the same trace
+    // (node2 logs the traceparent it sent the app).
+    assert.equal(oneLine!.traceparent!.slice(0, 35), String(one.json.headers.traceparent).slice(0, 35), 'one trace');
+    const [oneAtDestination] = await waitAccess(log2, (l) => l.path === `${path}?one` && l.reporter === 'destination', 1);
+    assert.equal(oneAtDestination!.traceparent, one.json.headers.traceparent);
+    assert.equal(oneAtDestination!.request_id, one.json.headers['x-request-id']);
     assert.equal(oneLine!.source_workload, 'c2');
     // The downstream peer is the pod itself, not the loopback address eBPF capture connects from.
     assert.match(oneLine!.source_address ?? '', new RegExp(`^${C2.replace(/\./g, '\\.')}:\\d+$`));
@@ -653,10 +658,11 @@ spec:
     await waitFor('node1 to close its listeners and drain', () => node1.log.includes('listeners closed: draining'), 20_000);
     const fresh = await http1('demo/c1', `http://${B}/during-drain`);
     assert.equal(fresh.status, 200, JSON.stringify(fresh));
-    assert.equal(fresh.json.headers['x-request-id'], undefined, 'the new request went through the old agent');
-    // It arrived at node2 as plaintext from c1's own address (captured inbound there).
-    await waitFor('node2 to log the direct connection', () => accessLines(log2).some((l) => l.kind === 'tcp' && l.reporter === 'destination'
-      && (l.source_address ?? '').startsWith(`${C1}:`) && l.source_workload === 'c1'), 5000);
+    // It arrived at node2 as plaintext from c1's own address (captured inbound there, where
+    // the request gets its id), not through the old agent (which logs nothing of it: below).
+    const direct = await waitFor('node2 to log the direct request', () => accessLines(log2).find((l) => l.kind === 'http' && l.reporter === 'destination' && l.path === '/during-drain'
+      && (l.source_address ?? '').startsWith(`${C1}:`) && l.source_workload === 'c1' && l.connection_security_policy === 'none'), 5000);
+    assert.equal(fresh.json.headers['x-request-id'], direct.request_id, 'the id is the one node2 gave it');
     assert.equal(node1.child.exitCode, null, 'still draining');
     const released = await http1('demo/c3', `http://${IP_OF[holder]}:8080/release/${hold}`);
     assert.equal(released.status, 200, JSON.stringify(released));
