@@ -106,8 +106,9 @@ describe('workload identity and mTLS on the simulator', { concurrency: false, ti
     assert.notEqual(Buffer.from(payload, 'hex').toString('latin1').slice(0, 3), 'PRI', 'not a plaintext HTTP/2 preface');
 
     const m2 = await node2.metrics();
-    const labels = { reporter: 'destination', source_workload: 'c1', source_principal: DEFAULT_SA, destination_workload: 'b2', connection_security_policy: 'mutual_tls' };
-    assert.ok(metricSum(m2, 'istio_tcp_connections_opened_total', labels) >= 1, `node2 counted the stream from c1's certificate with mutual_tls:\n${m2.split('\n').filter((l) => l.startsWith('istio_tcp_connections_opened_total')).join('\n')}`);
+    // It parses the HTTP inside the tunnel stream and reports the request, as a destination sidecar does.
+    const labels = { reporter: 'destination', source_workload: 'c1', source_principal: DEFAULT_SA, destination_workload: 'b2', destination_principal: DEFAULT_SA, connection_security_policy: 'mutual_tls', request_protocol: 'http' };
+    assert.ok(metricSum(m2, 'istio_requests_total', labels) >= 1, `node2 counted the request from c1's certificate with mutual_tls:\n${m2.split('\n').filter((l) => l.startsWith('istio_requests_total')).join('\n')}`);
     // A TCP connection that ends: its tunnel stream is logged when it closes.
     const tcp = await sim!.client('demo/c1', B1, 9000, 'logged');
     assert.match(tcp.reply ?? '', /logged/, JSON.stringify(tcp));
@@ -151,8 +152,11 @@ describe('workload identity and mTLS on the simulator', { concurrency: false, ti
     const r = await http1('demo/c1', `http://${B}/hello`, '--header', 'x-canary: always', '--header', 'x-nodemesh-source-workload: prod/billing');
     assert.equal(r.status, 200);
     const m2 = await node2.metrics();
-    assert.equal(metricSum(m2, 'istio_tcp_connections_opened_total', { source_workload: 'billing' }), 0);
-    assert.equal(metricSum(m2, 'istio_tcp_connections_opened_total', { source_namespace: 'prod' }), 0);
+    for (const name of ['istio_requests_total', 'istio_tcp_connections_opened_total']) {
+      assert.equal(metricSum(m2, name, { source_workload: 'billing' }), 0, name);
+      assert.equal(metricSum(m2, name, { source_workload_namespace: 'prod' }), 0, name);
+    }
+    assert.ok(metricSum(m2, 'istio_requests_total', { reporter: 'destination', source_workload: 'c1', source_principal: DEFAULT_SA }) >= 1, 'named by its certificate');
   });
 
   test('a malicious agent: node1\'s token gets no certificate for a pod of node2, and a token for another audience gets none at all', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {

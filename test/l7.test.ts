@@ -126,6 +126,7 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     if (!requireRoot(t)) return;
     const inboundBefore = (await node2.connections()).filter((r) => r.direction === 'inbound').length;
     const metricsBefore = await node1.metrics();
+    const metrics2Before = await node2.metrics();
 
     // HTTP/1.1: b's route sends most to b-v1; the app sees the request from 127.0.0.6, i.e.
     // delivered by node2's proxy from inside b1's namespace (it came through the tunnel).
@@ -141,10 +142,11 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     const post = await http1('demo/c1', `http://${B}/echo`, '--method', 'POST', '--body', body, '--header', 'content-type: text/plain');
     assert.equal(post.status, 200, JSON.stringify(post).slice(0, 500));
     assert.equal(post.body, body);
-    // The destination node reports the tunnel streams it delivered (reporter="destination"),
-    // naming the source pod and the pod it delivered to.
-    const tunnelOpened = metricSum(await node2.metrics(), 'istio_tcp_connections_opened_total', { reporter: 'destination', source_workload: 'c1', destination_workload: 'b2' });
-    assert.ok(tunnelOpened >= 1, `node2 counted the tunnel stream to b2: ${tunnelOpened}`);
+    // The destination node parses the HTTP inside the tunnel streams it delivered and
+    // reports the requests (reporter="destination"), naming the source pod, the pod it
+    // delivered to and the Service the source addressed.
+    const delivered = metricSum(await node2.metrics(), 'istio_requests_total', { reporter: 'destination', source_workload: 'c1', destination_workload: 'b2', destination_service_name: 'b', response_code: '200', connection_security_policy: 'mutual_tls' });
+    assert.ok(delivered >= 1, `node2 counted the requests to b2: ${delivered}`);
 
     // h2c (Service port with appProtocol kubernetes.io/h2c): HTTP/2 on both legs.
     const h2 = await http1('demo/c1', `http://${B}:8081/`, '--h2c');
@@ -207,15 +209,21 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     const ss = await sim!.runInPod('demo/b1', ['ss', '-Htn', 'state', 'established', '( sport = :15008 )']);
     assert.match(ss, new RegExp(`${B1.replace(/\./g, '\\.')}:15008\\s+(\\[::ffff:)?${C1.replace(/\./g, '\\.')}\\]?:\\d+`), `tunnel sessions on b1: ${ss}`);
 
-    // TCP and TLS connections were counted at the source (Istio TCP metrics).
+    // TCP and TLS connections were counted at the source (Istio TCP metrics), and by the
+    // destination with the Service the source addressed; gRPC by both reporters.
     const metrics = await node1.metrics();
+    const metrics2 = await node2.metrics();
     const delta = (name: string, labels: Labels) => metricSum(metrics, name, labels) - metricSum(metricsBefore, name, labels);
+    const delta2 = (name: string, labels: Labels) => metricSum(metrics2, name, labels) - metricSum(metrics2Before, name, labels);
     assert.equal(delta('istio_tcp_connections_opened_total', { reporter: 'source', source_workload: 'c1', destination_service_name: 'b' }), 2, 'TLS and TCP');
+    assert.equal(delta2('istio_tcp_connections_opened_total', { reporter: 'destination', source_workload: 'c1', destination_service_name: 'b', connection_security_policy: 'mutual_tls' }), 2, 'TLS and TCP, at the destination');
     assert.equal(delta('istio_requests_total', { reporter: 'source', source_workload: 'c1', destination_service_name: 'b', request_protocol: 'grpc' }), 11);
     assert.equal(delta('istio_requests_total', { reporter: 'source', source_workload: 'c1', destination_service_name: 'b', request_protocol: 'grpc', grpc_response_status: '7' }), 1);
+    assert.equal(delta2('istio_requests_total', { reporter: 'destination', source_workload: 'c1', destination_service_name: 'b', request_protocol: 'grpc' }), 11);
+    assert.equal(delta2('istio_requests_total', { reporter: 'destination', source_workload: 'c1', destination_service_name: 'b', request_protocol: 'grpc', grpc_response_status: '7' }), 1);
   });
 
-  test('same-node destination: handed over in-process, one request recorded (reporter=source)', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
+  test('same-node destination: handed over in-process, recorded once per reporter', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
     if (!requireRoot(t)) return;
     const want = { destination_service_name: 's' };
     const before = await node1.metrics();
@@ -227,14 +235,14 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     assert.ok(r.json.headers['x-request-id'], 'went through the proxy');
     const after = await node1.metrics();
     const delta = (labels: Labels) => metricSum(after, 'istio_requests_total', { ...want, ...labels }) - metricSum(before, 'istio_requests_total', { ...want, ...labels });
-    assert.equal(delta({}), 1, 'exactly one request recorded for s, on every reporter together');
+    assert.equal(delta({}), 2, 'one request recorded for s by each reporter, nothing more');
     assert.equal(delta({ reporter: 'source', source_workload: 'c1', destination_workload: 's1', response_code: '200' }), 1);
-    assert.equal(delta({ reporter: 'destination' }), 0);
+    assert.equal(delta({ reporter: 'destination', source_workload: 'c1', destination_workload: 's1', response_code: '200' }), 1);
     // No second pass: s1's inbound listener saw nothing.
     assert.equal((await node1.connections('demo/s1')).filter((x) => x.direction === 'inbound').length, s1InBefore);
-    const lines = await waitAccess(log1, (l) => l.path === '/same-node', 1);
-    assert.equal(lines[0]!.reporter, 'source');
-    assert.equal(lines[0]!.upstream_host, `${S1}:8080`);
+    const lines = await waitAccess(log1, (l) => l.path === '/same-node', 2);
+    assert.deepEqual(lines.map((l) => l.reporter).sort(), ['destination', 'source']);
+    for (const l of lines) assert.equal(l.upstream_host, `${S1}:8080`);
   });
 
   test('streamed responses are relayed chunk by chunk, without Nagle delays', { timeout: TEST_TIMEOUT }, async (t: TestContext) => {
@@ -487,7 +495,12 @@ describe('L7 on the simulator', { concurrency: false, timeout: 600_000 }, () => 
     // The single request: its line carries the request id the app received, and its body size.
     const [oneLine] = await waitAccess(log1, (l) => l.path === `${path}?one`, 1);
     assert.equal(oneLine!.request_id, one.json.headers['x-request-id']);
-    assert.equal(oneLine!.traceparent, one.json.headers.traceparent);
+    // The destination's proxy is in the trace too: the app sees its span, in the same trace
+    // (node2 logs the traceparent it sent the app).
+    assert.equal(oneLine!.traceparent!.slice(0, 35), String(one.json.headers.traceparent).slice(0, 35), 'one trace');
+    const [oneAtDestination] = await waitAccess(log2, (l) => l.path === `${path}?one` && l.reporter === 'destination', 1);
+    assert.equal(oneAtDestination!.traceparent, one.json.headers.traceparent);
+    assert.equal(oneAtDestination!.request_id, one.json.headers['x-request-id']);
     assert.equal(oneLine!.source_workload, 'c2');
     // The downstream peer is the pod itself, not the loopback address eBPF capture connects from.
     assert.match(oneLine!.source_address ?? '', new RegExp(`^${C2.replace(/\./g, '\\.')}:\\d+$`));
@@ -645,10 +658,11 @@ spec:
     await waitFor('node1 to close its listeners and drain', () => node1.log.includes('listeners closed: draining'), 20_000);
     const fresh = await http1('demo/c1', `http://${B}/during-drain`);
     assert.equal(fresh.status, 200, JSON.stringify(fresh));
-    assert.equal(fresh.json.headers['x-request-id'], undefined, 'the new request went through the old agent');
-    // It arrived at node2 as plaintext from c1's own address (captured inbound there).
-    await waitFor('node2 to log the direct connection', () => accessLines(log2).some((l) => l.kind === 'tcp' && l.reporter === 'destination'
-      && (l.source_address ?? '').startsWith(`${C1}:`) && l.source_workload === 'c1'), 5000);
+    // It arrived at node2 as plaintext from c1's own address (captured inbound there, where
+    // the request gets its id), not through the old agent (which logs nothing of it: below).
+    const direct = await waitFor('node2 to log the direct request', () => accessLines(log2).find((l) => l.kind === 'http' && l.reporter === 'destination' && l.path === '/during-drain'
+      && (l.source_address ?? '').startsWith(`${C1}:`) && l.source_workload === 'c1' && l.connection_security_policy === 'none'), 5000);
+    assert.equal(fresh.json.headers['x-request-id'], direct.request_id, 'the id is the one node2 gave it');
     assert.equal(node1.child.exitCode, null, 'still draining');
     const released = await http1('demo/c3', `http://${IP_OF[holder]}:8080/release/${hold}`);
     assert.equal(released.status, 200, JSON.stringify(released));

@@ -35,9 +35,9 @@ describe('sidecar mode with mTLS on the simulator', { concurrency: false, timeou
 
   const sidecarSocket = (pod: string) => sim!.pod(pod).sidecarAdminSocket!;
   const sidecarMetrics = (pod: string) => adminGet<string>(sidecarSocket(pod), '/metrics');
-  /** Tunnel streams a destination counted from a caller's certificate (reporter destination, mutual_tls). */
+  /** HTTP requests a destination counted from a caller's certificate (reporter destination, mutual_tls): it parses the tunnel streams' HTTP. */
   const streamsFrom = (metrics: string, principal: string, destination: string) =>
-    metricSum(metrics, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: principal, destination_workload: destination, connection_security_policy: 'mutual_tls' });
+    metricSum(metrics, 'istio_requests_total', { reporter: 'destination', source_principal: principal, destination_workload: destination, connection_security_policy: 'mutual_tls' });
 
   before(async () => {
     if (process.getuid?.() !== 0) return;

@@ -178,8 +178,9 @@ describe('sidecar mode on the simulator', { concurrency: false, timeout: 300_000
     assert.deepEqual(outbound.statuses, { 200: 3 }, `${JSON.stringify(outbound)}\n${log.slice(-1500)}`);
     assert.deepEqual(outbound.servedBy, { s2: 3 });
     const metrics = await adminGet<string>(socket, '/metrics');
-    // The inbound leg is relayed at TCP level (as by the node proxy), so it counts as TCP.
-    assert.ok(requests(metrics, { reporter: 'destination', source_workload: 'c1', destination_workload: 's1' }, 'istio_tcp_connections_opened_total') >= 1, metrics);
+    // The inbound leg is parsed as HTTP (it sniffs as HTTP), so it counts as a request:
+    // plaintext, so no principal and connection_security_policy "none".
+    assert.ok(requests(metrics, { reporter: 'destination', source_workload: 'c1', destination_workload: 's1', source_principal: 'unknown', connection_security_policy: 'none', response_code: '200' }) >= 1, metrics);
     assert.equal(requests(metrics, { reporter: 'source', source_workload: 's1', destination_service_name: 'server-v2', response_code: '200' }), 3);
 
     // SIGTERM: it drains and exits 0.

@@ -11,7 +11,8 @@ export interface RelayResult {
 }
 
 /**
- * Copies bytes both ways between two connected sockets until both directions are done.
+ * Copies bytes both ways between a client socket and its upstream (a socket, or a tunnel
+ * stream) until both directions are done.
  *
  * - Back-pressure: pipe() pauses the reader while the writer's buffer is full, so a slow
  *   reader on one side never makes the proxy buffer without bound.
@@ -28,13 +29,19 @@ export function relay(downstream: Socket, upstream: Socket): Promise<RelayResult
     const onError = (source: Socket, other: Socket) => (err: Error) => {
       firstError ??= err;
       source.destroy();
-      if (!other.destroyed) other.resetAndDestroy();
+      // A tunnel stream (the upstream may be one) has no TCP reset: it is destroyed with the error.
+      if (!other.destroyed) {
+        if (typeof other.resetAndDestroy === 'function') other.resetAndDestroy();
+        else other.destroy(err);
+      }
     };
     const onClose = () => {
       closed += 1;
       if (closed < 2) return;
       resolve({
-        bytesUp: upstream.bytesWritten,
+        // Counted on the downstream socket: the upstream may be a tunnel stream, which
+        // counts no bytes (every byte read from the client is piped up).
+        bytesUp: downstream.bytesRead,
         bytesDown: downstream.bytesWritten,
         durationMs: Number(process.hrtime.bigint() - started) / 1e6,
         ...(firstError ? { error: firstError } : {}),

@@ -163,9 +163,12 @@ export class SimFixture {
     return new HeldConnection(child);
   }
 
-  /** Starts `nodemesh agent` for a node; resolves once its admin socket answers. */
-  async startAgent(node: string, args: string[] = [], source = this.source): Promise<AgentHandle> {
-    const agent = this.spawnAgent(node, args, source);
+  /**
+   * Starts `nodemesh agent` for a node; resolves once its admin socket answers.
+   * `ca: false`: without the simulation's CA (no certificates, no tunnel: plaintext).
+   */
+  async startAgent(node: string, args: string[] = [], source = this.source, options: { ca?: boolean } = {}): Promise<AgentHandle> {
+    const agent = this.spawnAgent(node, args, source, options);
     const child = agent.child;
     // An agent that exits during start-up fails at once, with its log.
     const exited = new Promise<never>((_, reject) => {
@@ -182,11 +185,12 @@ export class SimFixture {
   }
 
   /** Starts `nodemesh agent` for a node without waiting for it (to watch an agent that cannot start). */
-  spawnAgent(node: string, args: string[] = [], source = this.source): AgentHandle {
+  spawnAgent(node: string, args: string[] = [], source = this.source, options: { ca?: boolean } = {}): AgentHandle {
     const instance = `sim-${this.name}-${node}`;
     // Every agent gets its pods' certificates from the simulation's CA, unless the test
-    // gives its own CA flags or runs it against the Kubernetes API (no local CA there).
-    const identity = args.includes('--ca-address') || args.includes('--kube') ? [] : simAgentIdentityArgs(this.state, node);
+    // gives its own CA flags, runs it against the Kubernetes API (no local CA there) or
+    // wants none.
+    const identity = options.ca === false || args.includes('--ca-address') || args.includes('--kube') ? [] : simAgentIdentityArgs(this.state, node);
     const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, CLI, 'agent', '--sim', this.name, '--node', node, '--source', source, ...identity, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' },

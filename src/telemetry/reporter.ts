@@ -15,14 +15,14 @@
  *   `destination`. Each leg records each request or connection exactly once, with its one
  *   reporter (`reporterForLeg`).
  *
- * So a same-node request, which today crosses the proxy twice (outbound leg in the client's
- * namespace, then inbound leg in the server's, because the outbound leg's upstream socket is
- * steered into the server pod's inbound listener), yields one `source` sample and one
- * `destination` sample, exactly as two sidecars would. A leg must not also report the other
- * side "because the other pod is local too": that is the double count this rule forbids.
- * Should the proxy ever short-circuit a same-node request in one pass (deliver to the server
- * app without the inbound leg), that one pass plays both roles and records once with
- * `source` and once with `destination`; still one sample per reporter.
+ * A same-node request crosses the proxy once: the outbound leg hands it over in-process,
+ * connecting into the server pod's namespace itself rather than through that pod's inbound
+ * listener. That one pass plays both roles, so it records once with `source` and once with
+ * `destination` (the outbound pipeline per attempt that reached the pod, as a destination
+ * proxy sees each retry; a TCP relay once per connection): one sample per reporter,
+ * exactly as two sidecars would give. A leg must not also report the other side "because
+ * the other pod is local too" in any other case: that is the double count this rule
+ * forbids.
  * A request to a destination outside the mesh has only a `source` sample; one from a client
  * outside the mesh only a `destination` sample, as in Istio.
  */
