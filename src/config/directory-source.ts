@@ -1,4 +1,4 @@
-import type { ConfigSource, SourceResult } from './config-source';
+import { sameSourceResult, type ConfigSource, type SourceResult } from './config-source';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -6,7 +6,7 @@ import { NodemeshError, describeError, hasCode } from '../errors';
 import { logger } from '../log';
 import { parseK8sYaml, type RawObject } from './k8s-yaml';
 import type { CoreKind } from './core-kind';
-import { convertObjects } from './objects';
+import { ObjectConverter } from './objects';
 import { rejection, type RejectedObject } from './validation';
 
 /**
@@ -49,19 +49,20 @@ export class DirectorySource implements ConfigSource {
   private readonly files = new Map<string, FileState>();
   private readonly debounceMs: number;
   private readonly pollIntervalMs: number | undefined;
-  private readonly kinds: readonly CoreKind[] | undefined;
   private watcher: FSWatcher | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> = Promise.resolve();
-  private lastFingerprint: string | undefined;
+  private lastResult: SourceResult | undefined;
+  /** Objects of files that did not change keep their converted values (see ObjectConverter). */
+  private readonly converter: ObjectConverter;
   private closed = false;
 
   constructor(path: string, options: DirectorySourceOptions = {}) {
     this.path = resolve(path);
     this.debounceMs = options.debounceMs ?? 100;
     this.pollIntervalMs = options.pollIntervalMs;
-    this.kinds = options.kinds;
+    this.converter = new ObjectConverter(options.kinds);
   }
 
   /** Reads the files (re-reading only the ones whose size or mtime changed). */
@@ -121,10 +122,10 @@ export class DirectorySource implements ConfigSource {
       rejected.push(...state.problems);
       raws.push(...state.objects);
     }
-    const converted = convertObjects(raws, this.kinds);
+    const converted = this.converter.convert(raws);
     rejected.push(...converted.rejected);
     const result = { ...converted, rejected, files: paths };
-    this.lastFingerprint = JSON.stringify(result);
+    this.lastResult = result;
     return result;
   }
 
@@ -141,9 +142,9 @@ export class DirectorySource implements ConfigSource {
       this.reloading = this.reloading.then(async () => {
         if (this.closed) return;
         try {
-          const before = this.lastFingerprint;
+          const before = this.lastResult;
           const result = await this.load();
-          if (this.lastFingerprint === before || this.closed) return;
+          if ((before !== undefined && sameSourceResult(before, result)) || this.closed) return;
           onChange(result);
         } catch (err) {
           onError(err);

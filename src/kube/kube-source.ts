@@ -1,15 +1,16 @@
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import type { ConfigSource, SourceResult } from '../config/config-source';
 import type { K8sObject, RawObject } from '../config/k8s-yaml';
-import { convertObjects } from '../config/objects';
+import { ObjectConverter } from '../config/objects';
+import { sameSourceResult } from '../config/config-source';
 import type { RejectedObject } from '../config/validation';
 import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
 import { podKey, serviceKey, type EndpointSliceInfo, type PodInfo } from '../mesh/model';
-import { compileRoutes, type RouteStatus } from '../routing';
+import { RouteCompiler, type RouteStatus } from '../routing';
 import type { ObjectKind } from '../kinds/object-kind';
 import { MESH_MEMBER_KIND } from '../kinds/mesh-member';
-import { coreKinds, KINDS, kindOfResource, parseInSource } from '../kinds/registry';
+import { coreKinds, KINDS, KindParser, kindOfResource } from '../kinds/registry';
 import type { BackoffOptions } from './backoff';
 import { Reflector, type ReflectorStats } from './reflector';
 import { MESH_RESOURCES, makeLister, objectPath, type KubeResource } from './resources';
@@ -28,6 +29,9 @@ import type { KubeStatusWriter, ObjectVerdict } from './status-writer';
  *   installed counts as synced and empty).
  * - Changes are coalesced (debounceMs after the last change, at most maxDelayMs after the
  *   first) and reported only when the result differs.
+ * - Each result is built from the last one: an object whose store entry did not change is
+ *   not converted, parsed nor compiled again, and keeps its value (the same reference),
+ *   so the snapshot and the proxy configuration built from it redo only what changed.
  * - Pods that have no IP yet (scheduled, not started) or have finished (Succeeded,
  *   Failed: their IP may already belong to another pod) are left out, not rejected.
  * - In `others`, objects come without status, resourceVersion and managedFields: those
@@ -106,7 +110,12 @@ export class KubeSource implements ConfigSource {
   private waiters: Waiter[] = [];
   private onChange: ((result: KubeSourceResult) => void) | undefined;
   private onError: (err: unknown) => void;
-  private lastFingerprint: string | undefined;
+  private lastResult: KubeSourceResult | undefined;
+  private readonly converter: ObjectConverter;
+  private readonly parser: KindParser;
+  private readonly routeCompiler = new RouteCompiler();
+  /** A store object -> what convertObjects reads of it (its configuration, its API path). */
+  private readonly raws = new WeakMap<K8sObject, RawObject>();
   private timer: NodeJS.Timeout | undefined;
   private dirtySince: number | undefined;
   private statusBusy = false;
@@ -119,6 +128,8 @@ export class KubeSource implements ConfigSource {
     this.debounceMs = options.debounceMs ?? 50;
     this.maxDelayMs = Math.max(this.debounceMs, options.maxDelayMs ?? 500);
     this.kinds = options.kinds ?? KINDS;
+    this.converter = new ObjectConverter(coreKinds(this.kinds));
+    this.parser = new KindParser(this.kinds);
     this.nodeName = options.nodeName;
     this.statusWriter = options.statusWriter;
     this.stopFollowingLeader = options.statusWriter?.leader?.onChange((leading) => {
@@ -244,11 +255,10 @@ export class KubeSource implements ConfigSource {
   /** Builds the result, hands verdicts to the status writer, and reports it if it changed. */
   private report(notify: boolean): KubeSourceResult {
     const { result, verdicts } = this.build();
-    const fingerprint = JSON.stringify(result);
     this.lastVerdicts = verdicts;
     if (verdicts.length > 0) this.writeStatus(verdicts);
-    const changed = fingerprint !== this.lastFingerprint;
-    this.lastFingerprint = fingerprint;
+    const changed = this.lastResult === undefined || !sameSourceResult(result, this.lastResult);
+    this.lastResult = result;
     if (notify && changed && this.onChange) {
       try {
         this.onChange(result);
@@ -283,22 +293,28 @@ export class KubeSource implements ConfigSource {
     const raws: RawObject[] = [];
     const reported: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
     const routes: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
+    // In store order (the LIST's, then new objects as they come): one resource's objects
+    // have distinct keys, so no order decides between duplicates.
     for (const reflector of this.reflectors) {
       const r = reflector.resource;
-      const keys = [...reflector.store.keys()].sort();
-      for (const key of keys) {
-        const object = reflector.store.get(key)!;
-        if (isPods(r) && !podIsLive(object)) continue;
-        const meta = (object.metadata ?? {}) as Record<string, unknown>;
-        const path = objectPath(r, typeof meta.namespace === 'string' ? meta.namespace : undefined, String(meta.name));
-        const kind = kindOfResource(r, this.kinds);
-        raws.push({ object: kind?.core ? object : configurationOf(object), file: path, document: 0 });
-        if (kind?.status === 'accepted-condition') reported.push({ object, path, resource: r });
-        if (kind?.status === 'route-parents') routes.push({ object, path, resource: r });
+      const kind = kindOfResource(r, this.kinds);
+      const pods = isPods(r);
+      for (const object of reflector.store.values()) {
+        if (pods && !podIsLive(object)) continue;
+        let raw = this.raws.get(object);
+        if (raw === undefined) {
+          const meta = (object.metadata ?? {}) as Record<string, unknown>;
+          const path = objectPath(r, typeof meta.namespace === 'string' ? meta.namespace : undefined, String(meta.name));
+          raw = { object: kind?.core ? object : configurationOf(object), file: path, document: 0 };
+          this.raws.set(object, raw);
+        }
+        raws.push(raw);
+        if (kind?.status === 'accepted-condition') reported.push({ object, path: raw.file, resource: r });
+        if (kind?.status === 'route-parents') routes.push({ object, path: raw.file, resource: r });
       }
     }
-    const converted = convertObjects(raws, coreKinds(this.kinds));
-    const { parsed, rejected: extra } = parseInSource(converted.others, this.kinds);
+    const converted = this.converter.convert(raws);
+    const { parsed, rejected: extra } = this.parser.parse(converted.others);
     const rejectedPaths = new Set(extra.map((x) => x.file));
     const rejected = [...converted.rejected, ...extra];
     const result: KubeSourceResult = {
@@ -312,15 +328,17 @@ export class KubeSource implements ConfigSource {
       files: [],
       parsed,
     };
+    const reasonsByPath = new Map<string, string[]>();
+    for (const x of rejected) reasonsByPath.set(x.file, [...(reasonsByPath.get(x.file) ?? []), stripPrefix(x)]);
     const verdicts: ObjectVerdict[] = reported.map(({ object, path, resource }) => {
-      const reasons = rejected.filter((x) => x.file === path).map((x) => stripPrefix(x));
+      const reasons = reasonsByPath.get(path) ?? [];
       return reasons.length === 0
         ? { object, plural: resource.plural, namespaced: resource.namespaced, accepted: true }
         : { object, plural: resource.plural, namespaced: resource.namespaced, accepted: false, message: reasons.join('; ') };
     });
     // Route statuses need a compile of the routes: only an agent that may write them does it.
     const writer = this.statusWriter;
-    if (writer && routes.length > 0 && (!writer.leader || writer.leader.isLeader)) verdicts.push(...routeVerdicts(routes, result));
+    if (writer && routes.length > 0 && (!writer.leader || writer.leader.isLeader)) verdicts.push(...routeVerdicts(routes, result, this.routeCompiler));
     return { result, verdicts };
   }
 }
@@ -330,10 +348,10 @@ export class KubeSource implements ConfigSource {
  * the proxy configuration compiles them). A route with no Service parent gets an empty
  * list, which removes entries nodemesh wrote before its parentRefs changed.
  */
-function routeVerdicts(routes: Array<{ object: K8sObject; path: string; resource: KubeResource }>, result: KubeSourceResult): ObjectVerdict[] {
+function routeVerdicts(routes: Array<{ object: K8sObject; path: string; resource: KubeResource }>, result: KubeSourceResult, compiler: RouteCompiler): ObjectVerdict[] {
   const paths = new Set(routes.map((r) => r.path));
   const services = new Map(result.services.map((s) => [serviceKey(s), s]));
-  const { statuses } = compileRoutes(result.others.filter((o) => paths.has(o.file)), services);
+  const { statuses } = compiler.compile(result.others.filter((o) => paths.has(o.file)), services);
   const byPath = new Map<string, RouteStatus>(statuses.map((s) => [s.file, s]));
   return routes.map(({ object, path, resource }) => ({ object, plural: resource.plural, namespaced: resource.namespaced, parents: byPath.get(path)?.parents ?? [] }));
 }
