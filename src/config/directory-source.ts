@@ -66,12 +66,22 @@ export class DirectorySource implements ConfigSource {
   }
 
   /** Reads the files (re-reading only the ones whose size or mtime changed). */
-  async load(): Promise<SourceResult> {
+  load(): Promise<SourceResult> {
+    return this.read(undefined);
+  }
+
+  /**
+   * load(), where `changed` (absolute paths), when given, are the only files known ones
+   * may differ in (fs.watch named them): the others are not even looked at, so a change
+   * costs its own files, not a stat of every file (the poll still checks them all).
+   */
+  private async read(changed: ReadonlySet<string> | undefined): Promise<SourceResult> {
     const paths = await this.listFiles();
     const rejected: RejectedObject[] = [];
     const present = new Set(paths);
     for (const known of [...this.files.keys()]) if (!present.has(known)) this.files.delete(known);
     for (const file of paths) {
+      if (changed !== undefined && !changed.has(file) && this.files.has(file)) continue;
       let info;
       try {
         info = await stat(file);
@@ -138,12 +148,16 @@ export class DirectorySource implements ConfigSource {
   watch(onChange: (result: SourceResult) => void, onError: (err: unknown) => void = (err) => this.log.error({ err: describeError(err) }, 'reading the configuration failed')): void {
     if (this.closed) throw new NodemeshError('ERR_NM_SOURCE_CLOSED', 'this DirectorySource is closed');
     if (this.watcher || this.pollTimer) throw new NodemeshError('ERR_NM_SOURCE_WATCHING', 'this DirectorySource is already being watched');
+    // The files fs.watch named since the last read; undefined: look at every file.
+    let pending: Set<string> | undefined;
     const reload = (): void => {
       this.reloading = this.reloading.then(async () => {
         if (this.closed) return;
+        const changed = pending;
+        pending = new Set();
         try {
           const before = this.lastResult;
-          const result = await this.load();
+          const result = await this.read(before === undefined ? undefined : changed);
           if ((before !== undefined && sameSourceResult(before, result)) || this.closed) return;
           onChange(result);
         } catch (err) {
@@ -151,8 +165,10 @@ export class DirectorySource implements ConfigSource {
         }
       });
     };
-    const schedule = (): void => {
+    const schedule = (file?: string): void => {
       if (this.closed) return;
+      if (file === undefined) pending = undefined;
+      else pending?.add(file);
       if (this.debounceTimer) clearTimeout(this.debounceTimer);
       this.debounceTimer = setTimeout(() => {
         this.debounceTimer = undefined;
@@ -172,7 +188,7 @@ export class DirectorySource implements ConfigSource {
         try {
           this.watcher = fsWatch(target, { persistent: false }, (_event, filename) => {
             if (only !== undefined && filename !== null && filename !== only) return;
-            schedule();
+            schedule(filename === null ? undefined : join(target, filename));
           });
           this.watcher.on('error', (err) => {
             this.log.warn({ err: describeError(err) }, 'fs.watch failed; polling instead');
@@ -192,7 +208,7 @@ export class DirectorySource implements ConfigSource {
   private startPoll(intervalMs: number, schedule: () => void): void {
     if (this.pollTimer) clearInterval(this.pollTimer);
     // load() only re-reads files whose size or mtime changed, so a poll costs a few stats.
-    this.pollTimer = setInterval(schedule, intervalMs);
+    this.pollTimer = setInterval(() => schedule(), intervalMs);
     this.pollTimer.unref();
   }
 

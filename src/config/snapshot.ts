@@ -15,6 +15,7 @@ import {
 import { CowMap, HolderIndex, compareStrings } from './copy-on-write';
 import { resolveEndpoints, selectorMatches, serviceFamily, type ResolveOptions } from './endpoints';
 import { canonicalIP, type IpFamily } from './ip';
+import { sameItems } from '../util/same-items';
 import type { OtherObject } from './objects';
 
 /**
@@ -95,8 +96,16 @@ interface Diff<T> {
 
 const EMPTY_MAP: ReadonlyMap<string, never> = new Map<string, never>();
 
+interface Inputs {
+  namespaces: readonly NamespaceInfo[];
+  pods: readonly PodInfo[];
+  services: readonly ServiceInfo[];
+  slices: readonly EndpointSliceInfo[];
+}
+
 /** What a snapshot reads of the one before it (the empty one for a first snapshot). */
 interface Base {
+  inputs: Inputs;
   namespaces: ReadonlyMap<string, NamespaceInfo>;
   pods: ReadonlyMap<string, PodInfo>;
   services: ReadonlyMap<string, ServiceInfo>;
@@ -112,6 +121,7 @@ interface Base {
 }
 
 const NOTHING: Base = {
+  inputs: { namespaces: [], pods: [], services: [], slices: [] },
   namespaces: EMPTY_MAP,
   pods: EMPTY_MAP,
   services: EMPTY_MAP,
@@ -151,6 +161,7 @@ export class MeshSnapshot {
   private readonly selectingByNamespace: ReadonlyMap<string, ReadonlyMap<string, ServiceInfo>>;
   /** Service key -> ready endpoints computed so far; carried over for unchanged Services. */
   private readonly endpointCaches: Map<string, EndpointCache>;
+  private readonly inputs: Inputs;
 
   private constructor(
     /** Increases with every snapshot a source produces. */
@@ -169,10 +180,12 @@ export class MeshSnapshot {
       return copy;
     };
     const before: Base = previous ? (previous as unknown as Base) : NOTHING;
-    const namespaces = diff(before.namespaces, input.namespaces, (ns) => ns.name, intern);
-    const pods = diff(before.pods, input.pods, podKey, intern);
-    const services = diff(before.services, input.services, serviceKey, intern);
-    const slices = diff(before.slices, (input.endpointSlices ?? []).filter((s) => s.serviceName !== undefined), podKey, intern);
+    // The lists as given, kept to spot a list that is the same as last time at the cost of comparing references.
+    this.inputs = { namespaces: [...input.namespaces], pods: [...input.pods], services: [...input.services], slices: [...(input.endpointSlices ?? [])] };
+    const namespaces = diff(before.namespaces, before.inputs.namespaces, input.namespaces, (ns) => ns.name, intern);
+    const pods = diff(before.pods, before.inputs.pods, input.pods, podKey, intern);
+    const services = diff(before.services, before.inputs.services, input.services, serviceKey, intern);
+    const slices = diff(before.slices, before.inputs.slices, this.inputs.slices, podKey, intern, (s) => s.serviceName !== undefined);
     this.namespaces = namespaces.map;
     this.pods = pods.map;
     this.services = services.map;
@@ -347,8 +360,16 @@ const EMPTY: MeshSnapshot = MeshSnapshot.from({ namespaces: [], pods: [], servic
  * when every object is the one it had (by reference, after interning), else a new map and
  * what changed. Of two objects with one key the last wins.
  */
-function diff<T extends object>(previous: ReadonlyMap<string, T>, inputs: readonly T[], keyOf: (value: T) => string, intern: (value: T) => T): Diff<T> {
-  const values = inputs.map(intern);
+function diff<T extends object>(
+  previous: ReadonlyMap<string, T>,
+  previousInputs: readonly T[],
+  inputs: readonly T[],
+  keyOf: (value: T) => string,
+  intern: (value: T) => T,
+  keep: (value: T) => boolean = () => true,
+): Diff<T> {
+  if (sameItems(previousInputs, inputs)) return { map: previous, changes: [] };
+  const values = inputs.filter(keep).map(intern);
   if (values.length === previous.size && values.every((v) => previous.get(keyOf(v)) === v)) return { map: previous, changes: [] };
   const map = new Map<string, T>();
   for (const v of values) map.set(keyOf(v), v);

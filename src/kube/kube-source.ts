@@ -27,8 +27,9 @@ import type { KubeStatusWriter, ObjectVerdict } from './status-writer';
  *
  * - load() resolves after the first full sync of every resource (a CRD that is not
  *   installed counts as synced and empty).
- * - Changes are coalesced (debounceMs after the last change, at most maxDelayMs after the
- *   first) and reported only when the result differs.
+ * - A change after a quiet time is reported at once; changes that follow are coalesced
+ *   (debounceMs after the last change, at most maxDelayMs after the first); a result is
+ *   reported only when it differs.
  * - Each result is built from the last one: an object whose store entry did not change is
  *   not converted, parsed nor compiled again, and keeps its value (the same reference),
  *   so the snapshot and the proxy configuration built from it redo only what changed.
@@ -48,7 +49,7 @@ export interface KubeSourceOptions {
   kubeConfig: KubeConfig;
   /** Only pods on this node (field selector spec.nodeName=<nodeName>); all pods when undefined. */
   nodeName: string | undefined;
-  /** Quiet time before a change is reported (ms, default 50). */
+  /** Quiet time before a change that follows a report is reported (ms, default 50; a change after a quiet time goes at once). */
   debounceMs?: number;
   /** A stream of changes is still reported at least this often (ms, default 500). */
   maxDelayMs?: number;
@@ -118,6 +119,8 @@ export class KubeSource implements ConfigSource {
   private readonly raws = new WeakMap<K8sObject, RawObject>();
   private timer: NodeJS.Timeout | undefined;
   private dirtySince: number | undefined;
+  /** When the last change was reported (ms). */
+  private lastReportAt = 0;
   private statusBusy = false;
   private statusNext: ObjectVerdict[] | undefined;
   /** The verdicts of the last result, for a writer that just became the leader. */
@@ -239,15 +242,23 @@ export class KubeSource implements ConfigSource {
     this.schedule(false);
   }
 
+  /**
+   * A change after a quiet time (no report for debounceMs) is reported at once, with the
+   * events that arrive in the same turn of the event loop: a lone change costs no waiting.
+   * Changes that follow a report wait for debounceMs of quiet (at most maxDelayMs), so a
+   * burst is coalesced into few reports.
+   */
   private schedule(now: boolean): void {
     const time = Date.now();
     this.dirtySince ??= time;
     if (this.timer) clearTimeout(this.timer);
-    const delay = now ? 0 : Math.max(0, Math.min(this.debounceMs, this.dirtySince + this.maxDelayMs - time));
+    const quiet = time - this.lastReportAt >= this.debounceMs;
+    const delay = now || quiet ? 0 : Math.max(0, Math.min(this.debounceMs, this.dirtySince + this.maxDelayMs - time));
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.dirtySince = undefined;
       if (this.closed) return;
+      this.lastReportAt = Date.now();
       this.report(true);
     }, delay);
   }
