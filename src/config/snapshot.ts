@@ -369,6 +369,43 @@ function diff<T extends object>(
   keep: (value: T) => boolean = () => true,
 ): Diff<T> {
   if (sameItems(previousInputs, inputs)) return { map: previous, changes: [] };
+  return (inputs.length === previousInputs.length && inPlace(previous, previousInputs, inputs, keyOf, intern, keep)) || fullDiff(previous, inputs, keyOf, intern, keep);
+}
+
+/**
+ * The common change: the same list with some objects replaced in place by new versions
+ * under the same key (an edit). Only the replaced positions cost; undefined when the
+ * change is of another shape (objects added, removed, moved or renamed).
+ */
+function inPlace<T extends object>(
+  previous: ReadonlyMap<string, T>,
+  previousInputs: readonly T[],
+  inputs: readonly T[],
+  keyOf: (value: T) => string,
+  intern: (value: T) => T,
+  keep: (value: T) => boolean,
+): Diff<T> | undefined {
+  const changes: Diff<T>['changes'] = [];
+  let map: CowMap<string, T> | undefined;
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
+    const old = previousInputs[i]!;
+    if (input === old) continue;
+    if (!keep(input) || !keep(old)) return undefined;
+    const before = intern(old);
+    const after = intern(input);
+    const key = keyOf(after);
+    // Another key, or an entry the old object did not own (a duplicate key): the full diff decides.
+    if (keyOf(before) !== key || previous.get(key) !== before) return undefined;
+    if (before === after) continue;
+    map ??= new CowMap(previous);
+    map.set(key, after);
+    changes.push({ before, after });
+  }
+  return { map: map?.done() ?? previous, changes };
+}
+
+function fullDiff<T extends object>(previous: ReadonlyMap<string, T>, inputs: readonly T[], keyOf: (value: T) => string, intern: (value: T) => T, keep: (value: T) => boolean): Diff<T> {
   const values = inputs.filter(keep).map(intern);
   if (values.length === previous.size && values.every((v) => previous.get(keyOf(v)) === v)) return { map: previous, changes: [] };
   const map = new Map<string, T>();
