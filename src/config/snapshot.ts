@@ -369,13 +369,14 @@ function diff<T extends object>(
   keep: (value: T) => boolean = () => true,
 ): Diff<T> {
   if (sameItems(previousInputs, inputs)) return { map: previous, changes: [] };
-  return (inputs.length === previousInputs.length && inPlace(previous, previousInputs, inputs, keyOf, intern, keep)) || fullDiff(previous, inputs, keyOf, intern, keep);
+  return inPlace(previous, previousInputs, inputs, keyOf, intern, keep) ?? fullDiff(previous, inputs, keyOf, intern, keep);
 }
 
 /**
- * The common change: the same list with some objects replaced in place by new versions
- * under the same key (an edit). Only the replaced positions cost; undefined when the
- * change is of another shape (objects added, removed, moved or renamed).
+ * The common changes, in the order sources keep their objects: some objects replaced under
+ * the same key (edits), some taken out (removals), new ones at the end (additions). Only
+ * those positions cost; undefined when the change has another shape (objects moved,
+ * renamed, or an addition of a key seen before), which the full diff handles.
  */
 function inPlace<T extends object>(
   previous: ReadonlyMap<string, T>,
@@ -386,23 +387,52 @@ function inPlace<T extends object>(
   keep: (value: T) => boolean,
 ): Diff<T> | undefined {
   const changes: Diff<T>['changes'] = [];
-  let map: CowMap<string, T> | undefined;
-  for (let i = 0; i < inputs.length; i++) {
+  const map = new CowMap(previous);
+  // Removals can only be as many as the list shrank by, plus what the tail adds back.
+  let removable = Math.max(0, previousInputs.length - inputs.length);
+  const owned = (value: T): boolean => keep(value) && previous.get(keyOf(value)) === value;
+  let i = 0;
+  let j = 0;
+  while (i < inputs.length && j < previousInputs.length) {
     const input = inputs[i]!;
-    const old = previousInputs[i]!;
-    if (input === old) continue;
-    if (!keep(input) || !keep(old)) return undefined;
+    const old = previousInputs[j]!;
+    if (input === old) {
+      i++;
+      j++;
+      continue;
+    }
     const before = intern(old);
     const after = intern(input);
-    const key = keyOf(after);
-    // Another key, or an entry the old object did not own (a duplicate key): the full diff decides.
-    if (keyOf(before) !== key || previous.get(key) !== before) return undefined;
-    if (before === after) continue;
-    map ??= new CowMap(previous);
-    map.set(key, after);
-    changes.push({ before, after });
+    if (keep(after) && owned(before) && keyOf(before) === keyOf(after)) {
+      if (before !== after) {
+        map.set(keyOf(after), after);
+        changes.push({ before, after });
+      }
+      i++;
+      j++;
+    } else if (removable > 0 && owned(before)) {
+      map.delete(keyOf(before));
+      changes.push({ before, after: undefined });
+      removable--;
+      j++;
+    } else return undefined;
   }
-  return { map: map?.done() ?? previous, changes };
+  for (; j < previousInputs.length; j++) {
+    const before = intern(previousInputs[j]!);
+    if (!owned(before)) return undefined;
+    map.delete(keyOf(before));
+    changes.push({ before, after: undefined });
+  }
+  for (; i < inputs.length; i++) {
+    const after = intern(inputs[i]!);
+    if (!keep(after)) return undefined;
+    const key = keyOf(after);
+    // A key the previous snapshot had (a move, a rename back) or twice among the new: the full diff decides.
+    if (previous.has(key) || map.has(key)) return undefined;
+    map.set(key, after);
+    changes.push({ before: undefined, after });
+  }
+  return { map: map.done(), changes };
 }
 
 function fullDiff<T extends object>(previous: ReadonlyMap<string, T>, inputs: readonly T[], keyOf: (value: T) => string, intern: (value: T) => T, keep: (value: T) => boolean): Diff<T> {
