@@ -1,7 +1,7 @@
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import type { ConfigSource, SourceResult } from '../config/config-source';
 import type { K8sObject, RawObject } from '../config/k8s-yaml';
-import { ObjectConverter } from '../config/objects';
+import { ObjectConverter, type ConvertedObjects } from '../config/objects';
 import { sameSourceResult } from '../config/config-source';
 import type { RejectedObject } from '../config/validation';
 import { NodemeshError, describeError } from '../errors';
@@ -93,6 +93,22 @@ export interface KubeResourceStatus {
   stats: ReflectorStats;
 }
 
+/** An object whose status the source reports, and where it lives. */
+interface Reported {
+  object: K8sObject;
+  path: string;
+  resource: KubeResource;
+}
+
+interface Part {
+  /** Reflector.storeVersion it was built at. */
+  version: number;
+  converter: ObjectConverter;
+  converted: ConvertedObjects;
+  reported: Reported[];
+  routes: Reported[];
+}
+
 interface Waiter {
   resolve: (result: KubeSourceResult) => void;
   reject: (err: unknown) => void;
@@ -112,7 +128,8 @@ export class KubeSource implements ConfigSource {
   private onChange: ((result: KubeSourceResult) => void) | undefined;
   private onError: (err: unknown) => void;
   private lastResult: KubeSourceResult | undefined;
-  private readonly converter: ObjectConverter;
+  /** Per resource: what its store converted to (see part()). */
+  private readonly parts = new Map<Reflector, Part>();
   private readonly parser: KindParser;
   private readonly routeCompiler = new RouteCompiler();
   /** A store object -> what convertObjects reads of it (its configuration, its API path). */
@@ -131,7 +148,6 @@ export class KubeSource implements ConfigSource {
     this.debounceMs = options.debounceMs ?? 50;
     this.maxDelayMs = Math.max(this.debounceMs, options.maxDelayMs ?? 500);
     this.kinds = options.kinds ?? KINDS;
-    this.converter = new ObjectConverter(coreKinds(this.kinds));
     this.parser = new KindParser(this.kinds);
     this.nodeName = options.nodeName;
     this.statusWriter = options.statusWriter;
@@ -300,31 +316,59 @@ export class KubeSource implements ConfigSource {
       });
   }
 
-  private build(): { result: KubeSourceResult; verdicts: ObjectVerdict[] } {
+  /**
+   * What one resource's objects convert to, in store order (the LIST's, then new objects
+   * as they come): built again only when its store changed, and then only its changed
+   * objects are converted (ObjectConverter).
+   */
+  private part(reflector: Reflector): Part {
+    let cached = this.parts.get(reflector);
+    if (cached && cached.version === reflector.storeVersion) return cached;
+    const r = reflector.resource;
+    const kind = kindOfResource(r, this.kinds);
+    const pods = isPods(r);
     const raws: RawObject[] = [];
-    const reported: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
-    const routes: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
-    // In store order (the LIST's, then new objects as they come): one resource's objects
-    // have distinct keys, so no order decides between duplicates.
-    for (const reflector of this.reflectors) {
-      const r = reflector.resource;
-      const kind = kindOfResource(r, this.kinds);
-      const pods = isPods(r);
-      for (const object of reflector.store.values()) {
-        if (pods && !podIsLive(object)) continue;
-        let raw = this.raws.get(object);
-        if (raw === undefined) {
-          const meta = (object.metadata ?? {}) as Record<string, unknown>;
-          const path = objectPath(r, typeof meta.namespace === 'string' ? meta.namespace : undefined, String(meta.name));
-          raw = { object: kind?.core ? object : configurationOf(object), file: path, document: 0 };
-          this.raws.set(object, raw);
-        }
-        raws.push(raw);
-        if (kind?.status === 'accepted-condition') reported.push({ object, path: raw.file, resource: r });
-        if (kind?.status === 'route-parents') routes.push({ object, path: raw.file, resource: r });
+    const reported: Reported[] = [];
+    const routes: Reported[] = [];
+    for (const object of reflector.store.values()) {
+      if (pods && !podIsLive(object)) continue;
+      let raw = this.raws.get(object);
+      if (raw === undefined) {
+        const meta = (object.metadata ?? {}) as Record<string, unknown>;
+        const path = objectPath(r, typeof meta.namespace === 'string' ? meta.namespace : undefined, String(meta.name));
+        raw = { object: kind?.core ? object : configurationOf(object), file: path, document: 0 };
+        this.raws.set(object, raw);
       }
+      raws.push(raw);
+      if (kind?.status === 'accepted-condition') reported.push({ object, path: raw.file, resource: r });
+      if (kind?.status === 'route-parents') routes.push({ object, path: raw.file, resource: r });
     }
-    const converted = this.converter.convert(raws);
+    let converter = cached?.converter;
+    if (!converter) converter = new ObjectConverter(coreKinds(this.kinds));
+    cached = { version: reflector.storeVersion, converter, converted: converter.convert(raws), reported, routes };
+    this.parts.set(reflector, cached);
+    return cached;
+  }
+
+  private build(): { result: KubeSourceResult; verdicts: ObjectVerdict[] } {
+    const reported: Reported[] = [];
+    const routes: Reported[] = [];
+    const parts: ConvertedObjects[] = [];
+    for (const reflector of this.reflectors) {
+      const part = this.part(reflector);
+      parts.push(part.converted);
+      reported.push(...part.reported);
+      routes.push(...part.routes);
+    }
+    // One resource's objects have distinct keys, and resources are of distinct kinds: no duplicates across parts.
+    const converted: ConvertedObjects = {
+      namespaces: parts.flatMap((p) => p.namespaces),
+      pods: parts.flatMap((p) => p.pods),
+      services: parts.flatMap((p) => p.services),
+      endpointSlices: parts.flatMap((p) => p.endpointSlices),
+      others: parts.flatMap((p) => p.others),
+      rejected: parts.flatMap((p) => p.rejected),
+    };
     const { parsed, rejected: extra } = this.parser.parse(converted.others);
     const rejectedPaths = new Set(extra.map((x) => x.file));
     const rejected = [...converted.rejected, ...extra];
