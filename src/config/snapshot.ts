@@ -374,9 +374,10 @@ function diff<T extends object>(
 
 /**
  * The common changes, in the order sources keep their objects: some objects replaced under
- * the same key (edits), some taken out (removals), new ones at the end (additions). Only
- * those positions cost; undefined when the change has another shape (objects moved,
- * renamed, or an addition of a key seen before), which the full diff handles.
+ * the same key (edits), and either some taken out (removals) or some new ones put in
+ * (additions). Only those positions cost; undefined when the change has another shape
+ * (objects moved or renamed, removals with additions, a key seen before added), which the
+ * full diff handles.
  */
 function inPlace<T extends object>(
   previous: ReadonlyMap<string, T>,
@@ -390,6 +391,8 @@ function inPlace<T extends object>(
   const map = new CowMap(previous);
   // Removals can only be as many as the list shrank by, plus what the tail adds back.
   let removable = Math.max(0, previousInputs.length - inputs.length);
+  // Likewise insertions (objects added anywhere: a directory lists its files by name).
+  let insertable = Math.max(0, inputs.length - previousInputs.length);
   const owned = (value: T): boolean => keep(value) && previous.get(keyOf(value)) === value;
   let i = 0;
   let j = 0;
@@ -415,6 +418,11 @@ function inPlace<T extends object>(
       changes.push({ before, after: undefined });
       removable--;
       j++;
+    } else if (insertable > 0 && keep(after) && !previous.has(keyOf(after)) && !map.has(keyOf(after))) {
+      map.set(keyOf(after), after);
+      changes.push({ before: undefined, after });
+      insertable--;
+      i++;
     } else return undefined;
   }
   for (; j < previousInputs.length; j++) {

@@ -148,6 +148,8 @@ function view(c: ProxyConfig): unknown {
   }
   const ips = [...Array.from({ length: 12 }, (_, i) => `10.1.0.${i}`), ...Array.from({ length: 12 }, (_, i) => `fd00::${i}`)];
   const clusterIPs = Array.from({ length: 6 }, (_, i) => `10.96.0.${i}`);
+  // Map order is not configuration: pods by key.
+  const pods = sorted(s.pods).map(([, p]) => p);
   return {
     namespaces: sorted(s.namespaces),
     pods: sorted(s.pods),
@@ -157,14 +159,14 @@ function view(c: ProxyConfig): unknown {
     endpoints,
     podByIP: ips.map((ip) => s.podByIP(ip)?.name),
     serviceByClusterIP: clusterIPs.map((ip) => s.serviceByClusterIP(ip, 80)?.service.name),
-    modes: [...s.pods.values()].map((p) => s.modeDecision(p)).sort((a, b) => (a.reason < b.reason ? -1 : 1)),
+    modes: pods.map((p) => s.modeDecision(p)),
     routes: c.routes.describe(),
     routeStatuses: c.routeStatuses,
-    peerAuthentication: [...s.pods.values()].map((p) => [c.peerAuthentication.modeFor(p, 8080), c.peerAuthentication.modeFor(p, 9090)]),
+    peerAuthentication: pods.map((p) => [c.peerAuthentication.modeFor(p, 8080), c.peerAuthentication.modeFor(p, 9090)]),
     authorization: c.authorization,
     rejected: c.rejected,
     warnings: c.warnings,
-    workloads: [...s.pods.values()].map((p) => c.workload(p)),
+    workloads: pods.map((p) => c.workload(p)),
   };
 }
 
@@ -219,7 +221,8 @@ for (const slicesOnly of [false, true]) {
       if (op === 'delete') world.delete(key);
       else if (op === 'touch') world.set(key, { ...world.get(key)!, object: structuredClone(world.get(key)!.object) }); // same content, new objects (a re-read file)
       else world.set(key, { object: g.object(kind, ns, name), file: `/objects/${key}`, document: 0 });
-      const raws = [...world.values()];
+      // The directory source lists files by name (additions land anywhere), the Kubernetes one in store order (at the end).
+      const raws = slicesOnly ? [...world.values()] : [...world.values()].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
       const incremental = chain.apply(raws);
       const full = fromScratch(raws, slicesOnly);
       try {
