@@ -274,7 +274,8 @@ export class KubeSource implements ConfigSource {
       this.timer = undefined;
       this.dirtySince = undefined;
       if (this.closed) return;
-      this.lastReportAt = Date.now();
+      // The first sync's report is no change: the next change still goes at once.
+      if (!now) this.lastReportAt = Date.now();
       this.report(true);
     }, delay);
   }
