@@ -1,3 +1,5 @@
+import { isDeepStrictEqual } from 'node:util';
+import { sameItems } from '../util/same-items';
 import type { EndpointSliceInfo, NamespaceInfo, PodInfo, ServiceInfo } from '../mesh/model';
 import type { OtherObject } from './objects';
 import type { ParsedKinds } from './snapshot';
@@ -29,4 +31,20 @@ export interface SourceResult {
   endpointsFromSlicesOnly?: boolean;
   /** Kinds the source parsed already (see SnapshotInput.parsed). */
   parsed?: ParsedKinds;
+}
+
+/**
+ * The same result, by reference: sources keep every unchanged object (ObjectConverter,
+ * KindParser), so a change that leaves the objects as they were gives equal lists of the
+ * same objects. How a source decides whether an update is worth reporting, without
+ * serialising the whole cluster.
+ */
+export function sameSourceResult(a: SourceResult, b: SourceResult): boolean {
+  if (!sameItems(a.namespaces, b.namespaces) || !sameItems(a.pods, b.pods) || !sameItems(a.services, b.services) || !sameItems(a.others, b.others)) return false;
+  if (!sameItems(a.endpointSlices, b.endpointSlices) || a.endpointsFromSlicesOnly !== b.endpointsFromSlicesOnly || !sameItems(a.files, b.files)) return false;
+  const pa = a.parsed ?? {};
+  const pb = b.parsed ?? {};
+  const kinds = Object.keys(pa);
+  if (kinds.length !== Object.keys(pb).length || kinds.some((k) => pa[k] !== pb[k])) return false;
+  return isDeepStrictEqual(a.rejected, b.rejected);
 }

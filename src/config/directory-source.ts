@@ -1,4 +1,4 @@
-import type { ConfigSource, SourceResult } from './config-source';
+import { sameSourceResult, type ConfigSource, type SourceResult } from './config-source';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -6,7 +6,7 @@ import { NodemeshError, describeError, hasCode } from '../errors';
 import { logger } from '../log';
 import { parseK8sYaml, type RawObject } from './k8s-yaml';
 import type { CoreKind } from './core-kind';
-import { convertObjects } from './objects';
+import { ObjectConverter } from './objects';
 import { rejection, type RejectedObject } from './validation';
 
 /**
@@ -49,28 +49,39 @@ export class DirectorySource implements ConfigSource {
   private readonly files = new Map<string, FileState>();
   private readonly debounceMs: number;
   private readonly pollIntervalMs: number | undefined;
-  private readonly kinds: readonly CoreKind[] | undefined;
   private watcher: FSWatcher | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> = Promise.resolve();
-  private lastFingerprint: string | undefined;
+  private lastResult: SourceResult | undefined;
+  /** Objects of files that did not change keep their converted values (see ObjectConverter). */
+  private readonly converter: ObjectConverter;
   private closed = false;
 
   constructor(path: string, options: DirectorySourceOptions = {}) {
     this.path = resolve(path);
     this.debounceMs = options.debounceMs ?? 100;
     this.pollIntervalMs = options.pollIntervalMs;
-    this.kinds = options.kinds;
+    this.converter = new ObjectConverter(options.kinds);
   }
 
   /** Reads the files (re-reading only the ones whose size or mtime changed). */
-  async load(): Promise<SourceResult> {
+  load(): Promise<SourceResult> {
+    return this.read(undefined);
+  }
+
+  /**
+   * load(), where `changed` (absolute paths), when given, are the only files known ones
+   * may differ in (fs.watch named them): the others are not even looked at, so a change
+   * costs its own files, not a stat of every file (the poll still checks them all).
+   */
+  private async read(changed: ReadonlySet<string> | undefined): Promise<SourceResult> {
     const paths = await this.listFiles();
     const rejected: RejectedObject[] = [];
     const present = new Set(paths);
     for (const known of [...this.files.keys()]) if (!present.has(known)) this.files.delete(known);
     for (const file of paths) {
+      if (changed !== undefined && !changed.has(file) && this.files.has(file)) continue;
       let info;
       try {
         info = await stat(file);
@@ -121,10 +132,10 @@ export class DirectorySource implements ConfigSource {
       rejected.push(...state.problems);
       raws.push(...state.objects);
     }
-    const converted = convertObjects(raws, this.kinds);
+    const converted = this.converter.convert(raws);
     rejected.push(...converted.rejected);
     const result = { ...converted, rejected, files: paths };
-    this.lastFingerprint = JSON.stringify(result);
+    this.lastResult = result;
     return result;
   }
 
@@ -137,21 +148,27 @@ export class DirectorySource implements ConfigSource {
   watch(onChange: (result: SourceResult) => void, onError: (err: unknown) => void = (err) => this.log.error({ err: describeError(err) }, 'reading the configuration failed')): void {
     if (this.closed) throw new NodemeshError('ERR_NM_SOURCE_CLOSED', 'this DirectorySource is closed');
     if (this.watcher || this.pollTimer) throw new NodemeshError('ERR_NM_SOURCE_WATCHING', 'this DirectorySource is already being watched');
+    // The files fs.watch named since the last read; undefined: look at every file.
+    let pending: Set<string> | undefined;
     const reload = (): void => {
       this.reloading = this.reloading.then(async () => {
         if (this.closed) return;
+        const changed = pending;
+        pending = new Set();
         try {
-          const before = this.lastFingerprint;
-          const result = await this.load();
-          if (this.lastFingerprint === before || this.closed) return;
+          const before = this.lastResult;
+          const result = await this.read(before === undefined ? undefined : changed);
+          if ((before !== undefined && sameSourceResult(before, result)) || this.closed) return;
           onChange(result);
         } catch (err) {
           onError(err);
         }
       });
     };
-    const schedule = (): void => {
+    const schedule = (file?: string): void => {
       if (this.closed) return;
+      if (file === undefined) pending = undefined;
+      else pending?.add(file);
       if (this.debounceTimer) clearTimeout(this.debounceTimer);
       this.debounceTimer = setTimeout(() => {
         this.debounceTimer = undefined;
@@ -171,7 +188,7 @@ export class DirectorySource implements ConfigSource {
         try {
           this.watcher = fsWatch(target, { persistent: false }, (_event, filename) => {
             if (only !== undefined && filename !== null && filename !== only) return;
-            schedule();
+            schedule(filename === null ? undefined : join(target, filename));
           });
           this.watcher.on('error', (err) => {
             this.log.warn({ err: describeError(err) }, 'fs.watch failed; polling instead');
@@ -191,7 +208,7 @@ export class DirectorySource implements ConfigSource {
   private startPoll(intervalMs: number, schedule: () => void): void {
     if (this.pollTimer) clearInterval(this.pollTimer);
     // load() only re-reads files whose size or mtime changed, so a poll costs a few stats.
-    this.pollTimer = setInterval(schedule, intervalMs);
+    this.pollTimer = setInterval(() => schedule(), intervalMs);
     this.pollTimer.unref();
   }
 

@@ -68,5 +68,6 @@ export function resolveEndpoints(service: ServiceInfo, port: ServicePort, pods: 
       terminating: false,
     });
   }
-  return out.sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+  // Two pods may share an address (one finishing, one starting): the pod key orders them, not the order pods came in.
+  return out.sort((a, b) => (a.address !== b.address ? (a.address < b.address ? -1 : 1) : a.port !== b.port ? a.port - b.port : a.podKey! < b.podKey! ? -1 : a.podKey! > b.podKey! ? 1 : 0));
 }

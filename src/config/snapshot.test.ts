@@ -99,3 +99,18 @@ test('a snapshot is immutable and does not share the input objects', () => {
     (s as unknown as { version: number }).version = 8;
   }, TypeError);
 });
+
+test('a shared pod IP resolves to the same pod whatever the order pods came in, and through changes', () => {
+  const a = pod('a', { ips: ['10.244.1.50'] });
+  const b = pod('b', { ips: ['10.244.1.50'] });
+  assert.equal(snapshot([a, b]).podByIP('10.244.1.50')?.name, 'a');
+  assert.equal(snapshot([b, a]).podByIP('10.244.1.50')?.name, 'a', 'the smallest namespace/name, not the first to arrive');
+  const first = MeshSnapshot.from({ namespaces: [], pods: [a, b], services: [svcA] }, 1);
+  const without = MeshSnapshot.from({ namespaces: [], pods: [b], services: [svcA] }, 2, first);
+  assert.equal(without.podByIP('10.244.1.50')?.name, 'b', 'the other holder takes over when one goes');
+  assert.equal(first.podByIP('10.244.1.50')?.name, 'a', 'the earlier snapshot is unchanged');
+  const moved = MeshSnapshot.from({ namespaces: [], pods: [{ ...b, ips: ['10.244.1.51'] }], services: [svcA] }, 3, without);
+  assert.equal(moved.podByIP('10.244.1.50'), undefined);
+  assert.equal(moved.podByIP('10.244.1.51')?.name, 'b');
+  assert.equal(without.podByIP('10.244.1.50')?.name, 'b');
+});

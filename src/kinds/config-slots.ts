@@ -1,8 +1,8 @@
 import type { MeshSnapshot } from '../config/snapshot';
 import type { RejectedObject } from '../config/validation';
-import { compileRoutes, type RouteStatus, type RouteTable } from '../routing';
+import { RouteCompiler, type RouteStatus, type RouteTable } from '../routing';
 import { isOfKind, type ObjectKind } from './object-kind';
-import { KINDS } from './registry';
+import { KINDS, KindParser } from './registry';
 import type { AuthorizationPolicies } from '../policy/server/authorization/policy-set';
 import type { PeerAuthentications } from '../policy/server/peer-authentication';
 import { AUTHORIZATION_POLICY_KIND } from './authorization-policy';
@@ -32,29 +32,46 @@ export interface ConfigSlots {
 }
 
 /** A kind's parsed value: from the snapshot when its source parsed it, else parsed now. */
-export function parsedValue<T>(kind: ObjectKind<T>, snapshot: MeshSnapshot): { value: T; rejected: RejectedObject[] } {
+export function parsedValue<T>(kind: ObjectKind<T>, snapshot: MeshSnapshot, parser = new KindParser()): { value: T; rejected: readonly RejectedObject[] } {
   if (Object.prototype.hasOwnProperty.call(snapshot.parsed, kind.name)) return { value: snapshot.parsed[kind.name] as T, rejected: [] };
-  if (!kind.parse) throw new Error(`kind ${kind.name} has no parser`);
-  return kind.parse(snapshot.others.filter((o) => isOfKind(kind as ObjectKind, o)));
+  return parser.parseKind(kind, snapshot.others);
 }
 
 export function buildConfigSlots(snapshot: MeshSnapshot, kinds: readonly ObjectKind[] = KINDS): ConfigSlots {
-  // Routes: one compile over the objects of every 'routes' kind, against the snapshot's
-  // Services (backends, ports and sectionNames resolve against them).
-  const routeKinds = kinds.filter((k) => k.slot === 'routes');
-  const routeObjects = snapshot.others.filter((o) => routeKinds.some((k) => isOfKind(k, o)));
-  const { table, rejected: routeRejected, warnings, statuses: routeStatuses } = compileRoutes(routeObjects, snapshot.services);
-  const policies = parsedValue(TRAFFIC_POLICY_KIND, snapshot);
-  const peerAuthentication = parsedValue(PEER_AUTHENTICATION_KIND, snapshot);
-  const istioAuthorization = parsedValue(AUTHORIZATION_POLICY_KIND, snapshot);
-  const meshAuthorization = parsedValue(MESH_AUTHORIZATION_POLICY_KIND, snapshot);
-  return {
-    routes: table,
-    policies: policies.value,
-    peerAuthentication: peerAuthentication.value,
-    authorization: istioAuthorization.value.concat(meshAuthorization.value),
-    rejected: [...routeRejected, ...policies.rejected, ...peerAuthentication.rejected, ...istioAuthorization.rejected, ...meshAuthorization.rejected],
-    warnings,
-    routeStatuses,
-  };
+  return new ConfigSlotsBuilder(kinds).build(snapshot);
+}
+
+/**
+ * buildConfigSlots once per snapshot of one source: routes whose objects and Services did
+ * not change are not compiled again (RouteCompiler), kinds whose objects did not change
+ * keep their parsed value (KindParser), so a change costs what it touches.
+ */
+export class ConfigSlotsBuilder {
+  private readonly routes = new RouteCompiler();
+  private readonly parser: KindParser;
+
+  constructor(private readonly kinds: readonly ObjectKind[] = KINDS) {
+    this.parser = new KindParser(kinds);
+  }
+
+  build(snapshot: MeshSnapshot): ConfigSlots {
+    // Routes: one compile over the objects of every 'routes' kind, against the snapshot's
+    // Services (backends, ports and sectionNames resolve against them).
+    const routeKinds = this.kinds.filter((k) => k.slot === 'routes');
+    const routeObjects = snapshot.others.filter((o) => routeKinds.some((k) => isOfKind(k, o)));
+    const { table, rejected: routeRejected, warnings, statuses: routeStatuses } = this.routes.compile(routeObjects, snapshot.services);
+    const policies = parsedValue(TRAFFIC_POLICY_KIND, snapshot, this.parser);
+    const peerAuthentication = parsedValue(PEER_AUTHENTICATION_KIND, snapshot, this.parser);
+    const istioAuthorization = parsedValue(AUTHORIZATION_POLICY_KIND, snapshot, this.parser);
+    const meshAuthorization = parsedValue(MESH_AUTHORIZATION_POLICY_KIND, snapshot, this.parser);
+    return {
+      routes: table,
+      policies: policies.value,
+      peerAuthentication: peerAuthentication.value,
+      authorization: istioAuthorization.value.concat(meshAuthorization.value),
+      rejected: [...routeRejected, ...policies.rejected, ...peerAuthentication.rejected, ...istioAuthorization.rejected, ...meshAuthorization.rejected],
+      warnings,
+      routeStatuses,
+    };
+  }
 }

@@ -14,6 +14,7 @@ import { PEER_AUTHENTICATION_KIND } from './peer-authentication';
 import { POD_KIND } from './pod';
 import { SERVICE_KIND } from './service';
 import { TRAFFIC_POLICY_KIND } from './traffic-policy';
+import { sameItems } from '../util/same-items';
 
 /**
  * Every kind of object nodemesh reads, one entry each (one file each in this folder).
@@ -53,13 +54,39 @@ export interface SourceParse {
 
 /** Runs the parser of every kind that has one over its objects among `others`. */
 export function parseInSource(others: readonly OtherObject[], kinds: readonly ObjectKind[] = KINDS): SourceParse {
-  const parsed: Record<string, unknown> = {};
-  const rejected: RejectedObject[] = [];
-  for (const kind of kinds) {
-    if (!kind.parse) continue;
-    const result = kind.parse(others.filter((o) => isOfKind(kind, o)));
-    parsed[kind.name] = result.value;
-    rejected.push(...result.rejected);
+  return new KindParser(kinds).parse(others);
+}
+
+/**
+ * parseInSource for a source that parses after every change: a kind whose objects are the
+ * same as last time (by reference: see ObjectConverter) keeps its last value, so a change
+ * re-parses the kinds it touches only, and the value of the others stays the same object.
+ */
+export class KindParser {
+  private readonly last = new Map<string, { inputs: readonly OtherObject[]; value: unknown; rejected: readonly RejectedObject[] }>();
+
+  constructor(private readonly kinds: readonly ObjectKind[] = KINDS) {}
+
+  parse(others: readonly OtherObject[]): SourceParse {
+    const parsed: Record<string, unknown> = {};
+    const rejected: RejectedObject[] = [];
+    for (const kind of this.kinds) {
+      if (!kind.parse) continue;
+      const result = this.parseKind(kind, others);
+      parsed[kind.name] = result.value;
+      rejected.push(...result.rejected);
+    }
+    return { parsed, rejected };
   }
-  return { parsed, rejected };
+
+  /** One kind's value and rejections, parsed again only when its objects changed. */
+  parseKind<T>(kind: ObjectKind<T>, others: readonly OtherObject[]): { value: T; rejected: readonly RejectedObject[] } {
+    if (!kind.parse) throw new Error(`kind ${kind.name} has no parser`);
+    const inputs = others.filter((o) => isOfKind(kind as ObjectKind, o));
+    const last = this.last.get(kind.name);
+    if (last && sameItems(last.inputs, inputs)) return { value: last.value as T, rejected: last.rejected };
+    const result = kind.parse(inputs);
+    this.last.set(kind.name, { inputs, value: result.value, rejected: result.rejected });
+    return result;
+  }
 }

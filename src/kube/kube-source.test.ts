@@ -107,6 +107,16 @@ test('a burst of changes is coalesced into few reports', async (t) => {
   assert.ok(log.all.length <= 3, `30 pods arrived in ${log.all.length} reports`);
 });
 
+test('a lone change after a quiet time is reported at once, not after the debounce', async (t) => {
+  // A debounce far beyond the wait: only the leading report can deliver the change in time.
+  const { server, source } = await setup(t, seedCluster, { debounceMs: 60_000, maxDelayMs: 60_000 });
+  await source.load();
+  const log = new ResultLog<KubeSourceResult>();
+  source.watch(log.push);
+  server.create(pod('lone', { ip: '10.2.1.1' }));
+  await log.until((x) => x.pods.some((p) => p.name === 'lone'), 'the lone pod, well before the 60 s debounce', 10_000);
+});
+
 test('watch expiry: after compaction and dropped watches the source relists and loses nothing', async (t) => {
   const { server, source } = await setup(t);
   await source.load();

@@ -1,15 +1,16 @@
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import type { ConfigSource, SourceResult } from '../config/config-source';
 import type { K8sObject, RawObject } from '../config/k8s-yaml';
-import { convertObjects } from '../config/objects';
+import { ObjectConverter, type ConvertedObjects } from '../config/objects';
+import { sameSourceResult } from '../config/config-source';
 import type { RejectedObject } from '../config/validation';
 import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
 import { podKey, serviceKey, type EndpointSliceInfo, type PodInfo } from '../mesh/model';
-import { compileRoutes, type RouteStatus } from '../routing';
+import { RouteCompiler, type RouteStatus } from '../routing';
 import type { ObjectKind } from '../kinds/object-kind';
 import { MESH_MEMBER_KIND } from '../kinds/mesh-member';
-import { coreKinds, KINDS, kindOfResource, parseInSource } from '../kinds/registry';
+import { coreKinds, KINDS, KindParser, kindOfResource } from '../kinds/registry';
 import type { BackoffOptions } from './backoff';
 import { Reflector, type ReflectorStats } from './reflector';
 import { MESH_RESOURCES, makeLister, objectPath, type KubeResource } from './resources';
@@ -26,8 +27,12 @@ import type { KubeStatusWriter, ObjectVerdict } from './status-writer';
  *
  * - load() resolves after the first full sync of every resource (a CRD that is not
  *   installed counts as synced and empty).
- * - Changes are coalesced (debounceMs after the last change, at most maxDelayMs after the
- *   first) and reported only when the result differs.
+ * - A change after a quiet time is reported at once; changes that follow are coalesced
+ *   (debounceMs after the last change, at most maxDelayMs after the first); a result is
+ *   reported only when it differs.
+ * - Each result is built from the last one: an object whose store entry did not change is
+ *   not converted, parsed nor compiled again, and keeps its value (the same reference),
+ *   so the snapshot and the proxy configuration built from it redo only what changed.
  * - Pods that have no IP yet (scheduled, not started) or have finished (Succeeded,
  *   Failed: their IP may already belong to another pod) are left out, not rejected.
  * - In `others`, objects come without status, resourceVersion and managedFields: those
@@ -44,7 +49,7 @@ export interface KubeSourceOptions {
   kubeConfig: KubeConfig;
   /** Only pods on this node (field selector spec.nodeName=<nodeName>); all pods when undefined. */
   nodeName: string | undefined;
-  /** Quiet time before a change is reported (ms, default 50). */
+  /** Quiet time before a change that follows a report is reported (ms, default 50; a change after a quiet time goes at once). */
   debounceMs?: number;
   /** A stream of changes is still reported at least this often (ms, default 500). */
   maxDelayMs?: number;
@@ -88,6 +93,22 @@ export interface KubeResourceStatus {
   stats: ReflectorStats;
 }
 
+/** An object whose status the source reports, and where it lives. */
+interface Reported {
+  object: K8sObject;
+  path: string;
+  resource: KubeResource;
+}
+
+interface Part {
+  /** Reflector.storeVersion it was built at. */
+  version: number;
+  converter: ObjectConverter;
+  converted: ConvertedObjects;
+  reported: Reported[];
+  routes: Reported[];
+}
+
 interface Waiter {
   resolve: (result: KubeSourceResult) => void;
   reject: (err: unknown) => void;
@@ -106,9 +127,17 @@ export class KubeSource implements ConfigSource {
   private waiters: Waiter[] = [];
   private onChange: ((result: KubeSourceResult) => void) | undefined;
   private onError: (err: unknown) => void;
-  private lastFingerprint: string | undefined;
+  private lastResult: KubeSourceResult | undefined;
+  /** Per resource: what its store converted to (see part()). */
+  private readonly parts = new Map<Reflector, Part>();
+  private readonly parser: KindParser;
+  private readonly routeCompiler = new RouteCompiler();
+  /** A store object -> what convertObjects reads of it (its configuration, its API path). */
+  private readonly raws = new WeakMap<K8sObject, RawObject>();
   private timer: NodeJS.Timeout | undefined;
   private dirtySince: number | undefined;
+  /** When the last change was reported (ms). */
+  private lastReportAt = 0;
   private statusBusy = false;
   private statusNext: ObjectVerdict[] | undefined;
   /** The verdicts of the last result, for a writer that just became the leader. */
@@ -119,6 +148,7 @@ export class KubeSource implements ConfigSource {
     this.debounceMs = options.debounceMs ?? 50;
     this.maxDelayMs = Math.max(this.debounceMs, options.maxDelayMs ?? 500);
     this.kinds = options.kinds ?? KINDS;
+    this.parser = new KindParser(this.kinds);
     this.nodeName = options.nodeName;
     this.statusWriter = options.statusWriter;
     this.stopFollowingLeader = options.statusWriter?.leader?.onChange((leading) => {
@@ -228,15 +258,24 @@ export class KubeSource implements ConfigSource {
     this.schedule(false);
   }
 
+  /**
+   * A change after a quiet time (no report for debounceMs) is reported at once, with the
+   * events that arrive in the same turn of the event loop: a lone change costs no waiting.
+   * Changes that follow a report wait for debounceMs of quiet (at most maxDelayMs), so a
+   * burst is coalesced into few reports.
+   */
   private schedule(now: boolean): void {
     const time = Date.now();
     this.dirtySince ??= time;
     if (this.timer) clearTimeout(this.timer);
-    const delay = now ? 0 : Math.max(0, Math.min(this.debounceMs, this.dirtySince + this.maxDelayMs - time));
+    const quiet = time - this.lastReportAt >= this.debounceMs;
+    const delay = now || quiet ? 0 : Math.max(0, Math.min(this.debounceMs, this.dirtySince + this.maxDelayMs - time));
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.dirtySince = undefined;
       if (this.closed) return;
+      // The first sync's report is no change: the next change still goes at once.
+      if (!now) this.lastReportAt = Date.now();
       this.report(true);
     }, delay);
   }
@@ -244,11 +283,10 @@ export class KubeSource implements ConfigSource {
   /** Builds the result, hands verdicts to the status writer, and reports it if it changed. */
   private report(notify: boolean): KubeSourceResult {
     const { result, verdicts } = this.build();
-    const fingerprint = JSON.stringify(result);
     this.lastVerdicts = verdicts;
     if (verdicts.length > 0) this.writeStatus(verdicts);
-    const changed = fingerprint !== this.lastFingerprint;
-    this.lastFingerprint = fingerprint;
+    const changed = this.lastResult === undefined || !sameSourceResult(result, this.lastResult);
+    this.lastResult = result;
     if (notify && changed && this.onChange) {
       try {
         this.onChange(result);
@@ -279,26 +317,60 @@ export class KubeSource implements ConfigSource {
       });
   }
 
-  private build(): { result: KubeSourceResult; verdicts: ObjectVerdict[] } {
+  /**
+   * What one resource's objects convert to, in store order (the LIST's, then new objects
+   * as they come): built again only when its store changed, and then only its changed
+   * objects are converted (ObjectConverter).
+   */
+  private part(reflector: Reflector): Part {
+    let cached = this.parts.get(reflector);
+    if (cached && cached.version === reflector.storeVersion) return cached;
+    const r = reflector.resource;
+    const kind = kindOfResource(r, this.kinds);
+    const pods = isPods(r);
     const raws: RawObject[] = [];
-    const reported: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
-    const routes: Array<{ object: K8sObject; path: string; resource: KubeResource }> = [];
-    for (const reflector of this.reflectors) {
-      const r = reflector.resource;
-      const keys = [...reflector.store.keys()].sort();
-      for (const key of keys) {
-        const object = reflector.store.get(key)!;
-        if (isPods(r) && !podIsLive(object)) continue;
+    const reported: Reported[] = [];
+    const routes: Reported[] = [];
+    for (const object of reflector.store.values()) {
+      if (pods && !podIsLive(object)) continue;
+      let raw = this.raws.get(object);
+      if (raw === undefined) {
         const meta = (object.metadata ?? {}) as Record<string, unknown>;
         const path = objectPath(r, typeof meta.namespace === 'string' ? meta.namespace : undefined, String(meta.name));
-        const kind = kindOfResource(r, this.kinds);
-        raws.push({ object: kind?.core ? object : configurationOf(object), file: path, document: 0 });
-        if (kind?.status === 'accepted-condition') reported.push({ object, path, resource: r });
-        if (kind?.status === 'route-parents') routes.push({ object, path, resource: r });
+        raw = { object: kind?.core ? object : configurationOf(object), file: path, document: 0 };
+        this.raws.set(object, raw);
       }
+      raws.push(raw);
+      if (kind?.status === 'accepted-condition') reported.push({ object, path: raw.file, resource: r });
+      if (kind?.status === 'route-parents') routes.push({ object, path: raw.file, resource: r });
     }
-    const converted = convertObjects(raws, coreKinds(this.kinds));
-    const { parsed, rejected: extra } = parseInSource(converted.others, this.kinds);
+    let converter = cached?.converter;
+    if (!converter) converter = new ObjectConverter(coreKinds(this.kinds));
+    cached = { version: reflector.storeVersion, converter, converted: converter.convert(raws), reported, routes };
+    this.parts.set(reflector, cached);
+    return cached;
+  }
+
+  private build(): { result: KubeSourceResult; verdicts: ObjectVerdict[] } {
+    const reported: Reported[] = [];
+    const routes: Reported[] = [];
+    const parts: ConvertedObjects[] = [];
+    for (const reflector of this.reflectors) {
+      const part = this.part(reflector);
+      parts.push(part.converted);
+      reported.push(...part.reported);
+      routes.push(...part.routes);
+    }
+    // One resource's objects have distinct keys, and resources are of distinct kinds: no duplicates across parts.
+    const converted: ConvertedObjects = {
+      namespaces: parts.flatMap((p) => p.namespaces),
+      pods: parts.flatMap((p) => p.pods),
+      services: parts.flatMap((p) => p.services),
+      endpointSlices: parts.flatMap((p) => p.endpointSlices),
+      others: parts.flatMap((p) => p.others),
+      rejected: parts.flatMap((p) => p.rejected),
+    };
+    const { parsed, rejected: extra } = this.parser.parse(converted.others);
     const rejectedPaths = new Set(extra.map((x) => x.file));
     const rejected = [...converted.rejected, ...extra];
     const result: KubeSourceResult = {
@@ -312,15 +384,17 @@ export class KubeSource implements ConfigSource {
       files: [],
       parsed,
     };
+    const reasonsByPath = new Map<string, string[]>();
+    for (const x of rejected) reasonsByPath.set(x.file, [...(reasonsByPath.get(x.file) ?? []), stripPrefix(x)]);
     const verdicts: ObjectVerdict[] = reported.map(({ object, path, resource }) => {
-      const reasons = rejected.filter((x) => x.file === path).map((x) => stripPrefix(x));
+      const reasons = reasonsByPath.get(path) ?? [];
       return reasons.length === 0
         ? { object, plural: resource.plural, namespaced: resource.namespaced, accepted: true }
         : { object, plural: resource.plural, namespaced: resource.namespaced, accepted: false, message: reasons.join('; ') };
     });
     // Route statuses need a compile of the routes: only an agent that may write them does it.
     const writer = this.statusWriter;
-    if (writer && routes.length > 0 && (!writer.leader || writer.leader.isLeader)) verdicts.push(...routeVerdicts(routes, result));
+    if (writer && routes.length > 0 && (!writer.leader || writer.leader.isLeader)) verdicts.push(...routeVerdicts(routes, result, this.routeCompiler));
     return { result, verdicts };
   }
 }
@@ -330,10 +404,10 @@ export class KubeSource implements ConfigSource {
  * the proxy configuration compiles them). A route with no Service parent gets an empty
  * list, which removes entries nodemesh wrote before its parentRefs changed.
  */
-function routeVerdicts(routes: Array<{ object: K8sObject; path: string; resource: KubeResource }>, result: KubeSourceResult): ObjectVerdict[] {
+function routeVerdicts(routes: Array<{ object: K8sObject; path: string; resource: KubeResource }>, result: KubeSourceResult, compiler: RouteCompiler): ObjectVerdict[] {
   const paths = new Set(routes.map((r) => r.path));
   const services = new Map(result.services.map((s) => [serviceKey(s), s]));
-  const { statuses } = compileRoutes(result.others.filter((o) => paths.has(o.file)), services);
+  const { statuses } = compiler.compile(result.others.filter((o) => paths.has(o.file)), services);
   const byPath = new Map<string, RouteStatus>(statuses.map((s) => [s.file, s]));
   return routes.map(({ object, path, resource }) => ({ object, plural: resource.plural, namespaced: resource.namespaced, parents: byPath.get(path)?.parents ?? [] }));
 }

@@ -78,6 +78,8 @@ export class Reflector {
   readonly resource: KubeResource;
   /** namespace/name (or name) -> object, as plain JSON with kind and apiVersion. */
   readonly store = new Map<string, K8sObject>();
+  /** Moves with every change of the store: what the source built from it before is still good while it stays. */
+  storeVersion = 0;
   readonly stats: ReflectorStats = { lists: 0, watches: 0, expired: 0, reconnects: 0, errors: 0 };
   private rv: string | undefined;
   private syncedOnce = false;
@@ -249,6 +251,7 @@ export class Reflector {
     }
     if (this.store.size > 0) {
       this.store.clear();
+      this.storeVersion++;
       this.options.onChange();
     }
     this.markSynced();
@@ -293,6 +296,7 @@ export class Reflector {
     }
     this.store.clear();
     for (const [key, item] of next) this.store.set(key, item);
+    this.storeVersion++;
     this.rv = rv === '' ? undefined : rv;
     if (this.missingNow) {
       this.missingNow = false;
@@ -366,10 +370,12 @@ export class Reflector {
           case 'MODIFIED': {
             const item = normalizeObject(r, obj);
             this.store.set(objectKey(item), item);
+            this.storeVersion++;
             break;
           }
           case 'DELETED':
             this.store.delete(objectKey(obj));
+            this.storeVersion++;
             break;
           case 'BOOKMARK':
             break;

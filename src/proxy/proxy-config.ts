@@ -1,7 +1,10 @@
 import type { MeshSnapshot } from '../config/snapshot';
 import type { RejectedObject } from '../config/validation';
 import { podKey, type PodInfo } from '../mesh/model';
-import { buildConfigSlots } from '../kinds/config-slots';
+import { ConfigSlotsBuilder } from '../kinds/config-slots';
+import type { OtherObject } from '../config/objects';
+import { sameItems } from '../util/same-items';
+import { isDeepStrictEqual } from 'node:util';
 import { workloadOf, type WorkloadInfo } from '../mesh/workload-identity';
 import { PolicyRegistry } from '../policy/client/policy-set';
 import type { AuthorizationPolicies } from '../policy/server/authorization/policy-set';
@@ -59,8 +62,10 @@ export class ProxyConfigStore {
   private readonly budgets = new Map<string, RetryBudget>();
   private config: ProxyConfig;
   private readonly log = logger('proxy-config');
+  /** Routes and parsed kinds carried from one snapshot to the next (only what changed is compiled again). */
+  private readonly slots = new ConfigSlotsBuilder();
   /** The authorization objects of the last snapshot, and their generation (authorizationGeneration). */
-  private authzObjects = '';
+  private authzObjects: readonly OtherObject[] | undefined;
   private authzGeneration = 0;
   /** Rejections and route warnings already logged: each is logged once, when it appears. */
   private readonly newProblems = new NewItems<RejectedObject>((r) => `${r.code} ${r.reason}`);
@@ -99,7 +104,7 @@ export class ProxyConfigStore {
   }
 
   private build(snapshot: MeshSnapshot, sourceRejected: readonly RejectedObject[] = []): ProxyConfig {
-    const slots = buildConfigSlots(snapshot);
+    const slots = this.slots.build(snapshot);
     const { routes, policies, peerAuthentication, rejected, routeStatuses } = slots;
     // A rejected edit of an authorization policy leaves its previous version in force.
     const { policies: authorization, kept } = this.lastGoodAuthz.apply(slots.authorization, [...rejected, ...sourceRejected]);
@@ -114,10 +119,13 @@ export class ProxyConfigStore {
     }
     const workloads = new Map<string, WorkloadInfo>();
     const { trustDomain, meshRootNamespace } = this.options;
-    const authzObjects = JSON.stringify(snapshot.others.filter((o) => AUTHORIZATION_KINDS.has(o.kind)).map((o) => o.object));
-    if (authzObjects !== this.authzObjects) {
+    // Same objects (by reference: unchanged ones are shared) or equal ones: same generation.
+    const authzObjects = snapshot.others.filter((o) => AUTHORIZATION_KINDS.has(o.kind));
+    if (!sameItems(authzObjects, this.authzObjects)) {
+      const last = this.authzObjects;
+      const equal = last !== undefined && authzObjects.length === last.length && authzObjects.every((o, i) => isDeepStrictEqual(o.object, last[i]!.object));
       this.authzObjects = authzObjects;
-      this.authzGeneration++;
+      if (!equal) this.authzGeneration++;
     }
     return Object.freeze({
       snapshot,

@@ -49,31 +49,80 @@ export function isRoute(other: OtherObject): boolean {
  * (namespace/name -> Service), used to resolve backends, ports and sectionNames.
  */
 export function compileRoutes(others: readonly OtherObject[], services: ReadonlyMap<string, ServiceInfo>): CompileResult {
-  const rejected: RejectedObject[] = [];
-  const warnings: RejectedObject[] = [];
-  const statuses: RouteStatus[] = [];
-  const parsed: RouteSpec[] = [];
-  for (const other of others) {
-    if (!isRoute(other)) continue;
-    const kind = other.kind as RouteKind;
-    const namespace = other.namespace ?? 'default';
-    const label = objectLabel(kind, namespace, other.name);
-    const ctx: Context = { kind, namespace, services, warnings: [], parents: [], refProblems: [] };
-    const status = (parents: RouteStatus['parents']): void => {
-      if (parents.length > 0) statuses.push({ kind, namespace, name: other.name, file: other.file, parents });
-    };
-    try {
-      const route = parseRoute(other, ctx);
-      for (const w of ctx.warnings) warnings.push({ ...rejection(other.file, label, w.reason, w.path), code: ROUTE_REF_WARNING });
-      if (route) parsed.push(route);
-      status(ctx.parents.map((p) => parentStatus(p.ref, p.problem, ctx.refProblems)));
-    } catch (err) {
-      if (!(err instanceof FieldError)) throw err;
-      const r = rejection(other.file, label, err.problem, err.path);
-      rejected.push(r);
-      const message = err.path ? `${err.path}: ${err.problem}` : err.problem;
-      status(serviceParentRefs(other.object.spec).map((ref) => rejectedParentStatus(ref, message)));
+  return new RouteCompiler().compile(others, services);
+}
+
+/** What one route compiled to, and the Services it looked up (its inputs besides itself). */
+interface CompiledRoute {
+  other: OtherObject;
+  lookups: ReadonlyMap<string, ServiceInfo | undefined>;
+  route: RouteSpec | undefined;
+  rejected: RejectedObject | undefined;
+  warnings: RejectedObject[];
+  status: RouteStatus | undefined;
+}
+
+/**
+ * compileRoutes for a configuration compiled again after every change: a route whose
+ * object and looked-up Services are the same objects as last time (by reference: sources
+ * and snapshots keep unchanged objects) is not parsed again, so a change costs the routes
+ * it touches; the table is then put together from the routes' specs (RouteTable).
+ */
+export class RouteCompiler {
+  private last = new Map<string, CompiledRoute>();
+
+  compile(others: readonly OtherObject[], services: ReadonlyMap<string, ServiceInfo>): CompileResult {
+    const rejected: RejectedObject[] = [];
+    const warnings: RejectedObject[] = [];
+    const statuses: RouteStatus[] = [];
+    const parsed: RouteSpec[] = [];
+    const next = new Map<string, CompiledRoute>();
+    for (const other of others) {
+      if (!isRoute(other)) continue;
+      const id = `${other.file}\u0000${other.apiVersion}\u0000${other.kind}\u0000${other.namespace ?? ''}/${other.name}`;
+      let compiled = this.last.get(id);
+      if (!compiled || compiled.other !== other || ![...compiled.lookups].every(([key, svc]) => services.get(key) === svc)) compiled = compileOne(other, services);
+      next.set(id, compiled);
+      if (compiled.rejected) rejected.push(compiled.rejected);
+      warnings.push(...compiled.warnings);
+      if (compiled.route) parsed.push(compiled.route);
+      if (compiled.status) statuses.push(compiled.status);
     }
+    this.last = next;
+    return { table: new RouteTable(parsed), rejected, warnings, statuses };
   }
-  return { table: new RouteTable(parsed), rejected, warnings, statuses };
+}
+
+function compileOne(other: OtherObject, services: ReadonlyMap<string, ServiceInfo>): CompiledRoute {
+  const kind = other.kind as RouteKind;
+  const namespace = other.namespace ?? 'default';
+  const label = objectLabel(kind, namespace, other.name);
+  const lookups = new Map<string, ServiceInfo | undefined>();
+  const ctx: Context = { kind, namespace, services: recording(services, lookups), warnings: [], parents: [], refProblems: [] };
+  const out: CompiledRoute = { other, lookups, route: undefined, rejected: undefined, warnings: [], status: undefined };
+  const status = (parents: RouteStatus['parents']): void => {
+    if (parents.length > 0) out.status = { kind, namespace, name: other.name, file: other.file, parents };
+  };
+  try {
+    out.route = parseRoute(other, ctx);
+    for (const w of ctx.warnings) out.warnings.push({ ...rejection(other.file, label, w.reason, w.path), code: ROUTE_REF_WARNING });
+    status(ctx.parents.map((p) => parentStatus(p.ref, p.problem, ctx.refProblems)));
+  } catch (err) {
+    if (!(err instanceof FieldError)) throw err;
+    out.rejected = rejection(other.file, label, err.problem, err.path);
+    const message = err.path ? `${err.path}: ${err.problem}` : err.problem;
+    status(serviceParentRefs(other.object.spec).map((ref) => rejectedParentStatus(ref, message)));
+  }
+  return out;
+}
+
+/** The Services as a route's parse sees them, noting every key it reads (what the route depends on). */
+function recording(services: ReadonlyMap<string, ServiceInfo>, lookups: Map<string, ServiceInfo | undefined>): Context['services'] {
+  return {
+    get(key: string): ServiceInfo | undefined {
+      const value = services.get(key);
+      lookups.set(key, value);
+      return value;
+    },
+  };
 }

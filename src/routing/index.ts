@@ -1,5 +1,5 @@
 /** The Gateway API routing engine (HTTPRoute / GRPCRoute attached to Services): parsing (parse-*.ts, compile.ts) and the route table (route-table.ts). */
-export { compileRoutes, isRoute, ROUTE_KINDS, ROUTE_REF_WARNING, type CompileResult } from './compile';
+export { compileRoutes, isRoute, RouteCompiler, ROUTE_KINDS, ROUTE_REF_WARNING, type CompileResult } from './compile';
 export { RouteTable, type ServiceRoutes, type RouteTableRow } from './route-table';
 export { RETRY_DEFAULTS } from './parse-route';
 export { GATEWAY_GROUP } from './gateway-group';

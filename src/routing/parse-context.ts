@@ -9,7 +9,8 @@ import type { RouteKind } from './types';
 export interface Context {
   kind: RouteKind;
   namespace: string;
-  services: ReadonlyMap<string, ServiceInfo>;
+  /** Services by namespace/name; only looked up by key (RouteCompiler records what a route reads). */
+  services: Pick<ReadonlyMap<string, ServiceInfo>, 'get'>;
   /** References that do not resolve now: the route still applies (code WARN_NM_ROUTE_REF). */
   warnings: Array<{ path: string; reason: string }>;
   /** Each Service parentRef as written, with why it does not attach (status: Accepted). */

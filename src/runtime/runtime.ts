@@ -156,7 +156,8 @@ export class Runtime {
    */
   apply(result: SourceResult): Promise<void> {
     this.version += 1;
-    this.snapshot = MeshSnapshot.from(result, this.version);
+    // Built from the one before: only what changed costs (MeshSnapshot).
+    this.snapshot = MeshSnapshot.from(result, this.version, this.snapshot);
     this.lastRejected = result.rejected;
     for (const r of result.rejected) this.options.log.warn({ rejected: r }, 'configuration object rejected');
     // The proxy compiles routes and policies; an object it rejects is reported and
