@@ -23,6 +23,7 @@ export const ENDPOINTS_REFERENCE = 10_000;
 export function rowLabel(r: ScaleRow): string {
   if (r.series === 'kube') return `--kube, ${r.enrolledPods} pod${r.enrolledPods === 1 ? '' : 's'}`;
   if (r.series === 'pods') return `${r.enrolledPods} enrolled pod${r.enrolledPods === 1 ? '' : 's'}`;
+  if (r.services === 0) return 'no Services, 1 enrolled pod';
   return `${r.services} Services x ${r.endpointsPerService}`;
 }
 
