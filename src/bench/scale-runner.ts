@@ -38,8 +38,8 @@ export interface ScaleOptions {
   log: (line: string) => void;
 }
 
-export const SCALE_FULL = { pods: [1, 25, 100], services: [0, 1000], endpointsPerService: 10, changes: 5, idleS: 12 };
-export const SCALE_QUICK = { pods: [1, 5], services: [0, 100], endpointsPerService: 10, changes: 3, idleS: 8 };
+export const SCALE_FULL = { pods: [1, 25, 100], services: [0, 1000], endpointsPerService: 10, changes: 5, idleS: 15 };
+export const SCALE_QUICK = { pods: [1, 5], services: [0, 100], endpointsPerService: 10, changes: 3, idleS: 12 };
 
 /** How long one agent may take to be ready (the largest source takes seconds today). */
 const READY_TIMEOUT_MS = 180_000;

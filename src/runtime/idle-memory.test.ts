@@ -5,10 +5,15 @@ import { IDLE_CPU, IdleMemoryTrimmer, INTERVAL_MS, MAX_TRIMS, PROCESS_PROBES, TA
 
 /** Probes driven by the test: CPU advanced by hand, a new space that shrinks after `shrinkAfter` scavenges. */
 function fake(shrinkAfter = 3) {
-  const state = { cpu: 0, newSpace: 16 * 1048576, scavenges: 0 };
+  const state = { cpu: 0, newSpace: 16 * 1048576, scavenges: 0, old: 4 * 1048576, collections: 0 };
   const probes: TrimmerProbes = {
     cpuMicros: () => state.cpu,
     newSpaceBytes: () => state.newSpace,
+    oldSpaceBytes: () => state.old,
+    collect: () => {
+      state.collections += 1;
+      state.old = Math.min(state.old, 40 * 1048576);
+    },
     scavenge: () => {
       state.scavenges += 1;
       if (state.scavenges >= shrinkAfter) state.newSpace = 1048576;
@@ -29,6 +34,26 @@ test('idle trimmer: scavenges only in quiet intervals, until the new space is sm
   assert.ok(f.state.newSpace <= TARGET_BYTES);
   for (let i = 0; i < 5; i++) { f.quiet(); t.tick(); }
   assert.equal(f.state.scavenges, 3, 'small already: left alone');
+});
+
+test('idle trimmer: a grown old space gets one full collection when an idle period starts, not again until it grows', () => {
+  const f = fake(1);
+  const t = new IdleMemoryTrimmer(undefined, f.probes);
+  f.state.old = 180 * 1048576; // a big parse's garbage
+  f.busy(); t.tick();
+  assert.equal(f.state.collections, 0, 'busy: never');
+  f.quiet(); t.tick();
+  assert.equal(f.state.collections, 1, 'the first quiet interval collects');
+  assert.equal(f.state.old, 40 * 1048576);
+  f.quiet(); t.tick();
+  assert.equal(f.state.scavenges, 1, 'then the young generation');
+  f.busy(); t.tick();
+  f.quiet(); t.tick();
+  assert.equal(f.state.collections, 1, 'the old space did not grow: no second collection');
+  f.state.old = 60 * 1048576;
+  f.busy(); t.tick();
+  f.quiet(); t.tick();
+  assert.equal(f.state.collections, 2, 'grown by more than OLD_GROWTH: collected again');
 });
 
 test('idle trimmer: at most MAX_TRIMS per idle period; traffic starts a new period', () => {
