@@ -103,6 +103,19 @@ export async function runScale(o: ScaleOptions): Promise<ScaleFigures> {
   const rows: ScaleRow[] = [];
   const skipped: string[] = ['kube: the --kube row is not measured yet (the scale phase starts no test API server)'];
   let bare: number | null = null;
+  // Interrupted (Ctrl-C, the test's bounded SIGTERM): remove the simulation, like the modes' phase.
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    log('scale: interrupted: removing the simulation');
+    void sim.close().finally(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     log(`scale: simulator ${sim.name}, ${maxPods} pods on ${SCALE_NODE}`);
     await sim.up();
@@ -152,8 +165,12 @@ export async function runScale(o: ScaleOptions): Promise<ScaleFigures> {
   } catch (err) {
     throw new Error(`the scale phase failed: ${describeError(err)}`);
   } finally {
-    await sim.close();
-    rmSync(dir, { recursive: true, force: true });
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    if (!interrupted) {
+      await sim.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
   return {
     settings: { pods: o.pods, services: o.services, endpointsPerService: o.endpointsPerService, changes: o.changes, idleS: o.idleS, kube: false },
