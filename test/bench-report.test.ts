@@ -22,6 +22,8 @@ import { BENCH_MODES, PLACEMENTS, type BenchMode, type BenchReport, type Placeme
 import { envoyBootstrap, envoyCounter } from '../src/bench/envoy';
 import { fortioHistogram, fromFortio, percentileMs, type FortioResult } from '../src/bench/load';
 import { benchTopology, layout } from '../src/bench/topology';
+import { scaleTable } from '../src/bench/scale-report';
+import type { ScaleFigures, ScaleRow } from '../src/bench/report-schema';
 import { sumMetric } from '../src/bench/runner';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -78,6 +80,58 @@ function synthetic(skipped: Partial<Record<BenchMode, string>> = {}): RawBench {
     samples,
     elapsedS: 100,
   };
+}
+
+function scaleRow(series: ScaleRow['series'], enrolledPods: number, services: number, idleRssMiB: number, readyS = 0.5): ScaleRow {
+  return {
+    series, enrolledPods, services, endpointsPerService: services ? 10 : 0, podObjects: enrolledPods + services * 10,
+    readyS, idleRssMiB, peakRssMiB: idleRssMiB + 5, startCpuS: 0.4, idleCpuPercent: 0.2,
+    change: series === 'kube' ? null : { changes: 3, medianMs: services ? 30 : 105, maxMs: services ? 45 : 110 },
+  };
+}
+
+/** Scale figures as the scale phase returns them: pods 1 / 25 / 100, Services 0 / 1000 x 10, a kube row. */
+function syntheticScale(): ScaleFigures {
+  return {
+    settings: { pods: [1, 25, 100], services: [0, 1000], endpointsPerService: 10, changes: 3, idleS: 5, kube: true },
+    bareNodeRssMiB: 39.6,
+    rows: [scaleRow('pods', 1, 0, 55), scaleRow('pods', 25, 0, 56.2), scaleRow('pods', 100, 0, 60), scaleRow('services', 1, 0, 55.5), scaleRow('services', 1, 1000, 90.5, 1.5), scaleRow('kube', 1, 0, 85)],
+    skipped: [],
+    elapsedS: 80,
+  };
+}
+
+/** Parses the SVG's scale panel with Python's ElementTree: one entry per scale-row group. */
+function svgScaleRows(svg: string): Array<{ series: string; pods: string; services: string; idle: string }> {
+  const py = `
+import sys, json, xml.etree.ElementTree as ET
+root = ET.fromstring(sys.stdin.buffer.read())
+ns = '{http://www.w3.org/2000/svg}'
+print(json.dumps([{'series': g.get('data-series'), 'pods': g.get('data-pods'), 'services': g.get('data-services'), 'idle': g.get('data-idle')} for g in root.iter(ns + 'g') if g.get('class') == 'scale-row']))
+`;
+  const r = spawnSync('python3', ['-c', py], { input: svg, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`the SVG does not parse as XML: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Array<{ series: string; pods: string; services: string; idle: string }>;
+}
+
+/** What a report with a scale part holds, in all three files. */
+function checkScale(report: BenchReport, markdown: string, svg: string): void {
+  const scale = report.scale!;
+  assert.ok(scale, 'the report has its scale part');
+  for (const r of scale.rows) {
+    const what = `${r.series} pods=${r.enrolledPods} services=${r.services}`;
+    assert.ok(r.readyS !== null && r.readyS > 0, `${what}: time to ready measured`);
+    assert.ok(r.idleRssMiB !== null && r.idleRssMiB > (scale.bareNodeRssMiB ?? 0), `${what}: idle RSS above a bare Node.js process's`);
+    assert.ok(r.peakRssMiB !== null && r.peakRssMiB >= r.idleRssMiB * 0.95, `${what}: peak at least about idle`);
+    if (r.series !== 'kube' && scale.settings.changes > 0) assert.ok(r.change && r.change.changes === scale.settings.changes && r.change.medianMs > 0 && r.change.medianMs <= r.change.maxMs, `${what}: changes timed ${JSON.stringify(r.change)}`);
+  }
+  for (const n of scale.settings.pods) assert.ok(scale.rows.some((r) => r.series === 'pods' && r.enrolledPods === n), `a row for ${n} pods`);
+  for (const n of scale.settings.services) assert.ok(scale.rows.some((r) => r.series === 'services' && r.services === n), `a row for ${n} Services`);
+  const ids = report.goals.map((g) => g.id);
+  for (const id of ['scale-idle-memory-source', 'scale-memory-per-pod', 'scale-memory-endpoints', 'scale-change-apply', 'scale-ready', 'scale-idle-memory-kube']) assert.ok(ids.includes(id), `goal ${id}`);
+  assert.ok(markdown.includes('## Scale') && markdown.includes(scaleTable(scale)), 'the markdown holds the scale table');
+  assert.equal(scaleTable(scale).split('\n').length, 2 + scale.rows.length, 'a markdown row per scale row');
+  assert.deepEqual(svgScaleRows(svg).map((g) => [g.series, Number(g.pods), Number(g.services), Number(g.idle)]), scale.rows.map((r) => [r.series, r.enrolledPods, r.services, r.idleRssMiB]), 'a chart bar pair per scale row, in order');
 }
 
 // --- report checks shared by the synthetic and the real report ---------------------------
@@ -142,7 +196,7 @@ function checkReport(report: BenchReport, markdown: string, svg: string, options
       assert.ok(r.proxyPeakMemoryMiB !== null && r.proxyPeakMemoryMiB > 0);
     }
   }
-  assert.equal(report.goals.length, 5);
+  assert.equal(report.goals.length, 5 + (report.scale ? 6 : 0));
 
   // SVG: well-formed XML, one series per mode.
   const series = svgSeries(svg);
@@ -195,6 +249,49 @@ describe('bench report builder (synthetic runs)', () => {
     assert.equal(goal('node-memory').met, false); // 100 MiB agent vs 38 MiB Envoy
     assert.equal(goal('node-memory').value, 100);
     assert.equal(goal('node-memory').target, 38);
+  });
+
+  test('without --scale the report has no scale part and no scale goal', () => {
+    const report = buildReport(synthetic());
+    assert.equal(report.scale, null);
+    assert.ok(!report.goals.some((g) => g.id.startsWith('scale-')));
+    assert.doesNotMatch(renderMarkdown(report), /## Scale/);
+    assert.deepEqual(svgScaleRows(renderSvg(report)), []);
+  });
+
+  test('scale figures: one report with the modes, goals judged on them, a table and a chart panel', () => {
+    const raw = synthetic();
+    raw.scale = syntheticScale();
+    const report = buildReport(raw);
+    const markdown = renderMarkdown(report);
+    const svg = renderSvg(report);
+    checkReport(report, markdown, svg, { rateTolerance: 0.1 });
+    checkScale(report, markdown, svg);
+    const goal = (id: string) => report.goals.find((g) => g.id === id)!;
+    assert.deepEqual([goal('scale-idle-memory-source').met, goal('scale-idle-memory-source').value], [true, 55]);
+    assert.deepEqual([goal('scale-memory-per-pod').met, goal('scale-memory-per-pod').value], [true, 0.051]); // (60 - 55) / 99
+    assert.deepEqual([goal('scale-memory-endpoints').met, goal('scale-memory-endpoints').value], [true, 35]); // 90.5 - 55.5 for 10,000
+    assert.deepEqual([goal('scale-change-apply').met, goal('scale-change-apply').value], [false, 45]);
+    assert.deepEqual([goal('scale-ready').met, goal('scale-ready').value], [true, 1.5]);
+    assert.deepEqual([goal('scale-idle-memory-kube').met, goal('scale-idle-memory-kube').value], [false, 85]);
+    assert.match(markdown, /\| 1000 Services x 10 \| 10001 \| 1\.50 \| 90\.5 \| 95\.5 \|/);
+  });
+
+  test('scale goals: a smaller run is scaled to 10,000 endpoints; missing rows leave goals undecided', () => {
+    const small = syntheticScale();
+    small.rows = [scaleRow('pods', 1, 0, 55), scaleRow('services', 1, 0, 55), scaleRow('services', 1, 100, 59)];
+    small.skipped = ['kube: no test API server'];
+    const raw = synthetic();
+    raw.scale = small;
+    const report = buildReport(raw);
+    const goal = (id: string) => report.goals.find((g) => g.id === id)!;
+    assert.equal(goal('scale-memory-endpoints').value, 40); // 4 MiB for 1000 endpoints
+    assert.match(goal('scale-memory-endpoints').detail, /scaled to 10000/);
+    assert.equal(goal('scale-memory-per-pod').met, null);
+    assert.equal(goal('scale-idle-memory-kube').met, null);
+    assert.match(goal('scale-idle-memory-kube').detail, /no test API server/);
+    assert.deepEqual(validateJson(SCHEMA, report), []);
+    assert.match(renderMarkdown(report), /- skipped: kube: no test API server/);
   });
 
   test('a skipped mode keeps its place with the reason; its goals are undecided, never filled in', () => {
@@ -359,5 +456,47 @@ describe('nodemesh bench --quick on the simulator', { concurrency: false, timeou
     for (const r of report.results) assert.equal(r.failures, 0, `${r.mode} ${r.placement} c=${r.connections}: ${r.failures} failed requests`);
     assert.ok(report.elapsedS < 120, `--quick took ${report.elapsedS} s (under two minutes wanted; ${wallS.toFixed(0)} s with tool set-up)`);
     t.diagnostic(`quick bench: ${report.elapsedS} s (${wallS.toFixed(0)} s wall), load ${report.load.tool} ${report.load.version}; ${report.modes.map((m) => `${m.name} ${m.status}${m.reason ? ` (${m.reason})` : ''}`).join(', ')}`);
+  });
+});
+
+// --- the scale phase, as CI runs it ----------------------------------------------------------
+
+describe('nodemesh bench --scale-only --quick on the simulator', { concurrency: false, timeout: 240_000 }, () => {
+  let out: string | undefined;
+  let code: number | null = null;
+  let log = '';
+
+  before(async () => {
+    if (process.getuid?.() !== 0) return;
+    out = mkdtempSync(join(tmpdir(), 'nm-bench-scale-'));
+    const child = spawn(process.execPath, [CLI, 'bench', '--scale-only', '--quick', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' } });
+    child.stdout.on('data', (d: Buffer) => { log += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+    // Bounded like the quick bench above: SIGTERM first, so that it removes its simulation.
+    const term = setTimeout(() => child.kill('SIGTERM'), 200_000);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 230_000);
+    code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+    clearTimeout(term);
+    clearTimeout(kill);
+  });
+
+  after(() => {
+    if (out) rmSync(out, { recursive: true, force: true });
+  });
+
+  test('measures every scale step and reports it in report.json, report.md and report.svg', (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    assert.equal(code, 0, `nodemesh bench --scale-only --quick failed:\n${log.slice(-4000)}`);
+    const report = JSON.parse(readFileSync(join(out!, 'report.json'), 'utf8')) as BenchReport;
+    const markdown = readFileSync(join(out!, 'report.md'), 'utf8');
+    const svg = readFileSync(join(out!, 'report.svg'), 'utf8');
+    checkReport(report, markdown, svg, { rateTolerance: 0.1 });
+    assert.ok(report.modes.every((m) => m.status === 'skipped' && m.reason === 'not run (--scale-only)'));
+    checkScale(report, markdown, svg);
+    const scale = report.scale!;
+    const none = scale.rows.find((r) => r.series === 'services' && r.services === 0)!;
+    const most = scale.rows.find((r) => r.series === 'services' && r.services === Math.max(...scale.settings.services))!;
+    assert.ok(most.idleRssMiB! > none.idleRssMiB!, `the Services cost memory: ${none.idleRssMiB} -> ${most.idleRssMiB} MiB`);
+    t.diagnostic(scaleTable(scale));
   });
 });

@@ -15,6 +15,9 @@
  *                  the reason (a missing tool, a capture back-end the kernel refuses)
  *     results[]    one row per (mode, placement, load, connections) of a measured mode:
  *                  rounds merged (HDR histograms added, requests and CPU summed)
+ *     scale        `--scale`: the agent's memory, CPU and start-up by enrolled pods and by
+ *                  Services and endpoints, and the time a change takes to apply; null
+ *                  when not run
  *     goals[]      the issue's goals, each with the figures it was judged on
  */
 
@@ -140,6 +143,54 @@ export interface LoadTool {
   example: string;
 }
 
+/** What one scale row measured (Services and pods of the row, in the agent's source). */
+export const SCALE_SERIES = ['pods', 'services', 'kube'] as const;
+export type ScaleSeries = (typeof SCALE_SERIES)[number];
+
+/** The time from writing one change into the source directory until /debug/config shows it (ms). */
+export interface ChangeApply {
+  changes: number;
+  medianMs: number;
+  maxMs: number;
+}
+
+/**
+ * One agent started on one scale step and left idle. `pods`: the step's number of ambient
+ * pods on the agent's node; `services`: extra Services, each with `endpointsPerService`
+ * Pod objects on nodes outside the simulation; `kube`: the agent with --kube against a
+ * test API server.
+ */
+export interface ScaleRow {
+  series: ScaleSeries;
+  enrolledPods: number;
+  services: number;
+  endpointsPerService: number;
+  /** Every Pod object the agent's source holds (enrolled ones included). */
+  podObjects: number;
+  /** From spawning the agent until every pod of the step is enrolled and the Services are loaded (s). */
+  readyS: number | null;
+  /** VmRSS once idle (after settle.idleS past ready). */
+  idleRssMiB: number | null;
+  /** VmHWM at that moment: the high-water mark of start-up. */
+  peakRssMiB: number | null;
+  /** utime + stime from start to ready. */
+  startCpuS: number | null;
+  /** CPU while idle: CPU-s per second over the settle window, in percent of one core. */
+  idleCpuPercent: number | null;
+  /** Changes written after the idle reading; null where none were made (the kube row). */
+  change: ChangeApply | null;
+}
+
+export interface ScaleFigures {
+  settings: { pods: number[]; services: number[]; endpointsPerService: number; changes: number; idleS: number; kube: boolean };
+  /** RSS of a bare Node.js process with the agent's V8 flags: what the runtime costs before any of nodemesh. */
+  bareNodeRssMiB: number | null;
+  rows: ScaleRow[];
+  /** A part that could not run (e.g. no test API server for the kube row), with the reason. */
+  skipped: string[];
+  elapsedS: number;
+}
+
 export interface BenchReport {
   $schema: typeof REPORT_SCHEMA_ID;
   version: typeof REPORT_VERSION;
@@ -155,6 +206,8 @@ export interface BenchReport {
   load: LoadTool;
   modes: ModeStatus[];
   results: ResultRow[];
+  /** `--scale` figures; null when the scale phase did not run. */
+  scale: ScaleFigures | null;
   goals: Goal[];
   elapsedS: number;
 }

@@ -23,7 +23,9 @@ import {
   type ProxyFigures,
   type ProxyKind,
   type ResultRow,
+  type ScaleFigures,
 } from './report-schema';
+import { scaleGoals, scaleMarkdown, scaleSvg } from './scale-report';
 
 /** One measured run: one round of one (mode, placement, load, connections). */
 export interface RunSample {
@@ -59,6 +61,8 @@ export interface RawBench {
   load: LoadTool;
   modes: ModeStatus[];
   samples: RunSample[];
+  /** The scale phase's figures (./scale-runner.ts); absent or null when it did not run. */
+  scale?: ScaleFigures | null;
   elapsedS: number;
 }
 
@@ -268,7 +272,8 @@ export function buildReport(raw: RawBench): BenchReport {
     load: raw.load,
     modes,
     results: rows,
-    goals: buildGoals(rows),
+    scale: raw.scale ?? null,
+    goals: [...buildGoals(rows), ...(raw.scale ? scaleGoals(raw.scale) : [])],
     elapsedS: Math.round(raw.elapsedS),
   };
 }
@@ -354,6 +359,7 @@ export function renderMarkdown(report: BenchReport): string {
       out.push(`| ${r.mode} | ${r.placement} | ${r.connections} | ${num(r.achievedRate, 0)} | ${num(r.latencyMs.p50)} | ${num(r.latencyMs.p99)} | ${r.failures} | ${num(r.proxyCpuSPer1000, 4)} | ${num(r.proxyPeakMemoryMiB, 1)} | ${num(r.machineCpuSPer1000, 4)} |`);
     }
   }
+  if (report.scale) out.push(...scaleMarkdown(report.scale));
   out.push('');
   out.push('## Goals');
   out.push('');
@@ -423,7 +429,9 @@ export function renderSvg(report: BenchReport): string {
   const gapY = 50;
   const legendH = 22 * Math.ceil(report.modes.length / 2) + 20;
   const width = left + placements.length * panelW + (placements.length - 1) * gapX + 30;
-  const height = top + PERCENTILES.length * panelH + (PERCENTILES.length - 1) * gapY + 50 + legendH;
+  const legendTop = top + PERCENTILES.length * panelH + (PERCENTILES.length - 1) * gapY + 50;
+  const scalePanel = report.scale ? scaleSvg(report.scale, left, legendTop + legendH + 20, width - left - 20, escapeXml) : undefined;
+  const height = legendTop + legendH + (scalePanel ? scalePanel.height + 30 : 0);
   const x = (col: number, i: number) => left + col * (panelW + gapX) + (conns.length === 1 ? panelW / 2 : 20 + (i * (panelW - 40)) / (conns.length - 1));
   const y = (row: number, v: number) => {
     const t = (Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo));
@@ -493,6 +501,7 @@ export function renderSvg(report: BenchReport): string {
     out.push(`<text x="${lx + 30}" y="${yy}" dominant-baseline="middle">${escapeXml(shown)}</text>`);
   });
   out.push('</g>');
+  if (scalePanel) out.push(...scalePanel.lines);
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

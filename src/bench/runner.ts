@@ -36,8 +36,9 @@ import { fortioArgs, builtinArgs, percentileMs, runLoadInPod, type LoadSpec, typ
 import { machineBusyS, machineInfo, peakRssKiB, processCpuS, resetPeakRss } from './procfs';
 import { pidAlive } from '../sim/processes';
 import { buildReport, renderMarkdown, renderSvg, MODE_DESCRIPTIONS, type RunSample } from './report';
-import { BENCH_MODES, type BenchMode, type BenchReport, type LoadKind, type ModeStatus, type Placement, type ProxyKind } from './report-schema';
+import { BENCH_MODES, type BenchMode, type BenchReport, type LoadKind, type ModeStatus, type Placement, type ProxyKind, type ScaleFigures } from './report-schema';
 import { ensureEnvoy, ensureFortio } from './setup';
+import { runScale, type ScaleOptions } from './scale-runner';
 import { sourceState } from './source-state';
 import { GROUPS, TOPOLOGY_SUMMARY, benchTopology, groupOf, layout, type Group } from './topology';
 
@@ -56,6 +57,8 @@ export interface BenchOptions {
   loadTool: 'auto' | 'fortio' | 'builtin';
   /** Install missing tools (envoy, fortio) before the run. */
   setup: boolean;
+  /** The scale phase (./scale-runner.ts), after the modes; null leaves it out. */
+  scale: Omit<ScaleOptions, 'log'> | null;
   command: string;
   log: (line: string) => void;
 }
@@ -119,13 +122,20 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   for (const name of BENCH_MODES) {
     statuses.set(name, o.modes.includes(name)
       ? { name, status: 'measured', description: MODE_DESCRIPTIONS[name] }
-      : { name, status: 'skipped', reason: 'not selected (--modes)', description: MODE_DESCRIPTIONS[name] });
+      : { name, status: 'skipped', reason: o.modes.length === 0 ? 'not run (--scale-only)' : 'not selected (--modes)', description: MODE_DESCRIPTIONS[name] });
   }
   const skip = (mode: BenchMode, reason: string) => {
     log(`skipping ${mode}: ${reason}`);
     statuses.set(mode, { name: mode, status: 'skipped', reason, description: MODE_DESCRIPTIONS[mode] });
   };
   const active = (mode: BenchMode) => statuses.get(mode)!.status === 'measured';
+
+  // --scale-only: no mode, no load; the scale phase alone.
+  if (o.modes.length === 0) {
+    const started = Date.now();
+    const scale = o.scale ? await runScale({ ...o.scale, log }) : null;
+    return finishReport(o, { tool: 'builtin', version: 'nodemesh load-generator', reason: 'no load run (--scale-only)' }, 'none', [...statuses.values()], [], scale, (Date.now() - started) / 1000);
+  }
 
   // Tools.
   let tool: LoadTool = { tool: 'builtin' };
@@ -382,6 +392,12 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
 
   const exampleSpec: LoadSpec = { url: layout('direct').servers['same-node'].url, rate: o.rate, connections: o.connections[0]!, durationS: o.durationS, payloadBytes: o.payloadBytes, warmupS: 0.3 };
   const example = (tool.tool === 'fortio' ? fortioArgs('fortio', exampleSpec) : builtinArgs(exampleSpec).map((a) => a.replace(`${ROOT}/`, ''))).join(' ');
+  // The scale phase builds its own simulation: the modes' one is gone by now.
+  const scale = o.scale ? await runScale({ ...o.scale, log }) : null;
+  return finishReport(o, toolInfo, example, BENCH_MODES.map((m) => statuses.get(m)!), samples, scale, (Date.now() - started) / 1000);
+}
+
+function finishReport(o: BenchOptions, toolInfo: Omit<BenchReport['load'], 'example'>, example: string, modes: ModeStatus[], samples: RunSample[], scale: ScaleFigures | null, elapsedS: number): BenchReport {
   return buildReport({
     generatedAt: new Date().toISOString(),
     source: sourceState(),
@@ -401,9 +417,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       placements: o.placements,
     },
     load: { ...toolInfo, example },
-    modes: BENCH_MODES.map((m) => statuses.get(m)!),
+    modes,
     samples,
-    elapsedS: (Date.now() - started) / 1000,
+    scale,
+    elapsedS,
   });
 }
 

