@@ -1,24 +1,14 @@
 import { Socket } from 'node:net';
 import { describeError } from '../errors';
-import type { ServiceInfo } from '../mesh/model';
-import type { WorkloadInfo } from '../mesh/workload-identity';
 import type { ConnectionInfo, ProxyAddress } from './connection-info';
+import type { TcpTarget } from './tcp-target';
 import type { ProxyInputs } from './inputs';
 import { formatAddress, type TrackSocket } from './open-socket';
 import { handedOver, type RelayMeta } from './handover/handable-relays';
 import { relay } from './tcp-relay';
 import type { UpstreamTransport } from './upstream/transport';
 
-/** Where a connection relayed as bytes goes, and who is at either end (telemetry). */
-export interface TcpTarget {
-  address: string;
-  port: number;
-  /** How the target was found, for the connection log ("service ns/name:80", "pod ...", "passthrough", "local app"). */
-  resolution: string;
-  service?: ServiceInfo;
-  source?: WorkloadInfo;
-  destination?: WorkloadInfo;
-}
+export type { TcpTarget } from './tcp-target';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { resumeReading, stopReading } from '../../datapath/fd-channel';
 import { fdOf } from '../../datapath/fd';
 import type { ConnectionInfo } from '../connection-info';
-import type { TcpTarget } from '../tcp-forward';
+import type { TcpTarget } from '../tcp-target';
 import { pollUntil } from '../../util/deadline';
 
 /**
