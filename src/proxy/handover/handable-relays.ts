@@ -96,13 +96,15 @@ export function relayFds(relay: HandableRelay): [number, number] {
  * The next agent holds the sockets now: let go of ours without a FIN or a reset (close
  * the descriptors only; the kernel sockets live on in the receiver).
  */
-export function release(relay: HandableRelay): void {
+export function release(relay: HandableRelay): Promise<void> {
+  const closed = Promise.all([relay.client, relay.upstream].map((s) => new Promise((resolve) => s.once('close', resolve)))).then(() => undefined);
   relay.client.unpipe(relay.upstream);
   relay.upstream.unpipe(relay.client);
   (relay.client as unknown as { handedOver?: boolean }).handedOver = true;
   (relay.upstream as unknown as { handedOver?: boolean }).handedOver = true;
   relay.client.destroy();
   relay.upstream.destroy();
+  return closed;
 }
 
 /** True for a socket `release` gave away (its close is no end of the connection). */

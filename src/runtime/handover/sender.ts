@@ -5,6 +5,7 @@ import type { Logger } from '../../log';
 import { quiesce, release, relayFds, resume, type HandableRelay } from '../../proxy/handover/handable-relays';
 import type { OfferedListener } from '../../proxy/handover/listeners';
 import type { NodeProxy } from '../../proxy/node/node-proxy';
+import { withDeadline } from '../../util/deadline';
 import { expectMessage } from './channel-steps';
 import { ADOPT_WAIT_MS, LISTENING_WAIT_MS, MAX_RELAYS_PER_BATCH, PROTOCOL_VERSION, STEP_MS, type ToReceiver, type ToSender } from './protocol';
 import type { HandoverStatus } from './status';
@@ -78,6 +79,7 @@ export class HandoverSender {
 
       const relays = proxy.handableRelays().filter((r) => pods.has(r.meta.podKey));
       const perBatch = Math.min(MAX_RELAYS_PER_BATCH, Math.max(1, Math.ceil(relays.length / 2)));
+      const released: Array<Promise<void>> = [];
       let seq = 0;
       for (let i = 0; i < relays.length; i += perBatch) {
         const quiet = await Promise.all(relays.slice(i, i + perBatch).map(async (r) => ((await quiesce(r)) ? r : undefined)));
@@ -86,12 +88,17 @@ export class HandoverSender {
         await channel.send({ type: 'relays', seq, relays: inFlight.map((r) => r.meta) } satisfies ToReceiver, inFlight.flatMap(relayFds), STEP_MS);
         const { message: ack } = await expectMessage<ToSender, 'adopted'>(channel, 'adopted', ADOPT_WAIT_MS);
         const adopted = new Set(ack.seq === seq ? ack.adopted : []);
-        inFlight.forEach((r, index) => (adopted.has(index) ? release(r) : resume(r)));
+        inFlight.forEach((r, index) => {
+          if (!adopted.has(index)) return resume(r);
+          released.push(release(r));
+        });
         status.connections += adopted.size;
         inFlight = [];
         seq += 1;
         show();
       }
+      // What stays here to drain: sockets still open once the released ones have closed.
+      await withDeadline(Promise.all(released), STEP_MS, 'the handed sockets to close here').catch(() => undefined);
       status.kept = proxy.activeConnections();
       proxy.releaseListeners();
       health?.release();

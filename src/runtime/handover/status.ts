@@ -8,7 +8,7 @@ export interface HandoverStatus {
   durationMs?: number;
   listeners: number;
   connections: number;
-  /** Sender: relays it could not hand (half-closed, unflushed, over a tunnel) and drains instead. */
+  /** Sender: sockets it still holds after the hand-over and drains (HTTP, tunnel, relays it could not hand: half-closed, unflushed). */
   kept: number;
   /** The test hook's point the receiver is paused at (NODEMESH_HANDOVER_PAUSE_AT). */
   pausedAt?: string;
