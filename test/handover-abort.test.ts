@@ -16,7 +16,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminGet } from '../src/admin/admin-client';
@@ -36,9 +36,6 @@ const C1 = '10.244.1.21';
 const D1 = '10.244.1.22';
 const AGENT_EXIT_MS = 30_000;
 
-function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
 
 /** The socket cookie nm_out_listen_v1 holds for a namespace's IPv4 outbound listener (eBPF mode). */
 function outboundListenerCookie(instance: string, netnsCookie: bigint): string | undefined {
@@ -85,6 +82,15 @@ for (const mode of ['ebpf', 'iptables'] as const) {
       await waitFor(`the new connection ${what} in ${agent.instance}'s connection log`, async () => (await adminGet<ConnectionRecord[]>(socket, '/debug/connections?pod=demo/c1')).length > before);
     }
 
+    /**
+     * The descriptors `pid` holds on TCP sockets of c1's namespace (listeners and relays:
+     * all of node1's proxy sockets here). A duplicate kept by mistake is one more.
+     */
+    async function podSocketFds(pid: number): Promise<number> {
+      const out = await sim!.runInPod('demo/c1', ['ss', '-Htanp']);
+      return out.split(`pid=${pid},`).length - 1;
+    }
+
     /** Which held connections still carry bytes both ways. */
     async function working(label: string): Promise<boolean[]> {
       return Promise.all(held.map((h, i) => h.roundTrip(`${label} ${i}`).then(() => true, () => false)));
@@ -126,15 +132,15 @@ for (const mode of ['ebpf', 'iptables'] as const) {
       await waitFor('four relays open in the old agent', async () => (await adminGet<unknown[]>(aSocket, '/debug/open')).length >= 8);
       const cookie = mode === 'ebpf' ? outboundListenerCookie(a.instance, BigInt(c1.netnsCookie)) : undefined;
       if (mode === 'ebpf') assert.ok(cookie, 'no outbound listener in nm_out_listen_v1 for c1');
-      const fds0 = fdCount(aPid);
+      const fds0 = await podSocketFds(aPid);
 
       // 1. Killed after it adopted the listeners, before the old agent was told.
       const first = await killHalfWay(a, 'after-listeners');
       assert.equal(first.connections, 0);
       assert.deepEqual(await working('after the first kill'), [true, true, true, true], 'the old agent lost a connection it held');
       await newConnectionThrough(a, aSocket, 'after the first kill');
-      await waitFor(`the old agent's descriptors back to ${fds0}`, () => fdCount(aPid) === fds0, 10_000).catch(() => {
-        assert.equal(fdCount(aPid), fds0, 'descriptors of the old agent after the first aborted hand-over');
+      await waitFor(`the old agent's descriptors back to ${fds0}`, async () => (await podSocketFds(aPid)) === fds0, 10_000).catch(async () => {
+        assert.equal(await podSocketFds(aPid), fds0, 'socket descriptors of the old agent in c1 after the first aborted hand-over');
       });
 
       // 2. Killed with half the relays handed: those died with it; the rest are the old agent's.
@@ -143,8 +149,8 @@ for (const mode of ['ebpf', 'iptables'] as const) {
       const alive = await working('after the second kill');
       assert.equal(alive.filter(Boolean).length, 2, `the old agent lost a connection it still held: ${JSON.stringify(alive)}`);
       await newConnectionThrough(a, aSocket, 'after the second kill');
-      await waitFor(`the old agent's descriptors back to ${fds0 - 4}`, () => fdCount(aPid) === fds0 - 4, 10_000).catch(() => {
-        assert.equal(fdCount(aPid), fds0 - 4, 'descriptors of the old agent after the second aborted hand-over (two relays, four sockets, went)');
+      await waitFor(`the old agent's descriptors back to ${fds0 - 4}`, async () => (await podSocketFds(aPid)) === fds0 - 4, 10_000).catch(async () => {
+        assert.equal(await podSocketFds(aPid), fds0 - 4, 'socket descriptors of the old agent in c1 after the second aborted hand-over (two relays, four sockets, went)');
       });
       if (mode === 'ebpf') assert.equal(outboundListenerCookie(a.instance, BigInt(c1.netnsCookie)), cookie, 'the sockhash no longer holds the same listener');
       const listenersA = await sim!.runInPod('demo/c1', ['ss', '-Htlnp', 'sport', '=', ':15001']);
