@@ -201,6 +201,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     },
     finally: removePid,
     stopWhen,
+    lingerAfterStopWhen: values.kube === true,
   });
 }
 
