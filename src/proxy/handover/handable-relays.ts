@@ -20,6 +20,19 @@ export interface RelayMeta {
   startedAt: number;
 }
 
+/** What travels with an idle HTTP/1.1 connection (between requests) to the next agent. */
+export interface Http1Meta {
+  podKey: string;
+  podUid: string;
+  conn: Omit<ConnectionInfo, 'pod'>;
+}
+
+/** An idle HTTP/1.1 connection detached from this proxy's codec, stopped reading, on offer. */
+export interface HandedHttp1 {
+  socket: Socket;
+  meta: Http1Meta;
+}
+
 /** One relay the proxy could give away, while both its sockets are open. */
 export interface HandableRelay {
   readonly meta: RelayMeta;
@@ -96,6 +109,14 @@ export function relayFds(relay: HandableRelay): [number, number] {
  * The next agent holds the sockets now: let go of ours without a FIN or a reset (close
  * the descriptors only; the kernel sockets live on in the receiver).
  */
+/** Lets go of a handed socket without FIN or reset (its descriptor only); resolves once closed here. */
+export function releaseSocket(socket: Socket): Promise<void> {
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  (socket as unknown as { handedOver?: boolean }).handedOver = true;
+  socket.destroy();
+  return closed;
+}
+
 export function release(relay: HandableRelay): Promise<void> {
   const closed = Promise.all([relay.client, relay.upstream].map((s) => new Promise((resolve) => s.once('close', resolve)))).then(() => undefined);
   relay.client.unpipe(relay.upstream);

@@ -21,7 +21,7 @@ import type { PodNetwork } from '../../datapath/pod-network';
 import { ProxyConfigStore } from '../proxy-config';
 import { PodProxy } from './pod-proxy';
 import { closeFds, socketFromFd } from '../../datapath/fd-channel';
-import { HandableRelays, type HandableRelay, type RelayMeta } from '../handover/handable-relays';
+import { HandableRelays, type HandableRelay, type HandedHttp1, type Http1Meta, type RelayMeta } from '../handover/handable-relays';
 import type { InheritedListeners, OfferedListener } from '../handover/listeners';
 import { adoptTcp } from '../tcp-forward';
 
@@ -195,6 +195,46 @@ export class NodeProxy {
     const client = socketFromFd(clientFd);
     const upstream = socketFromFd(upstreamFd);
     adoptTcp(this.inputs, client, upstream, { ...meta.conn, pod: local.pod }, meta.target, proxy.adoptTrack(), meta.startedAt);
+    return true;
+  }
+
+  /** The idle HTTP/1.1 connections of these pods' outbound listeners, detached for the next agent. */
+  takeIdleHttp1(podKeys: ReadonlySet<string>): HandedHttp1[] {
+    const out: HandedHttp1[] = [];
+    for (const { socket, conn } of this.outbound.http.takeIdleHttp1()) {
+      if (!conn.pod || !podKeys.has(conn.podKey)) {
+        this.outbound.http.serveHttp1Again(socket, conn);
+        continue;
+      }
+      const { pod: _pod, ...rest } = conn;
+      out.push({ socket, meta: { podKey: conn.podKey, podUid: conn.pod.uid, conn: rest } });
+    }
+    return out;
+  }
+
+  /** The next agent did not take it: serve it here again. */
+  keepHttp1(handed: HandedHttp1): void {
+    const local = this.pods.get(handed.meta.podKey);
+    if (!local || handed.socket.destroyed) {
+      handed.socket.destroy();
+      return;
+    }
+    this.outbound.http.serveHttp1Again(handed.socket, { ...handed.meta.conn, pod: local.pod });
+  }
+
+  /** Serves an idle HTTP/1.1 connection a previous agent handed over; false when this proxy does not serve its pod. */
+  adoptHttp1(meta: Http1Meta, fd: number): boolean {
+    const proxy = this.listeners.get(meta.podKey);
+    const local = this.pods.get(meta.podKey);
+    if (!proxy || !local || local.pod.uid !== meta.podUid) {
+      closeFds([fd]);
+      return false;
+    }
+    const socket = socketFromFd(fd);
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    proxy.adoptTrack()(socket, 'outbound');
+    this.outbound.http.serveHttp1(socket, { ...meta.conn, pod: local.pod });
     return true;
   }
 

@@ -1,5 +1,5 @@
 import type { ListenerMeta } from '../../proxy/handover/listeners';
-import type { RelayMeta } from '../../proxy/handover/handable-relays';
+import type { Http1Meta, RelayMeta } from '../../proxy/handover/handable-relays';
 
 /**
  * The hand-over dialogue on `/run/nodemesh/<instance>/handover.sock` (a unix stream socket,
@@ -11,6 +11,7 @@ import type { RelayMeta } from '../../proxy/handover/handable-relays';
  *   receiver → received                                 health adopted: sender stops answering probes
  *   receiver → listening                                first configuration applied, pods' listeners adopted
  *   sender   → relays (+ 2 fds each)   receiver → adopted   batch by batch, TCP relays
+ *   sender   → http1 (+ 1 fd each)     receiver → adopted   idle HTTP/1.1 connections
  *   sender   → done                                      sender drains the rest and exits
  *
  * Until it got `listening` the sender accepts on every listener as before; until a
@@ -28,6 +29,7 @@ export type ToSender =
 export type ToReceiver =
   | { type: 'listeners'; pid: number; listeners: ListenerMeta[]; last: boolean }
   | { type: 'relays'; seq: number; relays: RelayMeta[] }
+  | { type: 'http1'; seq: number; connections: Http1Meta[] }
   | { type: 'done'; listeners: number; connections: number; kept: number; ms: number }
   | { type: 'refused'; reason: string };
 
@@ -38,3 +40,5 @@ export const LISTENING_WAIT_MS = 120_000;
 export const ADOPT_WAIT_MS = 30_000;
 /** Relays per batch at most (two descriptors each, under SCM_MAX_FD). */
 export const MAX_RELAYS_PER_BATCH = 100;
+/** Idle HTTP/1.1 connections per batch at most (one descriptor each). */
+export const MAX_HTTP1_PER_BATCH = 200;

@@ -2,12 +2,13 @@ import type { HealthServer } from '../../admin/health-server';
 import { MAX_FDS_PER_MESSAGE, type FdChannel } from '../../datapath/fd-channel';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
-import { quiesce, release, relayFds, resume, type HandableRelay } from '../../proxy/handover/handable-relays';
+import { quiesce, release, releaseSocket, relayFds, resume, type HandableRelay, type HandedHttp1 } from '../../proxy/handover/handable-relays';
+import { fdOf } from '../../datapath/fd';
 import type { OfferedListener } from '../../proxy/handover/listeners';
 import type { NodeProxy } from '../../proxy/node/node-proxy';
 import { withDeadline } from '../../util/deadline';
 import { expectMessage } from './channel-steps';
-import { ADOPT_WAIT_MS, LISTENING_WAIT_MS, MAX_RELAYS_PER_BATCH, PROTOCOL_VERSION, STEP_MS, type ToReceiver, type ToSender } from './protocol';
+import { ADOPT_WAIT_MS, LISTENING_WAIT_MS, MAX_HTTP1_PER_BATCH, MAX_RELAYS_PER_BATCH, PROTOCOL_VERSION, STEP_MS, type ToReceiver, type ToSender } from './protocol';
 import type { HandoverStatus } from './status';
 
 export interface SenderDeps {
@@ -52,6 +53,7 @@ export class HandoverSender {
     let healthPaused = false;
     let podsPaused = false;
     let inFlight: HandableRelay[] = [];
+    let http1InFlight: HandedHttp1[] = [];
     try {
       const { message: hello } = await expectMessage<ToSender, 'hello'>(channel, 'hello', STEP_MS);
       if (hello.version !== PROTOCOL_VERSION) throw new Error(`the new agent speaks hand-over protocol ${hello.version}, this one ${PROTOCOL_VERSION}`);
@@ -97,6 +99,23 @@ export class HandoverSender {
         seq += 1;
         show();
       }
+      // Idle HTTP/1.1 connections (between requests): the next request goes to the new agent.
+      // Busy ones finish here and close after their response (`connection: close`).
+      http1InFlight = proxy.takeIdleHttp1(pods).filter((h) => !h.socket.destroyed);
+      while (http1InFlight.length > 0) {
+        const batch = http1InFlight.slice(0, MAX_HTTP1_PER_BATCH);
+        await channel.send({ type: 'http1', seq, connections: batch.map((h) => h.meta) } satisfies ToReceiver, batch.map((h) => fdOf(h.socket)), STEP_MS);
+        const { message: ack } = await expectMessage<ToSender, 'adopted'>(channel, 'adopted', ADOPT_WAIT_MS);
+        const adopted = new Set(ack.seq === seq ? ack.adopted : []);
+        batch.forEach((h, index) => {
+          if (adopted.has(index)) released.push(releaseSocket(h.socket));
+          else proxy.keepHttp1(h);
+        });
+        http1InFlight = http1InFlight.slice(batch.length);
+        status.connections += adopted.size;
+        seq += 1;
+        show();
+      }
       // What stays here to drain: sockets still open once the released ones have closed.
       await withDeadline(Promise.all(released), STEP_MS, 'the handed sockets to close here').catch(() => undefined);
       status.kept = proxy.activeConnections();
@@ -112,6 +131,7 @@ export class HandoverSender {
     } catch (err) {
       // The new agent died or misbehaved: everything we still hold serves again.
       for (const r of inFlight) resume(r);
+      for (const h of http1InFlight) proxy.keepHttp1(h);
       if (podsPaused) await proxy.resumeListeners();
       if (healthPaused) await health?.resume();
       status.state = 'failed';
