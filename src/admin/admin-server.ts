@@ -5,6 +5,11 @@ import type { Registry } from 'prom-client';
 import { NodemeshError } from '../errors';
 import { logger } from '../log';
 import { closeHttpServer } from './close-http-server';
+import { handleFd } from '../datapath/pod-network';
+import { PausedListener, type OfferedListener } from '../proxy/handover/listeners';
+
+/** Node's default listen backlog, for the admin socket served again from its descriptor. */
+const ADMIN_BACKLOG = 511;
 
 /** A read-only admin route: returns JSON-able data, or a string for text/plain. */
 export type AdminRoute = (query: URLSearchParams) => unknown | Promise<unknown>;
@@ -18,6 +23,8 @@ export interface AdminServerOptions {
   /** A unix socket path, for `nodemesh status` and tests that are not in the node's
    * network namespace. */
   socketPath?: string;
+  /** A listening socket for `port` that a previous agent handed over (hand-over): served instead of binding the port. */
+  inheritedFd?: number;
 }
 
 /**
@@ -26,6 +33,8 @@ export interface AdminServerOptions {
  */
 export class AdminServer {
   private readonly servers: Server[] = [];
+  private tcp: Server | undefined;
+  private paused: PausedListener | undefined;
   private readonly log = logger('admin');
 
   private readonly bound = new Map<string, number>();
@@ -34,14 +43,7 @@ export class AdminServer {
 
   async start(): Promise<void> {
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
-    if (this.options.port !== undefined) {
-      const server = createServer(handler);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => resolve());
-      });
-      this.servers.push(server);
-    }
+    if (this.options.port !== undefined) await this.listenTcp(this.options.inheritedFd);
     if (this.options.socketPath) {
       // Also under this process's pid: during a hand-over two agents of one instance run,
       // and the newer one takes the common path (`admin-<pid>.sock` still reaches the older).
@@ -57,6 +59,45 @@ export class AdminServer {
         this.bound.set(path, statSync(path).ino);
       }
     }
+  }
+
+  private async listenTcp(fd?: number): Promise<void> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      if (fd !== undefined) server.listen({ fd, backlog: ADMIN_BACKLOG }, () => resolve());
+      else server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => resolve());
+    });
+    this.servers.push(server);
+    this.tcp = server;
+  }
+
+  /** The admin port's listener for the next agent (the unix sockets are per process). */
+  offer(): OfferedListener | undefined {
+    if (!this.tcp || this.options.port === undefined) return undefined;
+    return { meta: { kind: 'admin', family: 4, port: this.options.port }, fd: handleFd(this.tcp) };
+  }
+
+  /** The next agent serves the admin port now; this one stays on its unix sockets. */
+  pause(): void {
+    const server = this.tcp;
+    if (!server) return;
+    this.tcp = undefined;
+    this.servers.splice(this.servers.indexOf(server), 1);
+    this.paused = PausedListener.pause(server, ADMIN_BACKLOG);
+  }
+
+  /** The hand-over failed: serve the admin port again, on the same kernel socket. */
+  async resume(): Promise<void> {
+    const paused = this.paused;
+    this.paused = undefined;
+    if (paused) await this.listenTcp(paused.takeFd());
+  }
+
+  /** The next agent confirmed: the socket is its alone. */
+  release(): void {
+    this.paused?.release();
+    this.paused = undefined;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -97,6 +138,7 @@ export class AdminServer {
 
   /** Closes now: keep-alive and in-flight admin connections (a scrape, `status`) are cut, never waited for. */
   async close(): Promise<void> {
+    this.release();
     await Promise.all(this.servers.map((s) => closeHttpServer(s)));
     // Only our own socket files: a successor may have bound its own at the common path.
     for (const [path, ino] of this.bound) {

@@ -142,11 +142,13 @@ export class Runtime {
     this.health = new HealthServer(() => this.readiness());
     if (receiver?.health) await this.health.adopt(receiver.health.fd, receiver.health.port);
     else if (options.healthPort !== undefined) await this.health.start(options.healthPort, '0.0.0.0', options.log);
-    if (receiver && (await receiver.confirmHealth(receiver.health !== undefined))) this.proxy.inheritListeners(receiver.inherited);
+    const inheritedAdmin = options.adminPort !== undefined ? receiver?.takeAdmin() : undefined;
+    if (receiver && (await receiver.confirmNodePorts(receiver.health !== undefined, inheritedAdmin !== undefined))) this.proxy.inheritListeners(receiver.inherited);
     await steps.afterHealth?.();
     this.admin = new AdminServer({
       registry: this.registry,
       ...(options.adminPort !== undefined ? { port: options.adminPort, host: options.adminHost ?? '0.0.0.0' } : {}),
+      ...(inheritedAdmin !== undefined ? { inheritedFd: inheritedAdmin } : {}),
       ...(options.adminSocket ? { socketPath: options.adminSocket } : {}),
       routes: {
         '/debug/pods': () => this.role.podRecords(),
@@ -178,6 +180,7 @@ export class Runtime {
     const sender = new HandoverSender({
       proxy: this.proxy,
       health: this.health,
+      admin: this.admin,
       log: this.handoverLog,
       setStatus,
       onDone: () => this.options.onHandedOver?.(),

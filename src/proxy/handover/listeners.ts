@@ -4,7 +4,7 @@ import { fdOf } from '../../datapath/fd';
 
 /** Which listener a descriptor is: the receiver puts each one where its own would be. */
 export interface ListenerMeta {
-  kind: 'outbound' | 'inbound' | 'tunnel' | 'health';
+  kind: 'outbound' | 'inbound' | 'tunnel' | 'health' | 'admin';
   /** The pod whose namespace the listener is in (none for the node's health port). */
   podKey?: string;
   podUid?: string;

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_CAPTURE_SETTINGS } from '../../capture/settings';
@@ -63,6 +64,17 @@ function lines(socket: Socket): { next(): Promise<string> } {
   };
 }
 
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject).end();
+  });
+}
+
 const empty: SourceResult = { namespaces: [], pods: [], services: [], others: [], rejected: [], files: [] };
 
 test('hand-over: the new runtime takes the listener and the TCP relay; the old one is told to exit', async (t) => {
@@ -77,6 +89,8 @@ test('hand-over: the new runtime takes the listener and the TCP relay; the old o
   const pod = testPod('p1', { nodeName: 'node1', ips: ['127.0.0.1'], annotations: { 'nodemesh.dev/mode': 'ambient' } });
   const settings = { ...DEFAULT_CAPTURE_SETTINGS, captureInbound: false, outboundPort: await freePort(), probePort: await freePort() };
   const handoverSocket = join(dir, 'handover.sock');
+  const healthPort = await freePort();
+  const adminPort = await freePort();
 
   const make = (name: string, onHandedOver?: () => void) => {
     let runtime: Runtime;
@@ -84,13 +98,13 @@ test('hand-over: the new runtime takes the listener and the TCP relay; the old o
       async reconcile() {
         if (!runtime.proxy.has('default/p1')) await runtime.proxy.addPod(pod, network);
       },
-      readiness: () => ({ ready: true, reason: 'ready' }),
+      readiness: () => ({ ready: true, reason: `ready: ${name}` }),
       podRecords: () => [],
       capture: () => ({ backend: 'iptables', reason: 'test', settings, counters: {}, namespaces: [] }),
     };
     runtime = new Runtime({
       kind: 'agent', log: logger(name), source: new FakeSource(empty), settings, proxy: { tunnel: false, sniffTimeoutMs: 20 },
-      adminSocket: join(dir, `${name}.sock`), drainMs: 100, handoverSocket, ...(onHandedOver ? { onHandedOver } : {}),
+      adminSocket: join(dir, `${name}.sock`), drainMs: 100, handoverSocket, healthPort, adminPort, adminHost: '127.0.0.1', ...(onHandedOver ? { onHandedOver } : {}),
     }, role);
     return runtime;
   };
@@ -112,11 +126,14 @@ test('hand-over: the new runtime takes the listener and the TCP relay; the old o
   const status: HandoverStatus = newOne.handover();
   assert.equal(status.state, 'done', JSON.stringify(status));
   assert.equal(status.connections, 1);
-  assert.equal(status.listeners, 1);
+  assert.equal(status.listeners, 3, "the pod's outbound listener, health and admin");
   assert.ok(await pollUntil(() => oldDone, Date.now() + 5000), 'the old runtime was told it handed everything over');
   assert.equal(oldOne.handover().state, 'done');
   assert.equal(oldOne.proxy.handableRelays().length, 0, 'the old runtime let go of the relay');
   assert.equal(newOne.proxy.handableRelays().length, 1, 'the new runtime relays it (and could hand it on)');
+  // The node ports came along: the new runtime answers on them, with no wait for the old one's stop.
+  assert.deepEqual(await get(healthPort, '/healthz/ready'), { status: 200, body: 'ready: new\n' });
+  assert.equal(JSON.parse((await get(adminPort, '/debug/handover')).body).role, 'receiver');
 
   // The same connection, carried on by the new runtime: bytes both ways, no FIN, no reset.
   client.write('two\n');

@@ -22,7 +22,7 @@ export const PROTOCOL_VERSION = 1;
 
 export type ToSender =
   | { type: 'hello'; version: number; pid: number }
-  | { type: 'received'; health: boolean }
+  | { type: 'received'; health: boolean; admin: boolean }
   | { type: 'listening'; adopted: ListenerMeta[] }
   | { type: 'adopted'; seq: number; adopted: number[] };
 

@@ -26,6 +26,7 @@ export class HandoverReceiver {
     private readonly setStatus: (s: HandoverStatus) => void,
     readonly inherited: InheritedListeners,
     readonly health: { fd: number; port: number } | undefined,
+    readonly admin: { fd: number; port: number } | undefined,
     peerPid: number,
   ) {
     this.status = { state: 'receiving', role: 'receiver', peerPid, startedAt: new Date(this.started).toISOString(), listeners: 0, connections: 0, kept: 0 };
@@ -53,10 +54,15 @@ export class HandoverReceiver {
         pid = message.pid;
         if (message.last) break;
       }
-      const healthIndex = offers.findIndex((o) => o.meta.kind === 'health');
-      const health = healthIndex >= 0 ? offers.splice(healthIndex, 1)[0]! : undefined;
-      log.info({ peerPid: pid, listeners: offers.length + (health ? 1 : 0) }, 'hand-over started: receiving from the running agent');
-      return new HandoverReceiver(channel, log, setStatus, new InheritedListeners(offers), health ? { fd: health.fd, port: health.meta.port } : undefined, pid);
+      const node = (kind: string) => {
+        const i = offers.findIndex((o) => o.meta.kind === kind);
+        const offer = i >= 0 ? offers.splice(i, 1)[0]! : undefined;
+        return offer ? { fd: offer.fd, port: offer.meta.port } : undefined;
+      };
+      const health = node('health');
+      const admin = node('admin');
+      log.info({ peerPid: pid, listeners: offers.length + (health ? 1 : 0) + (admin ? 1 : 0) }, 'hand-over started: receiving from the running agent');
+      return new HandoverReceiver(channel, log, setStatus, new InheritedListeners(offers), health, admin, pid);
     } catch (err) {
       closeFds(offers.map((o) => o.fd));
       channel.close();
@@ -69,10 +75,10 @@ export class HandoverReceiver {
     this.setStatus({ ...this.status, durationMs: Date.now() - this.started });
   }
 
-  /** Tells the old agent whether the health port is served here now. False: the old agent's hand-over has gone. */
-  async confirmHealth(adopted: boolean): Promise<boolean> {
-    if (adopted) this.status.listeners += 1;
-    return this.step(() => this.channel.send({ type: 'received', health: adopted } satisfies ToSender, [], STEP_MS));
+  /** Tells the old agent which node ports (health, admin) are served here now. False: the old agent's hand-over has gone. */
+  async confirmNodePorts(health: boolean, admin: boolean): Promise<boolean> {
+    this.status.listeners += (health ? 1 : 0) + (admin ? 1 : 0);
+    return this.step(() => this.channel.send({ type: 'received', health, admin } satisfies ToSender, [], STEP_MS));
   }
 
   /**
@@ -150,12 +156,22 @@ export class HandoverReceiver {
     this.log.warn({ peerPid: this.status.peerPid, err: this.status.error, listeners: this.status.listeners, connections: this.status.connections, ms: Date.now() - this.started }, 'hand-over failed: this agent serves what it received and opens the rest itself');
   }
 
+  private adminTaken = false;
+
+  /** The admin port's descriptor, once (the runtime serves it). */
+  takeAdmin(): number | undefined {
+    if (!this.admin || this.adminTaken) return undefined;
+    this.adminTaken = true;
+    return this.admin.fd;
+  }
+
   get failed(): boolean {
     return this.status.state === 'failed';
   }
 
   close(): void {
     this.inherited.closeRest();
+    if (this.admin && !this.adminTaken) closeFds([this.admin.fd]);
     this.channel.close();
   }
 }

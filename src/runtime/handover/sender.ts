@@ -1,3 +1,4 @@
+import type { AdminServer } from '../../admin/admin-server';
 import type { HealthServer } from '../../admin/health-server';
 import { MAX_FDS_PER_MESSAGE, type FdChannel } from '../../datapath/fd-channel';
 import { describeError } from '../../errors';
@@ -14,6 +15,7 @@ import type { HandoverStatus } from './status';
 export interface SenderDeps {
   proxy: NodeProxy;
   health: HealthServer | undefined;
+  admin: AdminServer | undefined;
   log: Logger;
   setStatus(status: HandoverStatus): void;
   /** Everything handable was handed: the caller drains the rest and exits. */
@@ -46,11 +48,12 @@ export class HandoverSender {
   }
 
   private async run(channel: FdChannel): Promise<void> {
-    const { proxy, health, log } = this.deps;
+    const { proxy, health, admin, log } = this.deps;
     const started = Date.now();
     const status: HandoverStatus = { state: 'sending', role: 'sender', startedAt: new Date(started).toISOString(), listeners: 0, connections: 0, kept: 0 };
     const show = () => this.deps.setStatus({ ...status, durationMs: Date.now() - started });
     let healthPaused = false;
+    let adminPaused = false;
     let podsPaused = false;
     let inFlight: HandableRelay[] = [];
     let http1InFlight: HandedHttp1[] = [];
@@ -59,7 +62,7 @@ export class HandoverSender {
       if (hello.version !== PROTOCOL_VERSION) throw new Error(`the new agent speaks hand-over protocol ${hello.version}, this one ${PROTOCOL_VERSION}`);
       status.peerPid = hello.pid;
       show();
-      const offers: OfferedListener[] = [...(health?.offer() ? [health.offer()!] : []), ...proxy.offerListeners()];
+      const offers: OfferedListener[] = [health?.offer(), admin?.offer(), ...proxy.offerListeners()].filter((o): o is OfferedListener => o !== undefined);
       log.info({ peerPid: hello.pid, listeners: offers.length, relays: proxy.handableRelays().length }, 'hand-over started: sending to the new agent');
       for (let i = 0; i < offers.length || i === 0; i += MAX_FDS_PER_MESSAGE) {
         const batch = offers.slice(i, i + MAX_FDS_PER_MESSAGE);
@@ -72,11 +75,16 @@ export class HandoverSender {
         healthPaused = true;
         status.listeners += 1;
       }
+      if (received.admin && admin) {
+        admin.pause();
+        adminPaused = true;
+        status.listeners += 1;
+      }
       const { message: listening } = await expectMessage<ToSender, 'listening'>(channel, 'listening', LISTENING_WAIT_MS);
       const pods = new Set(listening.adopted.map((m) => m.podKey).filter((k): k is string => k !== undefined));
       proxy.pauseListeners(pods);
       podsPaused = true;
-      status.listeners += listening.adopted.filter((m) => m.kind !== 'health').length;
+      status.listeners += listening.adopted.length;
       show();
 
       const relays = proxy.handableRelays().filter((r) => pods.has(r.meta.podKey));
@@ -121,6 +129,7 @@ export class HandoverSender {
       status.kept = proxy.activeConnections();
       proxy.releaseListeners();
       health?.release();
+      admin?.release();
       const ms = Date.now() - started;
       await channel.send({ type: 'done', listeners: status.listeners, connections: status.connections, kept: status.kept, ms } satisfies ToReceiver, [], STEP_MS);
       status.state = 'done';
@@ -134,6 +143,7 @@ export class HandoverSender {
       for (const h of http1InFlight) proxy.keepHttp1(h);
       if (podsPaused) await proxy.resumeListeners();
       if (healthPaused) await health?.resume();
+      if (adminPaused) await admin?.resume();
       status.state = 'failed';
       status.error = describeError(err);
       show();
