@@ -16,7 +16,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminGet } from '../src/admin/admin-client';
@@ -165,6 +165,9 @@ for (const mode of ['ebpf', 'iptables'] as const) {
         return s.state === 'done' ? s : undefined;
       }, 30_000);
       assert.equal(cStatus.connections, 2, `relays the new agent took: ${JSON.stringify(cStatus)}`);
+      // The old agent's exit left the new one's sockets at the instance's paths (the next hand-over's).
+      assert.ok(existsSync(join(runDirFor(a.instance), 'handover.sock')), 'handover.sock is gone after the old agent exited');
+      assert.equal((await adminGet<HandoverStatus>(c.socket, '/debug/handover')).role, 'receiver', 'admin.sock is not the new agent\'s');
       const survivors = alive.map((ok, i) => (ok ? i : -1)).filter((i) => i >= 0);
       const afterTakeover = await working('after the take-over');
       for (const i of survivors) assert.equal(afterTakeover[i], true, `held connection ${i} did not survive the hand-over`);

@@ -1,10 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdirSync, rmSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Registry } from 'prom-client';
 import { NodemeshError } from '../errors';
 import { logger } from '../log';
 import { closeHttpServer } from './close-http-server';
+import { listenAtSharedPath, removeIfOwn } from '../util/unix-socket-path';
 import { handleFd } from '../datapath/pod-network';
 import { PausedListener, type OfferedListener } from '../proxy/handover/listeners';
 
@@ -48,15 +47,9 @@ export class AdminServer {
       // Also under this process's pid: during a hand-over two agents of one instance run,
       // and the newer one takes the common path (`admin-<pid>.sock` still reaches the older).
       for (const path of [this.options.socketPath, pidSocketPath(this.options.socketPath)]) {
-        mkdirSync(dirname(path), { recursive: true });
-        rmSync(path, { force: true });
         const server = createServer(handler);
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(path, () => resolve());
-        });
+        this.bound.set(path, await listenAtSharedPath(server, path));
         this.servers.push(server);
-        this.bound.set(path, statSync(path).ino);
       }
     }
   }
@@ -141,13 +134,7 @@ export class AdminServer {
     this.release();
     await Promise.all(this.servers.map((s) => closeHttpServer(s)));
     // Only our own socket files: a successor may have bound its own at the common path.
-    for (const [path, ino] of this.bound) {
-      try {
-        if (statSync(path).ino === ino) rmSync(path, { force: true });
-      } catch {
-        // already gone
-      }
-    }
+    for (const [path, ino] of this.bound) removeIfOwn(path, ino);
     this.bound.clear();
   }
 }

@@ -1,9 +1,8 @@
-import { mkdirSync, rmSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
-import { dirname } from 'node:path';
 import { NodemeshError, hasCode } from '../errors';
 import { native } from './native';
 import { fdOf } from './fd';
+import { listenAtSharedPath, removeIfOwn } from '../util/unix-socket-path';
 
 /** SCM_MAX_FD is 253; batches stay below it. */
 export const MAX_FDS_PER_MESSAGE = 240;
@@ -93,18 +92,19 @@ export function dupFd(fd: number): number {
 }
 
 /**
- * Listens for channels at `path` (a stale socket file there is replaced). Each accepted
+ * Listens for channels at `path` (a stale socket file, or the previous agent's, is replaced). Each accepted
  * connection is paused before Node reads a byte, then handed to `onChannel` as a channel.
  */
-export async function listenFdChannels(path: string, onChannel: (channel: FdChannel) => void): Promise<Server> {
-  mkdirSync(dirname(path), { recursive: true });
-  rmSync(path, { force: true });
+export async function listenFdChannels(path: string, onChannel: (channel: FdChannel) => void): Promise<{ close(): void }> {
   const server = createServer({ pauseOnConnect: true }, (socket) => onChannel(FdChannel.fromSocket(socket)));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  return server;
+  const ino = await listenAtSharedPath(server, path);
+  return {
+    close: () => {
+      server.close();
+      // A successor that took over has its own socket there: only ours is removed.
+      removeIfOwn(path, ino);
+    },
+  };
 }
 
 /** The local port of a socket descriptor (a received listener is checked against what it claims to be). */

@@ -13,7 +13,6 @@ import { authzCheck, authzCheckQuery } from '../proxy/authz-check';
 import type { AccessLogDestination } from '../telemetry/access-log';
 import { collectProcessMetrics } from '../telemetry/process-metrics';
 import { withDeadline } from '../util/deadline';
-import type { Server } from 'node:net';
 import { listenFdChannels } from '../datapath/fd-channel';
 import { logger } from '../log';
 import { HandoverReceiver } from './handover/receiver';
@@ -116,7 +115,7 @@ export class Runtime {
   private synced = false;
   private stoppingNow = false;
   private handoverStatus: HandoverStatus = idleStatus();
-  private handoverServer: Server | undefined;
+  private handoverServer: { close(): void } | undefined;
   private readonly handoverLog = logger('handover');
 
   constructor(

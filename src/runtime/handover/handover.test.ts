@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -146,8 +146,10 @@ test('hand-over: the new runtime takes the listener and the TCP relay; the old o
   assert.equal(await secondReader.next(), 'three');
   assert.ok(await pollUntil(() => newOne.proxy.handableRelays().length === 2, Date.now() + 5000), 'the new runtime accepted the new connection');
 
-  // The old runtime's stop drains nothing of what it gave away.
+  // The old runtime's stop drains nothing of what it gave away, and leaves the new one's
+  // hand-over socket in place for the next successor.
   await oldOne.stop();
+  assert.ok(existsSync(handoverSocket), 'the old runtime removed the new one\'s hand-over socket');
   client.write('four\n');
   assert.equal(await reader.next(), 'four');
 });
