@@ -1,4 +1,5 @@
 import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { describeError } from '../errors';
 import type { ConnectionInfo, ProxyAddress } from './connection-info';
 import type { TcpTarget } from './tcp-target';
@@ -50,6 +51,17 @@ export function adoptTcp(inputs: ProxyInputs, client: Socket, upstream: Socket, 
   client.setNoDelay(true);
   upstream.setNoDelay(true);
   relayTracked(inputs, client, upstream, conn, target, startedAt, tcpRecord(inputs, conn, target, startedAt));
+}
+
+/**
+ * A switched Upgrade (WebSocket, CONNECT) relays bytes from now on: offered to the next
+ * agent like a TCP relay (it carries it on with a TCP record; the request was logged here).
+ */
+export function offerUpgradeRelay(inputs: ProxyInputs, client: Socket, upstream: Duplex, conn: ConnectionInfo): void {
+  if (!inputs.handable || !(upstream instanceof Socket) || !conn.pod) return;
+  const { pod: _pod, ...rest } = conn;
+  const target: TcpTarget = { address: upstream.remoteAddress ?? conn.original.address, port: upstream.remotePort ?? conn.original.port, resolution: 'upgrade (handed over)' };
+  inputs.handable.add({ meta: { podKey: conn.podKey, podUid: conn.pod.uid, conn: rest, target, startedAt: Date.now() }, client, upstream });
 }
 
 type Finish = (up: number, down: number, error: string | undefined, flags: string) => void;

@@ -36,6 +36,8 @@ export interface H1Handlers {
    * and the client's bytes after it only once the upstream has switched.
    */
   upgrade(upgrade: PendingUpgrade, socket: Socket): void;
+  /** The upstream switched: the connection is a byte relay from now on (which the next agent could take over). */
+  switched?(socket: Socket, upstream: Duplex): void;
 }
 
 /** An Upgrade or CONNECT request waiting for its upstream. */
@@ -412,6 +414,7 @@ export class H1ServerConnection {
     // The client's end was seen while held: relay will not see it again.
     if (this.clientEnded) upstream.end();
     void relay(this.socket, upstream as Socket);
+    this.handlers.switched?.(this.socket, upstream);
   }
 
   /** The upstream declined: its answer is this request's response, and HTTP/1.1 goes on. */

@@ -1,5 +1,6 @@
 import { createServer as createH2Server, type Http2Server, type Http2Session, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
 import { SessionSet } from '../http2-close';
@@ -46,6 +47,7 @@ export class HttpFrontend {
     passThrough: RawPassThrough,
     private readonly log: Logger,
     limits: H1Limits = DEFAULT_FRONTEND_LIMITS,
+    onSwitched?: (client: Socket, upstream: Duplex, conn: ConnectionInfo) => void,
   ) {
     this.h1 = new H1Server({
       request: (ex, socket) => this.dispatch(ex, this.info.get(socket)),
@@ -53,6 +55,10 @@ export class HttpFrontend {
         const conn = this.info.get(socket);
         if (!conn) socket.destroy();
         else passThrough(conn, upgrade);
+      },
+      switched: (socket, upstream) => {
+        const conn = this.info.get(socket);
+        if (conn) onSwitched?.(socket, upstream, conn);
       },
     }, limits, log);
 
