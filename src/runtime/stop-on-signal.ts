@@ -78,7 +78,7 @@ export function stopOnSignal(options: StopOnSignalOptions): Promise<number> {
         if (backstop) clearTimeout(backstop);
         options.finally?.();
         if (signals === 1 && byStopWhen && options.lingerAfterStopWhen) {
-          log.info('handed over and drained: waiting for SIGTERM (the new pod is this node\'s agent now)');
+          log.info({ lingering: true }, 'handed over and drained: waiting for SIGTERM (the new pod is this node\'s agent now)');
           const keepAlive = setInterval(() => undefined, 1 << 30); // nothing else holds the process now
           lingering = () => { clearInterval(keepAlive); done(code); };
           return;
