@@ -359,6 +359,8 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     }
     assert.deepEqual(host('run').volume, { path: '/run/nodemesh', type: 'DirectoryOrCreate' });
     assert.equal(host('run').mount?.mountPath, '/run/nodemesh');
+    // The hand-over socket is created there by each agent, and both pods of a surge rollout share it.
+    assert.notEqual(host('run').mount?.readOnly, true, 'the run directory must be writable: handover.sock lives there');
     assert.deepEqual(host('xtables-lock').volume, { path: '/run/xtables.lock', type: 'FileOrCreate' });
     const hostPaths = pod.volumes.filter((v: Obj) => v.hostPath).map((v: Obj) => v.hostPath.path).sort();
     assert.deepEqual(hostPaths, ['/proc', '/run/netns', '/run/nodemesh', '/run/xtables.lock', '/sys/fs/bpf', '/sys/fs/cgroup', '/var/run/netns']);

@@ -30,6 +30,9 @@ only pod, listening in the process's own network namespace on 15001 (outbound) a
   --admin-host ADDR        address the admin port binds (default 0.0.0.0)
   --health-port N          /healthz/live and /healthz/ready port (default 15021)
   --admin-socket PATH      admin API also on a unix socket
+  --handover-socket PATH   hand-over socket: a second sidecar process of the pod started
+                           with the same PATH takes this one's listeners and TCP
+                           connections over, and this one exits (the simulator sets it)
   --access-log PATH        one JSON line per request and TCP connection ('-': stdout)
   --drain-ms N             grace for open connections on SIGTERM (default 5000)
   --no-inbound             no inbound listener (match sidecar-init --no-inbound)
@@ -66,6 +69,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     'admin-host': { type: 'string', default: '0.0.0.0' },
     'health-port': { type: 'string', default: '15021' },
     'admin-socket': { type: 'string' },
+    'handover-socket': { type: 'string' },
     'access-log': { type: 'string' },
     'drain-ms': { type: 'string', default: '5000' },
     'no-inbound': { type: 'boolean', default: false },
@@ -81,6 +85,8 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
   }
   const podKey = podKeyFrom(values.pod);
   const log = logger('sidecar', { pod: podKey });
+  let handedOver: () => void = () => undefined;
+  const stopWhen = new Promise<string>((resolve) => { handedOver = () => resolve('handed over'); });
   const drainMs = parseDrainMs(values['drain-ms']);
   const settings = validateCaptureSettings({ ...DEFAULT_CAPTURE_SETTINGS, captureInbound: !values['no-inbound'] });
 
@@ -112,6 +118,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     ...(healthPort !== undefined ? { healthPort } : {}),
     ...(values['admin-socket'] ? { adminSocket: values['admin-socket'] } : {}),
     ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
+    ...(values['handover-socket'] ? { handoverSocket: values['handover-socket'], onHandedOver: () => handedOver() } : {}),
     drainMs,
   });
   await sidecar.start();
@@ -123,6 +130,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     drainMs,
     stopping: 'stopping: draining open connections',
     stop: (cut) => sidecar.stop(cut),
+    stopWhen,
   });
 }
 

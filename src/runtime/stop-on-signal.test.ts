@@ -57,3 +57,19 @@ test('a stop that fails exits with 1', { timeout: 30_000 }, async () => {
   assert.equal(code, 1);
   assert.match(c.out(), /error stop failed/);
 });
+
+test('the hand-over done (stopWhen) starts the stop without a signal; the exit code is 0', { timeout: 30_000 }, async () => {
+  const c = child(`stopOnSignal({ log, drainMs: 10, stopping: 'stopping', stop: () => Promise.resolve(), stopWhen: new Promise((r) => setTimeout(() => r('handed over'), 50)) }).then((code) => process.exit(code));`);
+  const [code] = await once(c.proc, 'exit');
+  assert.equal(code, 0);
+  assert.match(c.out(), /info stopped/);
+});
+
+test('lingerAfterStopWhen: after the stop the process waits for SIGTERM, then exits 0', { timeout: 30_000 }, async () => {
+  const c = child(`stopOnSignal({ log, drainMs: 10, stopping: 'stopping', stop: () => Promise.resolve(), stopWhen: Promise.resolve('handed over'), lingerAfterStopWhen: true }).then((code) => process.exit(code));`);
+  assert.ok(await pollUntil(() => c.out().includes('waiting for SIGTERM'), Date.now() + 10_000), `the stop never finished: ${c.out()}`);
+  assert.equal(c.proc.exitCode, null, 'it exited by itself: a kubelet would restart it');
+  c.proc.kill('SIGTERM');
+  const [code] = await once(c.proc, 'exit');
+  assert.equal(code, 0);
+});

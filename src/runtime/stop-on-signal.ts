@@ -21,6 +21,14 @@ export interface StopOnSignalOptions {
   stop(cut: AbortSignal, signal: string): Promise<void>;
   /** Runs after the stop, also when it failed or the backstop fired (pid files). */
   finally?(): void;
+  /** Starts the same stop without a signal when it resolves (with what is logged as the signal): the hand-over done. */
+  stopWhen?: Promise<string>;
+  /**
+   * After a stop that `stopWhen` started, stay (holding nothing) until a signal, then exit
+   * 0: a DaemonSet's container that exits by itself is restarted by the kubelet, and the
+   * restarted old agent would take the node back from the new one.
+   */
+  lingerAfterStopWhen?: boolean;
 }
 
 /** Beyond the drain, for destroying what is left and closing servers and capture handles. */
@@ -43,7 +51,10 @@ export function stopOnSignal(options: StopOnSignalOptions): Promise<number> {
       }, ms);
       backstop.unref();
     };
+    let byStopWhen = false;
+    let lingering: (() => void) | undefined;
     const onSignal = (signal: string) => {
+      if (lingering) return lingering();
       signals += 1;
       if (signals === 2) {
         log.warn({ signal }, 'second signal: cutting the drain short');
@@ -66,10 +77,21 @@ export function stopOnSignal(options: StopOnSignalOptions): Promise<number> {
       ).then((code) => {
         if (backstop) clearTimeout(backstop);
         options.finally?.();
+        if (signals === 1 && byStopWhen && options.lingerAfterStopWhen) {
+          log.info({ lingering: true }, 'handed over and drained: waiting for SIGTERM (the new pod is this node\'s agent now)');
+          const keepAlive = setInterval(() => undefined, 1 << 30); // nothing else holds the process now
+          lingering = () => { clearInterval(keepAlive); done(code); };
+          return;
+        }
         done(code);
       });
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
+    void options.stopWhen?.then((why) => {
+      if (signals > 0) return;
+      byStopWhen = true;
+      onSignal(why);
+    });
   });
 }

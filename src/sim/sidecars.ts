@@ -114,7 +114,7 @@ export async function ensureSidecar(store: StateStore, pod: SimPod): Promise<voi
   let pid: number | undefined;
   try {
     const identity = simSidecarIdentityArgs(state, pod);
-    const child = spawnIn(pod.cgroup, pod.netns, [process.execPath, ...PROXY_NODE_FLAGS, CLI, 'sidecar', '--source', state.source, '--pod', pod.key, '--admin-socket', sock, ...identity], {
+    const child = spawnIn(pod.cgroup, pod.netns, [process.execPath, ...PROXY_NODE_FLAGS, CLI, 'sidecar', '--source', state.source, '--pod', pod.key, '--admin-socket', sock, '--handover-socket', sock.replace(/\.sock$/, '.handover.sock'), ...identity], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: { ...process.env, NODEMESH_LOG_LEVEL: process.env.NODEMESH_SIDECAR_LOG_LEVEL ?? 'info' },

@@ -36,6 +36,8 @@ export interface H1Handlers {
    * and the client's bytes after it only once the upstream has switched.
    */
   upgrade(upgrade: PendingUpgrade, socket: Socket): void;
+  /** The upstream switched: the connection is a byte relay from now on (which the next agent could take over). */
+  switched?(socket: Socket, upstream: Duplex): void;
 }
 
 /** An Upgrade or CONNECT request waiting for its upstream. */
@@ -156,6 +158,27 @@ export class H1ServerConnection {
       return;
     }
     if (!this.active && !this.upgrading && !this.headStartedAt && !this.waiting && now - this.idleSince > this.limits.keepAliveTimeoutMs) this.close();
+  }
+
+  /** Between requests, nothing of a next one read yet: the connection can change hands. */
+  get idle(): boolean {
+    // Nothing buffered either way: no next request read, no response bytes unsent.
+    return !this.closed && !this.clientEnded && !this.active && !this.upgrading && !this.headStartedAt && !this.waiting && !this.streaming && !this.buf && !this.pausedForHold
+      && this.socket.readableLength === 0 && this.socket.writableLength === 0;
+  }
+
+  /**
+   * Lets go of an idle connection without closing it (the next agent takes its socket):
+   * no more reads or events here; the caller stops the socket reading.
+   */
+  detach(): Socket {
+    this.closed = true;
+    this.socket.removeListener('data', this.onData);
+    this.socket.removeListener('end', this.onEnd);
+    this.socket.removeListener('error', this.onError);
+    this.socket.removeListener('close', this.onClose);
+    this.onGone(this);
+    return this.socket;
   }
 
   /** Drain: idle connections close now, busy ones after their response. */
@@ -391,6 +414,7 @@ export class H1ServerConnection {
     // The client's end was seen while held: relay will not see it again.
     if (this.clientEnded) upstream.end();
     void relay(this.socket, upstream as Socket);
+    this.handlers.switched?.(this.socket, upstream);
   }
 
   /** The upstream declined: its answer is this request's response, and HTTP/1.1 goes on. */

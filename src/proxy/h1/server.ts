@@ -50,6 +50,11 @@ export class H1Server {
     }
   }
 
+  /** Detaches every idle connection (agent hand-over) and returns their sockets, still open. */
+  takeIdle(): Socket[] {
+    return [...this.connections].filter((c) => c.idle).map((c) => c.detach());
+  }
+
   /** Stops taking connections; idle ones close now, busy ones after their current response. */
   close(): void {
     this.closing = true;

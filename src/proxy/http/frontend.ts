@@ -1,9 +1,11 @@
 import { createServer as createH2Server, type Http2Server, type Http2Session, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
 import { SessionSet } from '../http2-close';
 import { H1Server } from '../h1/server';
+import { resumeReading, stopReading } from '../../datapath/fd-channel';
 import type { H1Limits, PendingUpgrade } from '../h1/server-connection';
 import type { DownstreamExchange } from './exchange';
 import { H2Exchange } from './h2-exchange';
@@ -45,6 +47,7 @@ export class HttpFrontend {
     passThrough: RawPassThrough,
     private readonly log: Logger,
     limits: H1Limits = DEFAULT_FRONTEND_LIMITS,
+    onSwitched?: (client: Socket, upstream: Duplex, conn: ConnectionInfo) => void,
   ) {
     this.h1 = new H1Server({
       request: (ex, socket) => this.dispatch(ex, this.info.get(socket)),
@@ -52,6 +55,10 @@ export class HttpFrontend {
         const conn = this.info.get(socket);
         if (!conn) socket.destroy();
         else passThrough(conn, upgrade);
+      },
+      switched: (socket, upstream) => {
+        const conn = this.info.get(socket);
+        if (conn) onSwitched?.(socket, upstream, conn);
       },
     }, limits, log);
 
@@ -88,6 +95,26 @@ export class HttpFrontend {
   }
 
   /** Takes over a sniffed HTTP/1.x connection. */
+  /**
+   * The idle HTTP/1.1 connections (between requests), detached and stopped reading, with
+   * what the proxy knows of each, for the next agent (`serveHttp1` there).
+   */
+  takeIdleHttp1(): Array<{ socket: Socket; conn: ConnectionInfo }> {
+    return this.h1.takeIdle().flatMap((socket) => {
+      const conn = this.info.get(socket);
+      stopReading(socket);
+      if (conn) return [{ socket, conn }];
+      socket.destroy();
+      return [];
+    });
+  }
+
+  /** A connection `takeIdleHttp1` gave that the next agent did not take: served here again. */
+  serveHttp1Again(socket: Socket, conn: ConnectionInfo): void {
+    resumeReading(socket);
+    this.serveHttp1(socket, conn);
+  }
+
   serveHttp1(socket: Socket, conn: ConnectionInfo): void {
     this.info.set(socket, { ...conn, protocol: 'http1' });
     this.h1.serve(socket);

@@ -13,7 +13,7 @@ import type { LocalPod } from '../local-pods';
 import { formatAddress, type TrackSocket } from '../open-socket';
 import type { ProxyConfig } from '../proxy-config';
 import { sniff } from '../protocol/sniff';
-import { forwardTcp, refuseConnection, type TcpTarget } from '../tcp-forward';
+import { forwardTcp, offerUpgradeRelay, refuseConnection, type TcpTarget } from '../tcp-forward';
 import { H2Sessions } from '../upstream/h2-sessions';
 import { Http1Pools } from '../upstream/http1-pools';
 import type { UpstreamTransport } from '../upstream/transport';
@@ -55,7 +55,8 @@ export class Outbound {
       random: options.random ?? Math.random,
       authz: { metrics: inputs.metrics },
     });
-    this.http = new HttpFrontend(pipeline, (conn, upgrade) => this.passThrough(conn, upgrade), inputs.logger);
+    // A switched Upgrade (WebSocket) is a byte relay: the next agent can take it over.
+    this.http = new HttpFrontend(pipeline, (conn, upgrade) => this.passThrough(conn, upgrade), inputs.logger, undefined, (client, upstream, conn) => offerUpgradeRelay(inputs, client, upstream, conn));
   }
 
   transportFor(conn: ConnectionInfo, endpoint: { address: string; port: number }): UpstreamTransport {
