@@ -339,9 +339,11 @@ export async function runTcp(o: SteadyOptions, ctl: Control, counts: SteadyCount
     result.closedEarly = true;
     fail('closed by peer');
   }
-  socket.end();
-  await Promise.race([new Promise((r) => socket.once('close', r)), sleep(o.timeoutMs)]);
-  socket.destroy();
+  if (!socket.destroyed) {
+    socket.end();
+    await Promise.race([new Promise((r) => socket.once('close', r)), sleep(o.timeoutMs)]);
+    socket.destroy();
+  }
   return { ...result, ...counts };
 }
 
