@@ -15,7 +15,7 @@
  * What a user relies on: 0 failed requests, 0 connections reset, the TCP stream's bytes
  * complete and in order, every stream intact.
  *
- * Topology: test/fixtures/handover/topology.yaml.
+ * Topology: test/fixtures/handover-load/topology.yaml.
  */
 import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +28,7 @@ import { rollingRestart } from '../src/sim/rolling-restart';
 import type { SteadyClient } from '../src/sim/steady-load';
 import { requireRoot } from './helpers/privileges';
 
-const TOPOLOGY = join(ROOT, 'test', 'fixtures', 'handover', 'topology.yaml');
+const TOPOLOGY = join(ROOT, 'test', 'fixtures', 'handover-load', 'topology.yaml');
 const WEB = '10.96.1.40';
 const S_STREAM = '10.96.1.41';
 const B_GRPC = '10.96.1.42';

@@ -1,6 +1,6 @@
 /**
  * npm run bench:handover — what an agent hand-over costs (issue 15), on the simulator
- * (test/fixtures/handover/topology.yaml: the client c1 and the server s1 on node1, b1 on
+ * (test/fixtures/handover-load/topology.yaml: the client c1 and the server s1 on node1, b1 on
  * node2). Two parts, figures only (nothing here passes or fails):
  *
  * 1. The latency blip. Keep-alive HTTP/1.1 at --rate req/s (open loop, latency from each
@@ -31,7 +31,7 @@ import { summarize, type LatencySummary } from '../sim/apps/load-generator';
 import type { HoldSteadyResult, HttpSteadyResult } from '../sim/apps/steady-client';
 import { newHistogram } from './report';
 
-const TOPOLOGY = join(ROOT, 'test', 'fixtures', 'handover', 'topology.yaml');
+const TOPOLOGY = join(ROOT, 'test', 'fixtures', 'handover-load', 'topology.yaml');
 const WEB = '10.96.1.40';
 const S_STREAM = '10.96.1.41';
 /** Before the first hand-over is seen and after the new agent is done: the second around the switch. */
