@@ -14,6 +14,7 @@
         "native/bpf_pin.cc",
         "native/cgroup.cc",
         "native/errors.cc",
+        "native/fd_channel.cc",
         "native/libbpf_log.cc",
         "native/netns.cc",
         "native/netns_guard.cc",

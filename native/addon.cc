@@ -20,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nm::RegisterSockopt(env, exports);
   nm::RegisterCgroup(env, exports);
   nm::RegisterProbe(env, exports);
+  nm::RegisterFdChannel(env, exports);
   return exports;
 }
 

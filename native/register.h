@@ -15,5 +15,6 @@ void RegisterNetnsSocket(Napi::Env env, Napi::Object exports);
 void RegisterSockopt(Napi::Env env, Napi::Object exports);
 void RegisterCgroup(Napi::Env env, Napi::Object exports);
 void RegisterProbe(Napi::Env env, Napi::Object exports);
+void RegisterFdChannel(Napi::Env env, Napi::Object exports);
 
 }  // namespace nm

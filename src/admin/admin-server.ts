@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Registry } from 'prom-client';
 import { NodemeshError } from '../errors';
@@ -28,6 +28,8 @@ export class AdminServer {
   private readonly servers: Server[] = [];
   private readonly log = logger('admin');
 
+  private readonly bound = new Map<string, number>();
+
   constructor(private readonly options: AdminServerOptions) {}
 
   async start(): Promise<void> {
@@ -41,14 +43,19 @@ export class AdminServer {
       this.servers.push(server);
     }
     if (this.options.socketPath) {
-      mkdirSync(dirname(this.options.socketPath), { recursive: true });
-      rmSync(this.options.socketPath, { force: true });
-      const server = createServer(handler);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.options.socketPath, () => resolve());
-      });
-      this.servers.push(server);
+      // Also under this process's pid: during a hand-over two agents of one instance run,
+      // and the newer one takes the common path (`admin-<pid>.sock` still reaches the older).
+      for (const path of [this.options.socketPath, pidSocketPath(this.options.socketPath)]) {
+        mkdirSync(dirname(path), { recursive: true });
+        rmSync(path, { force: true });
+        const server = createServer(handler);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(path, () => resolve());
+        });
+        this.servers.push(server);
+        this.bound.set(path, statSync(path).ino);
+      }
     }
   }
 
@@ -91,6 +98,20 @@ export class AdminServer {
   /** Closes now: keep-alive and in-flight admin connections (a scrape, `status`) are cut, never waited for. */
   async close(): Promise<void> {
     await Promise.all(this.servers.map((s) => closeHttpServer(s)));
-    if (this.options.socketPath) rmSync(this.options.socketPath, { force: true });
+    // Only our own socket files: a successor may have bound its own at the common path.
+    for (const [path, ino] of this.bound) {
+      try {
+        if (statSync(path).ino === ino) rmSync(path, { force: true });
+      } catch {
+        // already gone
+      }
+    }
+    this.bound.clear();
   }
+}
+
+/** `<dir>/admin.sock` → `<dir>/admin-<pid>.sock`: this process's own admin socket. */
+export function pidSocketPath(socketPath: string, pid = process.pid): string {
+  const dot = socketPath.lastIndexOf('.');
+  return dot > socketPath.lastIndexOf('/') ? `${socketPath.slice(0, dot)}-${pid}${socketPath.slice(dot)}` : `${socketPath}-${pid}`;
 }

@@ -2,9 +2,13 @@ import { createServer, type Server } from 'node:http';
 import { closeHttpServer } from './close-http-server';
 import { NodemeshError } from '../errors';
 import { sleep } from '../util/deadline';
+import { handleFd } from '../datapath/pod-network';
+import { PausedListener, type OfferedListener } from '../proxy/handover/listeners';
 
 /** How long a new agent waits for the previous one to release the health port (its stop is drain + a few seconds). */
 export const HEALTH_PORT_WAIT_MS = 120_000;
+/** Node's default listen backlog, for a health socket served again from its descriptor. */
+const HEALTH_BACKLOG = 511;
 
 /**
  * Kubelet probes on 15021: /healthz/live answers while the process runs, /healthz/ready
@@ -12,6 +16,8 @@ export const HEALTH_PORT_WAIT_MS = 120_000;
  */
 export class HealthServer {
   private server: Server | undefined;
+  private port: number | undefined;
+  private paused: PausedListener | undefined;
 
   constructor(private readonly isReady: () => { ready: boolean; reason: string }) {}
 
@@ -42,7 +48,38 @@ export class HealthServer {
     }
   }
 
-  private async bind(port: number, host: string): Promise<void> {
+  /** Serves on a listening socket a previous agent handed over (no wait for the port). */
+  async adopt(fd: number, port: number): Promise<void> {
+    await this.bind(port, { fd });
+  }
+
+  /** The health listener for the next agent. */
+  offer(): OfferedListener | undefined {
+    if (!this.server || this.port === undefined) return undefined;
+    return { meta: { kind: 'health', family: 4, port: this.port }, fd: handleFd(this.server) };
+  }
+
+  /** The next agent answers the probes now: stop answering, keep the socket for `resume`. */
+  pause(): void {
+    if (!this.server) return;
+    this.paused = PausedListener.pause(this.server, HEALTH_BACKLOG);
+    this.server = undefined;
+  }
+
+  /** The hand-over failed: answer the probes again, on the same kernel socket. */
+  async resume(): Promise<void> {
+    const paused = this.paused;
+    this.paused = undefined;
+    if (paused && this.port !== undefined) await this.bind(this.port, { fd: paused.takeFd() });
+  }
+
+  /** The next agent confirmed: the socket is its alone. */
+  release(): void {
+    this.paused?.release();
+    this.paused = undefined;
+  }
+
+  private async bind(port: number, where: string | { fd: number }): Promise<void> {
     const server = createServer((req, res) => {
       if (req.url === '/healthz/live') {
         res.writeHead(200).end('live\n');
@@ -57,13 +94,16 @@ export class HealthServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => resolve());
+      if (typeof where === 'string') server.listen(port, where, () => resolve());
+      else server.listen({ fd: where.fd, backlog: HEALTH_BACKLOG }, () => resolve());
     });
     this.server = server;
+    this.port = port;
   }
 
   /** Releases the port now (a probe's keep-alive connection must not hold the successor back). */
   async close(): Promise<void> {
+    this.release();
     const s = this.server;
     this.server = undefined;
     if (s) await closeHttpServer(s);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NativeBinding } from '../datapath/native-binding';
 import { openPodSandbox } from '../datapath/netns-pod-sandbox';
@@ -83,5 +83,12 @@ export function writePidFile(instance: string): () => void {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'agent.pid');
   writeFileSync(file, `${process.pid}\n`);
-  return () => rmSync(file, { force: true });
+  // A successor that took over from this agent has written its own pid there: keep it.
+  return () => {
+    try {
+      if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true });
+    } catch {
+      // already gone
+    }
+  };
 }

@@ -103,6 +103,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
     throw new NodemeshError('ERR_NM_USAGE', `--capture must be auto, ebpf or iptables, not '${capture}'`);
   }
   const log = logger('agent', { node: values.node });
+  let handedOver: () => void = () => undefined;
+  const stopWhen = new Promise<string>((resolve) => { handedOver = () => resolve('handed over'); });
   let cgroupPath = values.cgroup;
   let instance = values.instance ?? values.node;
   let locator: PodLocator = new ProcPodLocator(values.proc);
@@ -160,6 +162,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
     objectDir: resolve(__dirname, '..', '..', 'bpf'),
     locator,
     adminSocket: values['admin-socket'] ?? join(runDirFor(instance), 'admin.sock'),
+    // A new agent of this instance takes over from the running one here (runtime/handover/).
+    handoverSocket: join(runDirFor(instance), 'handover.sock'),
+    onHandedOver: () => handedOver(),
     drainMs: parseDrainMs(values['drain-ms']),
     ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
     ...(identity ? { identity } : {}),
@@ -195,6 +200,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       return Promise.all([leader?.stop(), agent.stop(all, cut), membersDone]).then(() => undefined);
     },
     finally: removePid,
+    stopWhen,
   });
 }
 

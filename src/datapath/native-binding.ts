@@ -177,4 +177,19 @@ export interface NativeBinding {
   probeProgType(progType: string): number;
   /** libbpf_probe_bpf_map_type. */
   probeMapType(mapType: string): number;
+
+  // ---- descriptors over a unix socket (the agent hand-over) ---------------------------
+  /** A unix stream socket connected to path (non-blocking, close-on-exec). ENOENT or
+   * ECONNREFUSED: nobody listens there. */
+  unixConnect(path: string): number;
+  /** Sends one message (a 4-byte length is prefixed) with up to 253 descriptors as
+   * SCM_RIGHTS, on the thread pool, within timeoutMs (ETIMEDOUT). */
+  fdChannelSend(fd: number, message: Buffer, fds: number[], timeoutMs: number): Promise<void>;
+  /** Receives one message and its descriptors (close-on-exec, now the caller's), within
+   * timeoutMs; `eof` at a clean end of stream between messages. */
+  fdChannelRecv(fd: number, timeoutMs: number): Promise<{ eof: boolean; data: Buffer; fds: number[] }>;
+  /** F_DUPFD_CLOEXEC: a descriptor that outlives the Node object owning the original. */
+  dupFd(fd: number): number;
+  /** Sets or clears O_NONBLOCK (received descriptors keep the sender's flags). */
+  setNonBlocking(fd: number, on: boolean): void;
 }

@@ -28,6 +28,7 @@ const NATIVE_FUNCTIONS = {
   localAddress: true, peerAddress: true, close: true,
   cgroupOpen: true, cgroupId: true,
   statfsType: true, probeProgType: true, probeMapType: true,
+  fdChannelSend: true, fdChannelRecv: true, unixConnect: true, dupFd: true, setNonBlocking: true,
 } satisfies Record<keyof NativeBinding, true>;
 
 export const NATIVE_FUNCTION_NAMES = Object.keys(NATIVE_FUNCTIONS) as (keyof NativeBinding)[];

@@ -4,6 +4,7 @@ import type { Logger } from '../log';
 import type { AccessLog } from '../telemetry/access-log';
 import type { IstioMetrics } from '../telemetry/istio-metrics';
 import type { ConnectionLog } from './connection-log';
+import type { HandableRelays } from './handover/handable-relays';
 import type { LocalPods } from './local-pods';
 import type { ProxyMetrics } from './metrics';
 import type { ProxyConfigStore } from './proxy-config';
@@ -31,4 +32,6 @@ export interface ProxyInputs {
   readonly metrics: ProxyMetrics;
   readonly log: ConnectionLog;
   readonly logger: Logger;
+  /** TCP relays the next agent could take over (agent hand-over); undefined: none are offered. */
+  readonly handable?: HandableRelays;
 }

@@ -1,23 +1,14 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { describeError } from '../errors';
-import type { ServiceInfo } from '../mesh/model';
-import type { WorkloadInfo } from '../mesh/workload-identity';
 import type { ConnectionInfo, ProxyAddress } from './connection-info';
+import type { TcpTarget } from './tcp-target';
 import type { ProxyInputs } from './inputs';
 import { formatAddress, type TrackSocket } from './open-socket';
+import { handedOver, type RelayMeta } from './handover/handable-relays';
 import { relay } from './tcp-relay';
 import type { UpstreamTransport } from './upstream/transport';
 
-/** Where a connection relayed as bytes goes, and who is at either end (telemetry). */
-export interface TcpTarget {
-  address: string;
-  port: number;
-  /** How the target was found, for the connection log ("service ns/name:80", "pod ...", "passthrough", "local app"). */
-  resolution: string;
-  service?: ServiceInfo;
-  source?: WorkloadInfo;
-  destination?: WorkloadInfo;
-}
+export type { TcpTarget } from './tcp-target';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -35,6 +26,50 @@ export function forwardTcp(
   track: TrackSocket,
   connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
 ): void {
+  const started = Date.now();
+  const finish = tcpRecord(inputs, conn, target, started);
+  transport.open(target, connectTimeoutMs).then(
+    (upstream) => {
+      track(upstream as Socket, 'upstream');
+      relayTracked(inputs, client, upstream as Socket, conn, target, started, finish);
+    },
+    (err: unknown) => {
+      client.resetAndDestroy();
+      finish(0, 0, `upstream connect failed: ${describeError(err)}`, 'UF');
+    },
+  );
+}
+
+/**
+ * Carries on a relay a previous agent handed over (both sockets adopted from their
+ * descriptors): the same relay, telemetry and record as if it had started here.
+ */
+export function adoptTcp(inputs: ProxyInputs, client: Socket, upstream: Socket, conn: ConnectionInfo, target: TcpTarget, track: TrackSocket, startedAt: number): void {
+  track(client, conn.direction);
+  track(upstream, 'upstream');
+  client.setNoDelay(true);
+  upstream.setNoDelay(true);
+  relayTracked(inputs, client, upstream, conn, target, startedAt, tcpRecord(inputs, conn, target, startedAt));
+}
+
+type Finish = (up: number, down: number, error: string | undefined, flags: string) => void;
+
+function relayTracked(inputs: ProxyInputs, client: Socket, upstream: Socket, conn: ConnectionInfo, target: TcpTarget, startedAt: number, finish: Finish): void {
+  // Both ends plain sockets: the next agent can take this relay over (handover/).
+  if (inputs.handable && client instanceof Socket && upstream instanceof Socket && conn.pod) {
+    const { pod: _pod, ...rest } = conn;
+    const meta: RelayMeta = { podKey: conn.podKey, podUid: conn.pod.uid, conn: rest, target, startedAt };
+    inputs.handable.add({ meta, client, upstream });
+  }
+  relay(client, upstream).then((r) => {
+    // Handed to the next agent: it reports the connection when it really ends.
+    if (handedOver(client)) finish(-1, -1, undefined, '-');
+    else finish(r.bytesUp, r.bytesDown, r.error ? describeError(r.error) : undefined, r.error ? 'UC' : '-');
+  });
+}
+
+/** The metrics of an opened connection now, and what to record when it ends (`up < 0`: handed over, only the gauge). */
+function tcpRecord(inputs: ProxyInputs, conn: ConnectionInfo, target: TcpTarget, started: number): Finish {
   const { metrics, istio, accessLog, log, logger } = inputs;
   const pod = conn.pod!;
   const direction = conn.direction;
@@ -52,9 +87,9 @@ export function forwardTcp(
   };
   metrics.active.inc({ direction });
   istio.tcpOpened(tcpLabels);
-  const started = Date.now();
-  const finish = (up: number, down: number, error: string | undefined, flags: string) => {
+  return (up: number, down: number, error: string | undefined, flags: string) => {
     metrics.active.dec({ direction });
+    if (up < 0) return;
     metrics.connections.inc({ ...labels, result: error ? 'error' : 'ok' });
     metrics.bytes.inc({ ...labels, flow: 'sent' }, up);
     metrics.bytes.inc({ ...labels, flow: 'received' }, down);
@@ -88,16 +123,6 @@ export function forwardTcp(
     });
     logger.debug({ connection: record }, 'connection closed');
   };
-  transport.open(target, connectTimeoutMs).then(
-    (upstream) => {
-      track(upstream as Socket, 'upstream');
-      relay(client, upstream as Socket).then((r) => finish(r.bytesUp, r.bytesDown, r.error ? describeError(r.error) : undefined, r.error ? 'UC' : '-'));
-    },
-    (err: unknown) => {
-      client.resetAndDestroy();
-      finish(0, 0, `upstream connect failed: ${describeError(err)}`, 'UF');
-    },
-  );
 }
 
 /** A connection the proxy cannot serve: counted, logged with the reason, and reset. */

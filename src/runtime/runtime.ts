@@ -13,6 +13,12 @@ import { authzCheck, authzCheckQuery } from '../proxy/authz-check';
 import type { AccessLogDestination } from '../telemetry/access-log';
 import { collectProcessMetrics } from '../telemetry/process-metrics';
 import { withDeadline } from '../util/deadline';
+import type { Server } from 'node:net';
+import { listenFdChannels } from '../datapath/fd-channel';
+import { logger } from '../log';
+import { HandoverReceiver } from './handover/receiver';
+import { HandoverSender } from './handover/sender';
+import { idleStatus, type HandoverStatus } from './handover/status';
 
 export interface Readiness {
   ready: boolean;
@@ -48,6 +54,14 @@ export interface ServingOptions {
   accessLog?: string;
   /** Grace for open connections on stop (ms). */
   drainMs?: number;
+  /**
+   * The hand-over socket (`/run/nodemesh/<instance>/handover.sock`): a new agent started
+   * while one runs there takes its listeners and connections over; then this one listens
+   * there for its own successor. Undefined: no hand-over.
+   */
+  handoverSocket?: string;
+  /** Once this runtime handed everything over: the caller stops it (the drain of what is left) and exits. */
+  onHandedOver?(): void;
 }
 
 export interface RuntimeOptions extends ServingOptions {
@@ -101,6 +115,9 @@ export class Runtime {
   private health: HealthServer | undefined;
   private synced = false;
   private stoppingNow = false;
+  private handoverStatus: HandoverStatus = idleStatus();
+  private handoverServer: Server | undefined;
+  private readonly handoverLog = logger('handover');
 
   constructor(
     private readonly options: RuntimeOptions,
@@ -119,8 +136,13 @@ export class Runtime {
   /** Serves health and admin, loads the configuration, applies it and watches for changes. */
   async start(steps: StartSteps = {}): Promise<void> {
     const { options } = this;
+    const setStatus = (s: HandoverStatus) => { this.handoverStatus = s; };
+    // A running agent of this instance gives us its listeners first (health included).
+    const receiver = options.handoverSocket ? await HandoverReceiver.connect(options.handoverSocket, this.handoverLog, setStatus) : undefined;
     this.health = new HealthServer(() => this.readiness());
-    if (options.healthPort !== undefined) await this.health.start(options.healthPort, '0.0.0.0', options.log);
+    if (receiver?.health) await this.health.adopt(receiver.health.fd, receiver.health.port);
+    else if (options.healthPort !== undefined) await this.health.start(options.healthPort, '0.0.0.0', options.log);
+    if (receiver && (await receiver.confirmHealth(receiver.health !== undefined))) this.proxy.inheritListeners(receiver.inherited);
     await steps.afterHealth?.();
     this.admin = new AdminServer({
       registry: this.registry,
@@ -133,6 +155,7 @@ export class Runtime {
         '/debug/config': () => this.proxy.describeConfig(this.lastRejected),
         '/debug/open': () => this.proxy.openConnections(),
         '/debug/authz': (q) => authzCheck(this.proxy.config.current, authzCheckQuery(q)),
+        '/debug/handover': () => this.handoverStatus,
       },
     });
     await this.admin.start();
@@ -140,8 +163,34 @@ export class Runtime {
     await this.apply(first);
     await steps.afterFirstApply?.();
     this.synced = true;
+    if (receiver) {
+      if (!receiver.failed) await receiver.complete(this.proxy);
+      receiver.close();
+      this.proxy.inheritListeners(undefined);
+    }
+    if (options.handoverSocket) await this.listenForSuccessor(options.handoverSocket, setStatus);
     // Without an error handler: each source logs its own failures (and retries) with what failed.
     options.source.watch((result) => void this.apply(result));
+  }
+
+  /** From now on a new agent of this instance can take over from this one. */
+  private async listenForSuccessor(path: string, setStatus: (s: HandoverStatus) => void): Promise<void> {
+    const sender = new HandoverSender({
+      proxy: this.proxy,
+      health: this.health,
+      log: this.handoverLog,
+      setStatus,
+      onDone: () => this.options.onHandedOver?.(),
+    });
+    this.handoverServer = await listenFdChannels(path, (channel) => {
+      if (this.stoppingNow) channel.close();
+      else sender.serve(channel);
+    });
+  }
+
+  /** `/debug/handover`. */
+  handover(): HandoverStatus {
+    return this.handoverStatus;
   }
 
   readiness(): Readiness {
@@ -184,6 +233,8 @@ export class Runtime {
     const { options } = this;
     this.stoppingNow = true;
     options.source.close();
+    // Not the socket file: a successor that took over has bound its own there.
+    this.handoverServer?.close();
     await withDeadline(this.queue, RECONCILE_WAIT_MS, 'the reconcile in progress', 'setting up or releasing a pod is stuck (listeners, an iptables or netns command); stopping anyway').catch((err: unknown) => {
       options.log.warn({ err: describeError(err) }, 'stopping before the reconcile finished');
     });

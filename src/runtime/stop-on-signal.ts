@@ -21,6 +21,8 @@ export interface StopOnSignalOptions {
   stop(cut: AbortSignal, signal: string): Promise<void>;
   /** Runs after the stop, also when it failed or the backstop fired (pid files). */
   finally?(): void;
+  /** Starts the same stop without a signal when it resolves (with what is logged as the signal): the hand-over done. */
+  stopWhen?: Promise<string>;
 }
 
 /** Beyond the drain, for destroying what is left and closing servers and capture handles. */
@@ -71,5 +73,6 @@ export function stopOnSignal(options: StopOnSignalOptions): Promise<number> {
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
+    void options.stopWhen?.then((why) => { if (signals === 0) onSignal(why); });
   });
 }

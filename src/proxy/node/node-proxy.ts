@@ -20,6 +20,10 @@ import { Outbound } from '../outbound/outbound';
 import type { PodNetwork } from '../../datapath/pod-network';
 import { ProxyConfigStore } from '../proxy-config';
 import { PodProxy } from './pod-proxy';
+import { closeFds, socketFromFd } from '../../datapath/fd-channel';
+import { HandableRelays, type HandableRelay, type RelayMeta } from '../handover/handable-relays';
+import type { InheritedListeners, OfferedListener } from '../handover/listeners';
+import { adoptTcp } from '../tcp-forward';
 
 export interface NodeProxyOptions {
   /** The node this proxy serves; pods elsewhere are reached through their node's tunnel. */
@@ -62,6 +66,10 @@ export class NodeProxy {
   private readonly outbound: Outbound;
   private readonly inbound: Inbound;
   private readonly logger = logger('proxy');
+  private readonly handable = new HandableRelays();
+  private readonly inputs: ProxyInputs;
+  /** Listeners a previous agent handed over, for the pods as they are added. */
+  private inherited: InheritedListeners | undefined;
 
   constructor(
     registry: Registry,
@@ -87,7 +95,9 @@ export class NodeProxy {
       metrics: this.metrics,
       log: this.log,
       logger: this.logger,
+      handable: this.handable,
     };
+    this.inputs = inputs;
     const sniffTimeoutMs = options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS;
     this.outbound = new Outbound(inputs, { sniffTimeoutMs });
     this.inbound = new Inbound(inputs, { sniffTimeoutMs });
@@ -126,7 +136,7 @@ export class NodeProxy {
     await this.removePod(key);
     const local = { key, pod, network };
     const proxy = new PodProxy({ local, settings: this.settings, outbound: this.outbound, inbound: this.inbound, tunnel: this.tunnelEnabled, metrics: this.metrics });
-    const fds = await proxy.start();
+    const fds = await proxy.start(this.inherited);
     this.listeners.set(key, proxy);
     this.pods.add(local);
     return fds;
@@ -139,6 +149,53 @@ export class NodeProxy {
     this.pods.remove(key);
     await proxy.stop(abort);
     await Promise.all([this.outbound.dropPod(key), this.inbound.dropPod(key)]);
+  }
+
+  /** Pods added from now on adopt these listeners where one matches (agent hand-over). */
+  inheritListeners(inherited: InheritedListeners | undefined): void {
+    this.inherited = inherited;
+  }
+
+  /** Every pod's listeners, for the next agent. */
+  offerListeners(): OfferedListener[] {
+    return [...this.listeners.values()].flatMap((p) => p.offerListeners());
+  }
+
+  /** Stops accepting on the listeners of these pods (the next agent accepts on them now). */
+  pauseListeners(podKeys: ReadonlySet<string>): void {
+    for (const [key, p] of this.listeners) if (podKeys.has(key)) p.pauseListeners();
+  }
+
+  /** The hand-over failed: accept on every paused listener again. */
+  async resumeListeners(): Promise<void> {
+    await Promise.all([...this.listeners.values()].map((p) => p.resumeListeners()));
+  }
+
+  /** The next agent confirmed: let go of the paused listeners' descriptors. */
+  releaseListeners(): void {
+    for (const p of this.listeners.values()) p.releaseListeners();
+  }
+
+  /** TCP relays the next agent could carry on. */
+  handableRelays(): HandableRelay[] {
+    return this.handable.list();
+  }
+
+  /**
+   * Carries on a relay a previous agent handed over. False (the descriptors closed, the
+   * sender keeps its copies) when this proxy does not serve that pod.
+   */
+  adoptRelay(meta: RelayMeta, clientFd: number, upstreamFd: number): boolean {
+    const proxy = this.listeners.get(meta.podKey);
+    const local = this.pods.get(meta.podKey);
+    if (!proxy || !local || local.pod.uid !== meta.podUid) {
+      closeFds([clientFd, upstreamFd]);
+      return false;
+    }
+    const client = socketFromFd(clientFd);
+    const upstream = socketFromFd(upstreamFd);
+    adoptTcp(this.inputs, client, upstream, { ...meta.conn, pod: local.pod }, meta.target, proxy.adoptTrack(), meta.startedAt);
+    return true;
   }
 
   has(key: string): boolean {
