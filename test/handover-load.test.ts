@@ -104,33 +104,32 @@ for (const capture of ['ebpf', 'iptables'] as const) {
       t.diagnostic(`http: ${http.requests} requests, p50 ${http.latencyMs.p50} ms, p99 ${http.latencyMs.p99} ms, ${http.connectionsOpened} connections opened`);
       t.diagnostic(`tcp: ${tcp.sent} bytes sent, ${tcp.received} echoed; ws: ${ws.sent} messages; grpc: ${grpc.calls} calls, ${grpc.sent} messages`);
 
+      // Every check is collected before the test fails, so that one broken stream does not hide another.
+      const problems: string[] = [];
+      const check = (ok: boolean, what: string) => { if (!ok) problems.push(what); };
+      const json = (v: unknown) => JSON.stringify(v);
       // HTTP/1.1: every request answered 2xx, no keep-alive connection cut under the client.
-      assert.deepEqual(http.errors, {}, `failed requests by cause (scheduled at ${http.failedAt.slice(0, 20).join(', ')})`);
-      assert.equal(http.failed, 0);
-      assert.equal(http.resets, 0, 'HTTP connections reset');
-      assert.deepEqual(http.closedByPeer, {}, 'keep-alive connections closed under the client: a hand-over carries them over');
-      assert.ok(http.requests >= RATE * 5, `only ${http.requests} requests in the run`);
-
+      check(http.failed === 0 && json(http.errors) === '{}', `http: ${http.failed} failed requests ${json(http.errors)}, scheduled at ${http.failedAt.slice(0, 10).map((at) => new Date(at).toISOString()).join(', ')}`);
+      check(http.resets === 0, `http: ${http.resets} connections reset`);
+      check(json(http.closedByPeer) === '{}', `http: keep-alive connections closed under the client ${json(http.closedByPeer)} (a hand-over carries them over)`);
+      check(http.requests >= RATE * 5, `http: only ${http.requests} requests in the run`);
       // The TCP stream: open from start to end, every byte back, in order.
-      assert.deepEqual(tcp.errors, {}, 'TCP stream errors');
-      assert.equal(tcp.resets, 0, 'TCP stream reset');
-      assert.equal(tcp.closedEarly, false, 'the TCP stream was closed under the client');
-      assert.equal(tcp.inOrder, true, `the TCP stream's bytes differ from the sequence at byte ${tcp.mismatchAt}`);
-      assert.equal(tcp.received, tcp.sent, 'bytes of the TCP stream missing');
-
+      check(tcp.failed === 0 && tcp.resets === 0 && json(tcp.errors) === '{}', `tcp: errors ${json(tcp.errors)}, ${tcp.resets} resets`);
+      check(!tcp.closedEarly, 'tcp: the stream was closed under the client');
+      check(tcp.inOrder, `tcp: the bytes differ from the sequence at byte ${tcp.mismatchAt}`);
+      check(tcp.received === tcp.sent, `tcp: ${tcp.sent - tcp.received} of ${tcp.sent} bytes missing`);
       // The WebSocket: one connection throughout, every message echoed in order.
-      assert.deepEqual(ws.errors, {}, 'WebSocket errors');
-      assert.equal(ws.closedEarly, false, `the WebSocket was closed under the client (${ws.closeCode})`);
-      assert.equal(ws.inOrder, true, 'WebSocket replies out of order');
-      assert.equal(ws.answered, ws.sent, 'WebSocket messages unanswered');
-      assert.equal(ws.servedBy, 's1');
-
+      check(ws.failed === 0 && json(ws.errors) === '{}', `ws: errors ${json(ws.errors)}`);
+      check(!ws.closedEarly, `ws: closed under the client (${ws.closeCode})`);
+      check(ws.inOrder, 'ws: replies out of order');
+      check(ws.answered === ws.sent, `ws: ${ws.sent - ws.answered} of ${ws.sent} messages unanswered`);
+      check(ws.servedBy === 's1', `ws: served by ${ws.servedBy}`);
       // gRPC: every bidirectional call completed OK, every message answered, across nodes.
-      assert.deepEqual(grpc.errors, {}, 'failed gRPC calls by status');
-      assert.equal(grpc.failed, 0);
-      assert.equal(grpc.inOrder, true, 'gRPC replies out of order or not the messages sent');
-      assert.equal(grpc.answered, grpc.sent, 'gRPC messages unanswered');
-      assert.deepEqual(Object.keys(grpc.servedBy), ['b1']);
+      check(grpc.failed === 0 && json(grpc.errors) === '{}', `grpc: ${grpc.failed} of ${grpc.calls} calls failed ${json(grpc.errors)}`);
+      check(grpc.inOrder, 'grpc: replies out of order or not the messages sent');
+      check(grpc.answered === grpc.sent, `grpc: ${grpc.sent - grpc.answered} of ${grpc.sent} messages unanswered`);
+      check(json(Object.keys(grpc.servedBy)) === '["b1"]', `grpc: served by ${json(grpc.servedBy)}`);
+      assert.deepEqual(problems, [], 'what the restarts broke');
 
       // The HTTP load crossed nodes as well as staying on node1 (both servers counted it).
       const counts = await Promise.all(['s1', 'b1'].map(async (p) => (await sim!.l7Client('demo/c1', ['http', `http://${p === 's1' ? '10.244.1.31' : '10.244.2.11'}:8080/count`])).json as { total: number }));
