@@ -17,7 +17,7 @@
  *    (/debug/handover durationMs), the harness's spawn-to-serving and spawn-to-old-exit
  *    times, and how many of the N connections still echo afterwards.
  *
- * Flags: --capture ebpf|iptables (default ebpf), --rate R (500), --restarts N (3),
+ * Flags: --capture ebpf|iptables (default ebpf), --rate R (500), --restarts N (3; 0: part 2 only),
  *        --gap-s S (3), --connections LIST (10,100,1000), --drain-ms MS (15000),
  *        --json FILE (default bench-results/handover.json).
  */
@@ -176,7 +176,8 @@ async function main(): Promise<void> {
     return n;
   };
   const rate = positive('--rate', values.rate);
-  const restarts = Math.floor(positive('--restarts', values.restarts));
+  // 0 leaves the latency part out (only the held-connection hand-overs run).
+  const restarts = values.restarts === '0' ? 0 : Math.floor(positive('--restarts', values.restarts));
   const gapS = positive('--gap-s', values['gap-s']);
   const counts = values.connections!.split(',').map((c) => Math.floor(positive('--connections', c)));
   if (process.getuid?.() !== 0) throw new Error('bench:handover builds network namespaces: run it as root');
@@ -193,17 +194,17 @@ async function main(): Promise<void> {
     const args = ['--capture', capture, '--drain-ms', values['drain-ms']!];
     let [node1] = await Promise.all([sim.startAgent('node1', args), sim.startAgent('node2', args)]);
     for (const p of ['c1', 's1']) await node1!.waitPod(`demo/${p}`, 'enrolled', 30_000);
-    const b = await blip(sim, node1!, { rate, restarts, gapS }, log);
-    node1 = b.agent;
+    const b = restarts > 0 ? await blip(sim, node1!, { rate, restarts, gapS }, log) : undefined;
+    if (b) node1 = b.agent;
     const held: HoldFigures[] = [];
     for (const n of counts) {
       const h = await holdOpen(sim, node1!, n, log);
       node1 = h.agent;
       held.push(h.figures);
     }
-    printBlip(b.figures);
+    if (b) printBlip(b.figures);
     printHold(held);
-    report = { capture, rate, restarts, gapS, elapsedS: Math.round((Date.now() - started) / 1000), blip: b.figures, held };
+    report = { capture, rate, restarts, gapS, elapsedS: Math.round((Date.now() - started) / 1000), blip: b?.figures ?? null, held };
   } finally {
     await sim.close();
     rmSync(dir, { recursive: true, force: true });
