@@ -195,14 +195,17 @@ async function main(): Promise<void> {
     let [node1] = await Promise.all([sim.startAgent('node1', args), sim.startAgent('node2', args)]);
     for (const p of ['c1', 's1']) await node1!.waitPod(`demo/${p}`, 'enrolled', 30_000);
     const b = restarts > 0 ? await blip(sim, node1!, { rate, restarts, gapS }, log) : undefined;
-    if (b) node1 = b.agent;
+    if (b) {
+      node1 = b.agent;
+      // Printed at once: a later part that fails must not lose these figures.
+      printBlip(b.figures);
+    }
     const held: HoldFigures[] = [];
     for (const n of counts) {
       const h = await holdOpen(sim, node1!, n, log);
       node1 = h.agent;
       held.push(h.figures);
     }
-    if (b) printBlip(b.figures);
     printHold(held);
     report = { capture, rate, restarts, gapS, elapsedS: Math.round((Date.now() - started) / 1000), blip: b?.figures ?? null, held };
   } finally {
