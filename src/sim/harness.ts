@@ -15,6 +15,8 @@ import { withStore } from './state';
 import type { SimState } from './state';
 import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
 import { withDeadline } from '../util/deadline';
+import { STEADY_CLIENT, SteadyClient } from './steady-load';
+import type { SteadyResult } from './apps/steady-client';
 
 /**
  * A running simulation with processes in it: apps in pods and agents on nodes, started
@@ -164,6 +166,16 @@ export class SimFixture {
   }
 
   /**
+   * Starts the steady client (src/sim/apps/steady-client.ts) in a pod, e.g.
+   * `['http', 'http://web/', '--rate', '500']`; it runs until `stop()` (or the fixture's close).
+   */
+  steadyClient<R extends SteadyResult = SteadyResult>(pod: string, args: string[]): SteadyClient<R> {
+    const child = execInPod(this.state, pod, ['node', STEADY_CLIENT, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.children.push(child);
+    return new SteadyClient<R>(child, `steady-client ${args.slice(0, 2).join(' ')} in ${pod}`);
+  }
+
+  /**
    * Starts `nodemesh agent` for a node; resolves once its admin socket answers.
    * `ca: false`: without the simulation's CA (no certificates, no tunnel: plaintext).
    */
@@ -196,7 +208,7 @@ export class SimFixture {
       env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' },
     });
     this.children.push(child);
-    return new AgentHandle(child, instance);
+    return new AgentHandle(child, instance, { node, args, source, ca: options.ca !== false });
   }
 
   /** Stops every process this fixture started and removes the simulation and capture state. */
@@ -210,12 +222,22 @@ export class SimFixture {
   }
 }
 
+/** How an agent was started: what a successor of it (a rolling restart) starts with. */
+export interface AgentSpec {
+  node: string;
+  args: string[];
+  source: string;
+  /** Started with the simulation's CA (the default). */
+  ca: boolean;
+}
+
 export class AgentHandle {
   log = '';
   readonly socket: string;
 
-  constructor(readonly child: ChildProcess, readonly instance: string) {
-    this.socket = join(runDirFor(instance), 'admin.sock');
+  constructor(readonly child: ChildProcess, readonly instance: string, readonly spec?: AgentSpec) {
+    const given = spec?.args.indexOf('--admin-socket') ?? -1;
+    this.socket = given >= 0 && spec?.args[given + 1] ? spec.args[given + 1]! : join(runDirFor(instance), 'admin.sock');
     child.stdout!.setEncoding('utf8');
     child.stderr!.setEncoding('utf8');
     child.stdout!.on('data', (d: string) => { this.log += d; });
@@ -232,6 +254,11 @@ export class AgentHandle {
 
   capture(): Promise<{ backend: string; reason: string; counters: Record<string, number> }> {
     return adminGet(this.socket, '/debug/capture');
+  }
+
+  /** The hand-over state (`/debug/handover`: state idle|sending|receiving|done|failed, counts, duration). */
+  handover(): Promise<HandoverStatus> {
+    return adminGet<HandoverStatus>(this.socket, '/debug/handover');
   }
 
   metrics(): Promise<string> {
@@ -268,6 +295,13 @@ export class AgentHandle {
   pidFileExists(): boolean {
     return existsSync(join(runDirFor(this.instance), 'agent.pid'));
   }
+}
+
+/** `/debug/handover` as the harness reads it; fields beyond `state` are the agent's to define. */
+export interface HandoverStatus {
+  state: 'idle' | 'sending' | 'receiving' | 'done' | 'failed' | string;
+  durationMs?: number;
+  [field: string]: unknown;
 }
 
 export class HeldConnection {

@@ -137,9 +137,14 @@ export class OpenLoopSchedule {
   private index = 0;
   private readonly intervalMs: number;
 
-  constructor(readonly startMs: number, readonly rate: number, readonly endMs: number) {
+  constructor(readonly startMs: number, readonly rate: number, private endMs: number) {
     if (!(rate > 0)) throw new Error('an open-loop schedule needs a rate above 0');
     this.intervalMs = 1000 / rate;
+  }
+
+  /** Ends the schedule early: nothing due after `atMs` is handed out (a load told to stop). */
+  stop(atMs: number): void {
+    this.endMs = Math.min(this.endMs, atMs);
   }
 
   /** The time request `i` is scheduled for. */
