@@ -238,6 +238,27 @@ describe('Istio\'s Grafana dashboards on nodemesh\'s metrics', { concurrency: fa
     }
   });
 
+  test('Grafana\'s substitution as its Prometheus data source does it: escaping, All, intervals, query_result options', () => {
+    const values = new Map<string, VariableValue>([
+      ['service', { value: 'b.shop.svc', multi: false, includeAll: false }],
+      ['qrep', { value: 'destination', multi: true, includeAll: false }],
+      ['srcwl', { value: ['c1', 'f.1'], multi: true, includeAll: true }],
+      ['one', { value: ['x.y'], multi: true, includeAll: true }],
+    ]);
+    // A single-valued variable goes in as it is; multi-value ones as escaped regexes.
+    assert.equal(interpolate('m{s="$service",r=~"${qrep}",w=~"[[srcwl]]",o=~"$one"}', values), 'm{s="b.shop.svc",r=~"destination",w=~"(c1|f\\\\.1)",o=~"x\\\\.y"}');
+    assert.throws(() => interpolate('m{a="$nope"}', values), /\$nope, which has no value/);
+    // 15 minutes over 1000 points, with the data source's 15 s scrape interval: $__interval
+    // 15s, $__rate_interval 1m (4 scrape intervals); 30 minutes over 100 points: 20s and 1m.
+    const panel = { id: 1, title: '', type: 'timeseries', targets: [] };
+    const i15 = panelIntervals(panel, 15 * 60_000, GRAFANA_SCRAPE_INTERVAL_MS);
+    assert.equal(interpolate('rate(x[$__rate_interval]) $__interval $__range', values, i15), 'rate(x[1m]) 15s 900s');
+    assert.deepEqual(panelIntervals({ ...panel, maxDataPoints: 100 }, 30 * 60_000, GRAFANA_SCRAPE_INTERVAL_MS), { intervalMs: 20_000, rateIntervalMs: 60_000, rangeMs: 1_800_000 });
+    assert.equal(queryResultExpr('query_result(sum(x) by (a))'), 'sum(x) by (a)');
+    assert.deepEqual(variableOptions([{ destination_service: 'a.b' }, { destination_service: 'c' }, { destination_service: 'a.b' }], '/.*destination_service="([^"]*).*/'), ['a.b', 'c']);
+    assert.deepEqual(variableOptions([{ source_workload_namespace: 'shop' }], '/.*namespace="([^"]*).*/'), ['shop']);
+  });
+
   test('every target of the three dashboards is valid PromQL once Grafana has substituted its variables', (t: TestContext) => {
     if (!needPromqlEval(t)) return;
     const counts: string[] = [];
