@@ -41,6 +41,8 @@ export interface AgentOptions extends ServingOptions {
   trustDomain?: string;
   /** Where a PeerAuthentication without a selector applies to the whole mesh (default nodemesh-system). */
   meshRootNamespace?: string;
+  /** The cluster's name in telemetry (Istio's CLUSTER_ID; default Kubernetes). */
+  clusterId?: string;
 }
 
 export interface AgentDeps {
@@ -87,7 +89,7 @@ export class Agent {
       log: this.log,
       source: deps.source ?? new DirectorySource(options.sourcePath, { kinds: coreKinds() }),
       settings: deps.backend.settings,
-      proxy: { nodeName: options.nodeName, ...(options.identity ? { identity: options.identity } : {}), ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}), ...(options.meshRootNamespace ? { meshRootNamespace: options.meshRootNamespace } : {}) },
+      proxy: { nodeName: options.nodeName, ...(options.identity ? { identity: options.identity } : {}), ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}), ...(options.meshRootNamespace ? { meshRootNamespace: options.meshRootNamespace } : {}), ...(options.clusterId ? { clusterId: options.clusterId } : {}) },
     }, {
       reconcile: (snapshot) => this.reconcile(snapshot),
       readiness: () => ({ ready: true, reason: `ready: ${this.enrolled.size} pods captured, ${this.failed.size} failed` }),

@@ -139,7 +139,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       leaderIdentity: `${values.node}_${process.env.POD_NAME || `pid-${process.pid}`}`,
     }));
   }
-  const { identity, trustDomain, meshRootNamespace } = identityFromFlags(values, logger('identity', { node: values.node }), 'no CA (--ca-address): no workload certificates, so no mTLS tunnel; traffic to other nodes goes direct in plaintext');
+  const { identity, trustDomain, meshRootNamespace, clusterId } = identityFromFlags(values, logger('identity', { node: values.node }), 'no CA (--ca-address): no workload certificates, so no mTLS tunnel; traffic to other nodes goes direct in plaintext');
   const agentPodKey = process.env.POD_NAMESPACE && process.env.POD_NAME ? `${process.env.POD_NAMESPACE}/${process.env.POD_NAME}` : undefined;
   const config: AgentConfig = {
     nodeName: values.node,
@@ -165,6 +165,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     ...(identity ? { identity } : {}),
     trustDomain,
     meshRootNamespace,
+    clusterId,
     ...(members ? { onEnrolled: (pods: PodInfo[]) => members!.update(pods) } : {}),
   };
   const adminPort = parsePort('--admin-port', values['admin-port']) ?? (values.sim ? undefined : 15020);

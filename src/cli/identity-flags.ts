@@ -5,6 +5,7 @@ import { NodemeshError } from '../errors';
 import type { Logger } from '../log';
 import { DEFAULT_TRUST_DOMAIN } from '../mesh/workload-identity';
 import { MESH_ROOT_NAMESPACE } from '../policy/server/peer-authentication';
+import { DEFAULT_CLUSTER_ID } from '../telemetry/istio-metrics';
 
 /**
  * The flags that give a proxy its workload identity (the CA, its token, the trust domain
@@ -21,6 +22,7 @@ export const IDENTITY_FLAGS = {
   'ca-bundle-refresh-ms': { type: 'string' },
   'trust-domain': { type: 'string', default: DEFAULT_TRUST_DOMAIN },
   'mesh-root-namespace': { type: 'string', default: MESH_ROOT_NAMESPACE },
+  'cluster-id': { type: 'string', default: DEFAULT_CLUSTER_ID },
 } as const;
 
 export const IDENTITY_HELP = `  --ca-address ADDR        the CA (nodemesh identity): https://HOST:PORT or unix:PATH; pods
@@ -35,7 +37,9 @@ export const IDENTITY_HELP = `  --ca-address ADDR        the CA (nodemesh identi
                            the CA's --trust-domain must be the same
   --mesh-root-namespace NS where a PeerAuthentication or AuthorizationPolicy without a
                            selector applies to the whole mesh (Istio's root namespace;
-                           default nodemesh-system)`;
+                           default nodemesh-system)
+  --cluster-id ID          the cluster's name in telemetry (source_cluster,
+                           destination_cluster; Istio's CLUSTER_ID, default Kubernetes)`;
 
 export interface IdentityFlagValues {
   'ca-address'?: string;
@@ -45,21 +49,24 @@ export interface IdentityFlagValues {
   'ca-bundle-refresh-ms'?: string;
   'trust-domain'?: string;
   'mesh-root-namespace'?: string;
+  'cluster-id'?: string;
 }
 
 export interface IdentityFromFlags {
   identity: WorkloadCertificates | undefined;
   trustDomain: string;
   meshRootNamespace: string;
+  clusterId: string;
 }
 
 /** The certificates (when --ca-address is given) and the names, checked. */
 export function identityFromFlags(values: IdentityFlagValues, log: Logger, withoutCa: string): IdentityFromFlags {
   const trustDomain = checkTrustDomain(values['trust-domain'] ?? DEFAULT_TRUST_DOMAIN);
   const meshRootNamespace = checkNamespaceName(values['mesh-root-namespace'] ?? MESH_ROOT_NAMESPACE);
+  const clusterId = checkClusterId(values['cluster-id'] ?? DEFAULT_CLUSTER_ID);
   if (!values['ca-address']) {
     log.warn(withoutCa);
-    return { identity: undefined, trustDomain, meshRootNamespace };
+    return { identity: undefined, trustDomain, meshRootNamespace, clusterId };
   }
   if (!values['ca-bundle-file'] || !values['ca-token-file']) {
     throw new NodemeshError('ERR_NM_USAGE', '--ca-address needs --ca-bundle-file and --ca-token-file', { hint: 'the chart and `sim up` pass all three' });
@@ -71,7 +78,15 @@ export function identityFromFlags(values: IdentityFlagValues, log: Logger, witho
     ...(values['ca-server-name'] ? { caServerName: values['ca-server-name'] } : {}),
     ...(values['ca-bundle-refresh-ms'] ? { bundleRefreshMs: parseRefreshMs(values['ca-bundle-refresh-ms']) } : {}),
   }, log);
-  return { identity, trustDomain, meshRootNamespace };
+  return { identity, trustDomain, meshRootNamespace, clusterId };
+}
+
+/** `--cluster-id`: a label value Prometheus and Istio's dashboards read as it is (no spaces or quotes). */
+function checkClusterId(text: string): string {
+  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(text) || text.length > 253) {
+    throw new NodemeshError('ERR_NM_USAGE', `--cluster-id must be letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 253, got '${text}'`, { hint: "Istio's default is Kubernetes; use the name your Istio control plane gives this cluster" });
+  }
+  return text;
 }
 
 /** `--ca-bundle-refresh-ms`: at least 100 ms (the CA is asked that often). */

@@ -96,12 +96,13 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
   log.info({ loopAvoidance: own.loopAvoidance, reason: own.reason }, 'sidecar network');
   const adminPort = parsePort('--admin-port', values['admin-port']);
   const healthPort = parsePort('--health-port', values['health-port']);
-  const { identity, trustDomain, meshRootNamespace } = identityFromFlags(values, logger('identity', { pod: podKey }), 'no CA (--ca-address): no certificate for the pod, so no mTLS tunnel; peers are reached in plaintext');
+  const { identity, trustDomain, meshRootNamespace, clusterId } = identityFromFlags(values, logger('identity', { pod: podKey }), 'no CA (--ca-address): no certificate for the pod, so no mTLS tunnel; peers are reached in plaintext');
   const sidecar = new Sidecar({
     podKey,
     ...(identity && { identity }),
     trustDomain,
     meshRootNamespace,
+    clusterId,
     source,
     network: own.network,
     ...(own.sandbox ? { sandbox: own.sandbox } : {}),

@@ -1,4 +1,4 @@
-import type { PodInfo } from '../mesh/model';
+import type { PodInfo, ServiceInfo } from '../mesh/model';
 import type { WorkloadInfo } from '../mesh/workload-identity';
 
 /** A socket address as the proxy sees it: the family travels with it (no re-parsing). */
@@ -24,4 +24,10 @@ export interface ConnectionInfo {
    * most the pod at the peer address, without a principal.
    */
   peer?: { principal: string | undefined; workload: WorkloadInfo | undefined };
+  /**
+   * Inbound only: the Service the request is for, as the destination's telemetry names it
+   * (destination_service): the one the source addressed (a tunnel stream's original
+   * destination), else the one serving the pod on this port (inbound/destination-service.ts).
+   */
+  service?: ServiceInfo;
 }

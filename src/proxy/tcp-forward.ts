@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { describeError } from '../errors';
-import type { ServiceInfo } from '../mesh/model';
+import { serviceHost, type ServiceInfo } from '../mesh/model';
+import { reporterForLeg, type Reporter } from '../telemetry/reporter';
 import type { WorkloadInfo } from '../mesh/workload-identity';
 import type { ConnectionInfo, ProxyAddress } from './connection-info';
 import type { ProxyInputs } from './inputs';
@@ -20,6 +21,12 @@ export interface TcpTarget {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** One reporter's view of a relayed connection. */
+interface TcpLeg {
+  reporter: Reporter;
+  mtls: boolean;
+}
 
 /**
  * Relays a connection as bytes to `target` over `transport`, with its metrics, access
@@ -41,38 +48,45 @@ export function forwardTcp(
   const labels = { direction, namespace: pod.namespace, pod: pod.name };
   const config = inputs.config.current;
   const sourceWorkload = direction === 'outbound' ? config.workload(pod) : target.source;
-  const tcpLabels = {
-    reporter: direction === 'outbound' ? ('source' as const) : ('destination' as const),
+  const destinationService = target.service ? { name: target.service.name, namespace: target.service.namespace, host: serviceHost(target.service) } : undefined;
+  // Outbound: mutual TLS when the transport is (the tunnel); a connection captured on 15006 is plaintext.
+  const mtls = direction === 'outbound' ? transport.mtls === true : false;
+  const legs: TcpLeg[] = [{ reporter: reporterForLeg(direction), mtls }];
+  // A connection handed over in-process to a pod of this node: this pass is the
+  // destination's proxy too, and reports it as such (src/telemetry/reporter.ts).
+  if (direction === 'outbound' && transport.kind === 'local') legs.push({ reporter: 'destination', mtls: transport.mtls === true });
+  const labelsOf = (leg: TcpLeg) => ({
+    reporter: leg.reporter,
     ...(sourceWorkload ? { source: sourceWorkload } : {}),
     ...(target.destination ? { destination: target.destination } : {}),
-    ...(target.service ? { destinationService: { name: target.service.name, namespace: target.service.namespace, host: `${target.service.name}.${target.service.namespace}.svc.cluster.local` } } : {}),
-    // The source side cannot know how the destination received it (Istio: "unknown"); a
-    // connection captured on 15006 is plaintext.
-    ...(direction === 'outbound' ? {} : { mtls: false }),
-  };
+    ...(destinationService ? { destinationService } : {}),
+    mtls: leg.mtls,
+  });
   metrics.active.inc({ direction });
-  istio.tcpOpened(tcpLabels);
+  for (const leg of legs) istio.tcpOpened(labelsOf(leg));
   const started = Date.now();
   const finish = (up: number, down: number, error: string | undefined, flags: string) => {
     metrics.active.dec({ direction });
     metrics.connections.inc({ ...labels, result: error ? 'error' : 'ok' });
     metrics.bytes.inc({ ...labels, flow: 'sent' }, up);
     metrics.bytes.inc({ ...labels, flow: 'received' }, down);
-    istio.tcpClosed({ ...tcpLabels, responseFlags: flags, sentBytes: up, receivedBytes: down });
-    accessLog?.tcp({
-      startTime: started,
-      durationMs: Date.now() - started,
-      reporter: tcpLabels.reporter,
-      ...(sourceWorkload ? { source: sourceWorkload } : {}),
-      sourceAddress: conn.sourceAddress,
-      ...(tcpLabels.mtls !== undefined ? { mtls: tcpLabels.mtls } : {}),
-      ...(target.destination ? { destination: target.destination } : {}),
-      ...(tcpLabels.destinationService ? { destinationService: tcpLabels.destinationService.host } : {}),
-      upstreamHost: formatAddress(target),
-      responseFlags: flags,
-      bytesReceived: up,
-      bytesSent: down,
-    });
+    for (const leg of legs) {
+      istio.tcpClosed({ ...labelsOf(leg), responseFlags: flags, sentBytes: down, receivedBytes: up });
+      accessLog?.tcp({
+        startTime: started,
+        durationMs: Date.now() - started,
+        reporter: leg.reporter,
+        ...(sourceWorkload ? { source: sourceWorkload } : {}),
+        sourceAddress: conn.sourceAddress,
+        mtls: leg.mtls,
+        ...(target.destination ? { destination: target.destination } : {}),
+        ...(destinationService ? { destinationService: destinationService.host } : {}),
+        upstreamHost: formatAddress(target),
+        responseFlags: flags,
+        bytesReceived: up,
+        bytesSent: down,
+      });
+    }
     const record = log.add({
       direction,
       pod: conn.podKey,
@@ -88,7 +102,7 @@ export function forwardTcp(
     });
     logger.debug({ connection: record }, 'connection closed');
   };
-  transport.open(target, connectTimeoutMs).then(
+  transport.open(target, connectTimeoutMs, 'tcp').then(
     (upstream) => {
       track(upstream as Socket, 'upstream');
       relay(client, upstream as Socket).then((r) => finish(r.bytesUp, r.bytesDown, r.error ? describeError(r.error) : undefined, r.error ? 'UC' : '-'));

@@ -51,6 +51,8 @@ export interface SidecarOptions extends ServingOptions {
   identity?: WorkloadCertificates;
   trustDomain?: string;
   meshRootNamespace?: string;
+  /** The cluster's name in telemetry (Istio's CLUSTER_ID; default Kubernetes). */
+  clusterId?: string;
 }
 
 /** A sidecar whose certificate could not be had asks again this often (the CA may be back). */
@@ -74,6 +76,7 @@ export class Sidecar {
         ...(options.identity && { identity: options.identity }),
         ...(options.trustDomain && { trustDomain: options.trustDomain }),
         ...(options.meshRootNamespace && { meshRootNamespace: options.meshRootNamespace }),
+        ...(options.clusterId && { clusterId: options.clusterId }),
       },
     }, {
       reconcile: (snapshot) => this.reconcile(snapshot),

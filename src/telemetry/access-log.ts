@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import { logger } from '../log';
 import { describeError } from '../errors';
 import type { WorkloadInfo } from '../mesh/workload-identity';
+import { provenPrincipal, securityPolicy } from './istio-labels';
 import type { Reporter } from './reporter';
 
 /**
@@ -28,8 +29,8 @@ import type { Reporter } from './reporter';
  * | source_workload       | string \| null  | |
  * | source_namespace      | string \| null  | |
  * | source_address        | string \| null  | downstream peer, "ip:port" |
- * | source_principal      | string \| null  | the source's SPIFFE ID, when mTLS proved it (destination side) |
- * | connection_security_policy | string     | "mutual_tls", "none" (plaintext), "unknown" (source side, as Istio) |
+ * | source_principal      | string \| null  | the source's SPIFFE ID, only when mTLS proved it |
+ * | connection_security_policy | string     | destination side: "mutual_tls", "none" (plaintext); source side: "unknown" (as Istio) |
  * | destination_workload  | string \| null  | |
  * | destination_namespace | string \| null  | |
  * | destination_service   | string \| null  | FQDN, b.demo.svc.cluster.local |
@@ -99,7 +100,7 @@ interface AccessLogEntryBase {
   source?: AccessLogPeer | WorkloadInfo;
   /** "ip:port" */
   sourceAddress?: string;
-  /** Whether the connection was mutual TLS (true), plaintext (false), or not known here (undefined). */
+  /** Whether the leg's connection was mutual TLS (true), plaintext (false), or not known here (undefined): the metrics' rule (istio-labels.ts). */
   mtls?: boolean;
   destination?: AccessLogPeer | WorkloadInfo;
   /** FQDN of the destination Service. */
@@ -205,8 +206,8 @@ export class AccessLog {
       source_workload: e.source?.name || null,
       source_namespace: e.source?.namespace || null,
       source_address: e.sourceAddress || null,
-      source_principal: (e.source as WorkloadInfo | undefined)?.principal || null,
-      connection_security_policy: e.mtls === undefined ? 'unknown' : e.mtls ? 'mutual_tls' : 'none',
+      source_principal: provenPrincipal((e.source as WorkloadInfo | undefined)?.principal, e.mtls) ?? null,
+      connection_security_policy: securityPolicy(e.reporter, e.mtls),
       destination_workload: e.destination?.name || null,
       destination_namespace: e.destination?.namespace || null,
       destination_service: e.destinationService || null,
@@ -242,8 +243,8 @@ export class AccessLog {
       source_workload: e.source?.name || null,
       source_namespace: e.source?.namespace || null,
       source_address: e.sourceAddress || null,
-      source_principal: (e.source as WorkloadInfo | undefined)?.principal || null,
-      connection_security_policy: e.mtls === undefined ? 'unknown' : e.mtls ? 'mutual_tls' : 'none',
+      source_principal: provenPrincipal((e.source as WorkloadInfo | undefined)?.principal, e.mtls) ?? null,
+      connection_security_policy: securityPolicy(e.reporter, e.mtls),
       destination_workload: e.destination?.name || null,
       destination_namespace: e.destination?.namespace || null,
       destination_service: e.destinationService || null,

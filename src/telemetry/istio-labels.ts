@@ -4,9 +4,17 @@
  *
  * Unknown values are "unknown", as in Istio. `grpc_response_status` is the gRPC status for
  * `request_protocol="grpc"` ("unknown" when the response carried none) and "" for plain HTTP
- * (absent in Prometheus terms, as Istio's proxies emit it). `connection_security_policy` is
- * "mutual_tls" when the leg used mTLS, "none" when it was plaintext, "unknown" when the
- * caller cannot tell (`mtls` undefined). `response_flags` are Envoy's, "-" for none.
+ * (absent in Prometheus terms, as Istio's proxies emit it). `response_flags` are Envoy's, "-"
+ * for none.
+ *
+ * Security, as Istio's stats filter sets it: a leg says whether its connection across the
+ * mesh was mutual TLS (`mtls`: the tunnel, or the same-node hand-over between two
+ * workloads whose certificates this proxy holds; false: plaintext; undefined: not known).
+ * `source_principal`/`destination_principal` are the SPIFFE IDs only when mTLS proved them,
+ * else "unknown" (a plaintext peer's service account proves nothing).
+ * `connection_security_policy` is the destination's view of the downstream connection:
+ * "mutual_tls" or "none" on `reporter="destination"`, and always "unknown" on
+ * `reporter="source"` (Envoy's client side reports no policy).
  */
 
 /** Envoy's response flags that nodemesh sets ("-" when none). Several join with ",". */
@@ -63,3 +71,14 @@ export const TCP_LABELS = [...PEER_LABELS, 'response_flags', 'connection_securit
 
 export type RequestLabels = Readonly<Record<(typeof REQUEST_LABELS)[number], string>>;
 export type TcpLabels = Readonly<Record<(typeof TCP_LABELS)[number], string>>;
+
+/** connection_security_policy, as Istio's stats filter gives it (see the module comment). */
+export function securityPolicy(reporter: 'source' | 'destination', mtls: boolean | undefined): 'mutual_tls' | 'none' | 'unknown' {
+  if (reporter === 'source' || mtls === undefined) return 'unknown';
+  return mtls ? 'mutual_tls' : 'none';
+}
+
+/** A principal as a label or log field: only when mTLS proved it. */
+export function provenPrincipal(principal: string | undefined, mtls: boolean | undefined): string | undefined {
+  return mtls === true ? principal || undefined : undefined;
+}

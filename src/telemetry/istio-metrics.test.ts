@@ -1,4 +1,6 @@
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import type { PodInfo } from '../mesh/model';
@@ -122,6 +124,7 @@ test('metric names and types are exactly Istio\'s', async () => {
   const { text } = await scrape(registry);
   const types = Object.fromEntries([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1], x[2]]));
   assert.deepEqual(types, {
+    istio_build: 'gauge',
     istio_requests_total: 'counter',
     istio_request_duration_milliseconds: 'histogram',
     istio_request_bytes: 'histogram',
@@ -133,6 +136,7 @@ test('metric names and types are exactly Istio\'s', async () => {
   });
   // Every sample line belongs to one of these names (histograms with their suffixes).
   const allowed = new Set([
+    'istio_build',
     ...TCP_METRICS,
     'istio_requests_total',
     ...['istio_request_duration_milliseconds', 'istio_request_bytes', 'istio_response_bytes'].flatMap((n) => [`${n}_bucket`, `${n}_sum`, `${n}_count`]),
@@ -174,7 +178,9 @@ test('request metrics carry exactly Istio\'s labels, in order, with the right va
     response_code: '200',
     grpc_response_status: '',
     response_flags: '-',
-    connection_security_policy: 'mutual_tls',
+    // The source side reports no policy (Istio's client side); the principals are there
+    // because the leg went over mutual TLS.
+    connection_security_policy: 'unknown',
   });
   assert.equal(total.value, 1);
 
@@ -314,10 +320,12 @@ test('unknown values become "unknown"', async () => {
 
   const legacy = one(samples, 'istio_requests_total', { source_workload: 'legacy' });
   assert.equal(legacy.labels['source_workload_namespace'], 'old');
-  for (const l of ['source_principal', 'source_app', 'source_version', 'source_canonical_service', 'source_canonical_revision', 'source_cluster']) {
+  for (const l of ['source_principal', 'source_app', 'source_version', 'source_canonical_service', 'source_canonical_revision']) {
     assert.equal(legacy.labels[l], 'unknown', l);
   }
-  assert.equal(legacy.labels['connection_security_policy'], 'none');
+  assert.equal(legacy.labels['source_cluster'], 'Kubernetes', 'a known workload is in this cluster (Istio\'s default ID)');
+  assert.equal(legacy.labels['destination_principal'], 'unknown', 'plaintext proves no principal');
+  assert.equal(legacy.labels['connection_security_policy'], 'unknown', 'source side');
 
   const tcp = one(samples, 'istio_tcp_connections_opened_total');
   for (const label of EXPECTED_TCP_LABELS) {
@@ -405,4 +413,38 @@ test('registry integration: reset, JSON, escaping, one instance per registry', a
   assert.throws(() => new IstioMetrics(registry), /already been registered/);
   // Other metrics in the registry are untouched.
   assert.ok(REQUEST_METRICS.every((n) => registry.getSingleMetric(n)));
+});
+
+test('principals only when mTLS proved them; connection_security_policy as Istio gives it per reporter', async () => {
+  const registry = new Registry();
+  const m = new IstioMetrics(registry);
+  m.recordRequest(request({ reporter: 'destination', mtls: true }));
+  m.recordRequest(request({ reporter: 'destination', mtls: false }));
+  m.recordRequest(request({ reporter: 'source', mtls: false }));
+  m.tcpOpened({ reporter: 'destination', source: web, destination: b, mtls: false });
+  m.tcpOpened({ reporter: 'source', source: web, destination: b, mtls: true });
+  const { samples } = await scrape(registry);
+  const mutual = one(samples, 'istio_requests_total', { reporter: 'destination', connection_security_policy: 'mutual_tls' });
+  assert.equal(mutual.labels['source_principal'], 'spiffe://cluster.local/ns/demo/sa/web');
+  assert.equal(mutual.labels['destination_principal'], 'spiffe://cluster.local/ns/demo/sa/b');
+  const plain = one(samples, 'istio_requests_total', { reporter: 'destination', connection_security_policy: 'none' });
+  assert.equal(plain.labels['source_principal'], 'unknown');
+  assert.equal(plain.labels['destination_principal'], 'unknown');
+  assert.equal(plain.labels['source_workload'], 'web', 'the workloads are still named');
+  const sourcePlain = one(samples, 'istio_requests_total', { reporter: 'source' });
+  assert.equal(sourcePlain.labels['connection_security_policy'], 'unknown');
+  assert.equal(sourcePlain.labels['destination_principal'], 'unknown');
+  const tcpPlain = one(samples, 'istio_tcp_connections_opened_total', { reporter: 'destination' });
+  assert.deepEqual([tcpPlain.labels['source_principal'], tcpPlain.labels['connection_security_policy']], ['unknown', 'none']);
+  const tcpSource = one(samples, 'istio_tcp_connections_opened_total', { reporter: 'source' });
+  assert.deepEqual([tcpSource.labels['destination_principal'], tcpSource.labels['connection_security_policy']], ['spiffe://cluster.local/ns/demo/sa/b', 'unknown']);
+});
+
+test('istio_build{component="proxy"} carries the version: nodemesh\'s package version by default', async () => {
+  const own = await scrape((() => { const r = new Registry(); new IstioMetrics(r); return r; })());
+  const build = one(own.samples, 'istio_build');
+  assert.deepEqual(build.labels, { component: 'proxy', tag: (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version });
+  assert.equal(build.value, 1);
+  const given = await scrape((() => { const r = new Registry(); new IstioMetrics(r, { version: '1.2.3' }); return r; })());
+  assert.equal(one(given.samples, 'istio_build').labels['tag'], '1.2.3');
 });

@@ -1,7 +1,8 @@
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { packageVersion } from '../util/package-version';
 import type { WorkloadInfo } from '../mesh/workload-identity';
 import { LruCache } from '../util/lru-cache';
-import { DURATION_BUCKETS_MS, REQUEST_LABELS, SIZE_BUCKETS_BYTES, TCP_LABELS, type RequestLabels, type TcpLabels } from './istio-labels';
+import { DURATION_BUCKETS_MS, REQUEST_LABELS, securityPolicy, SIZE_BUCKETS_BYTES, TCP_LABELS, type RequestLabels, type TcpLabels } from './istio-labels';
 import { CounterFamily, HistogramFamily, observe, registerFamilies, type CounterCell, type HistogramCell } from './metric-family';
 import type { Reporter } from './reporter';
 
@@ -53,7 +54,7 @@ export interface RequestRecord {
   durationMs: number;
   requestBytes: number;
   responseBytes: number;
-  /** true: mutual_tls, false: none, undefined: unknown. */
+  /** Whether the leg's connection across the mesh was mutual TLS: see istio-labels.ts (principals, connection_security_policy). */
   mtls?: boolean;
 }
 
@@ -64,17 +65,21 @@ export interface TcpLabelsInput {
   destinationService?: DestinationServiceInfo;
   /** Envoy response flags, "-" (or "" / undefined) for none. */
   responseFlags?: string;
-  /** true: mutual_tls, false: none, undefined: unknown. */
+  /** Whether the leg's connection across the mesh was mutual TLS: see istio-labels.ts (principals, connection_security_policy). */
   mtls?: boolean;
 }
 
 export interface IstioMetricsOptions {
-  /** source_cluster/destination_cluster of known workloads without their own; Istio's default is "Kubernetes". Default "unknown". */
+  /** source_cluster/destination_cluster of known workloads without their own (Istio's cluster ID). Default "Kubernetes", Istio's. */
   clusterId?: string;
+  /** The `tag` of istio_build{component="proxy"}: this proxy's version. Default: nodemesh's package version. */
+  version?: string;
   /** Entries in each label cache (requests, TCP). Default 4096. */
   labelCacheSize?: number;
 }
 const UNKNOWN = 'unknown';
+/** Istio's default cluster ID (istiod's CLUSTER_ID, the proxies' ISTIO_META_CLUSTER_ID). */
+export const DEFAULT_CLUSTER_ID = 'Kubernetes';
 
 interface RequestHandle {
   labels: RequestLabels;
@@ -150,7 +155,7 @@ export class IstioMetrics {
   private nextId = 0;
 
   constructor(registry: Registry, options: IstioMetricsOptions = {}) {
-    this.clusterId = options.clusterId || UNKNOWN;
+    this.clusterId = options.clusterId || DEFAULT_CLUSTER_ID;
     const size = options.labelCacheSize ?? 4096;
     this.requestCache = new LruCache(size);
     this.tcpCache = new LruCache(size);
@@ -170,6 +175,9 @@ export class IstioMetrics {
     for (const f of requestFamilies) f.onReset = () => this.requestCache.clear();
     for (const f of tcpFamilies) f.onReset = () => this.tcpCache.clear();
     registerFamilies(registry, [...requestFamilies, ...tcpFamilies]);
+    // Istio's proxies export their build; dashboards read the version from it.
+    new Gauge({ name: 'istio_build', help: 'Istio component build info (the node proxy: component="proxy", tag=its version).', labelNames: ['component', 'tag'], registers: [registry] })
+      .set({ component: 'proxy', tag: options.version || packageVersion() }, 1);
   }
 
   /** One HTTP or gRPC request, by the leg that handled it (see reporterForLeg). */
@@ -259,7 +267,7 @@ export class IstioMetrics {
         reporter: c.reporter,
         source_workload: src.name,
         source_workload_namespace: src.namespace,
-        source_principal: src.principal,
+        source_principal: c.mtls === true ? src.principal : UNKNOWN,
         source_app: src.app,
         source_version: src.version,
         source_canonical_service: src.canonicalService,
@@ -267,7 +275,7 @@ export class IstioMetrics {
         source_cluster: src.cluster,
         destination_workload: dst.name,
         destination_workload_namespace: dst.namespace,
-        destination_principal: dst.principal,
+        destination_principal: c.mtls === true ? dst.principal : UNKNOWN,
         destination_app: dst.app,
         destination_version: dst.version,
         destination_service: svc.host,
@@ -278,7 +286,7 @@ export class IstioMetrics {
         destination_cluster: dst.cluster,
         request_protocol: 'tcp',
         response_flags: flags,
-        connection_security_policy: securityPolicy(c.mtls),
+        connection_security_policy: securityPolicy(c.reporter, c.mtls),
       });
       h = { labels, series: seriesKey(TCP_LABELS, labels), opened: undefined, closed: undefined, sent: undefined, received: undefined };
       this.tcpCache.set(key, h);
@@ -291,7 +299,7 @@ export class IstioMetrics {
       reporter: r.reporter,
       source_workload: src.name,
       source_workload_namespace: src.namespace,
-      source_principal: src.principal,
+      source_principal: r.mtls === true ? src.principal : UNKNOWN,
       source_app: src.app,
       source_version: src.version,
       source_canonical_service: src.canonicalService,
@@ -299,7 +307,7 @@ export class IstioMetrics {
       source_cluster: src.cluster,
       destination_workload: dst.name,
       destination_workload_namespace: dst.namespace,
-      destination_principal: dst.principal,
+      destination_principal: r.mtls === true ? dst.principal : UNKNOWN,
       destination_app: dst.app,
       destination_version: dst.version,
       destination_service: svc.host,
@@ -312,7 +320,7 @@ export class IstioMetrics {
       response_code: String(r.responseCode),
       grpc_response_status: r.protocol === 'grpc' ? (r.grpcStatus === undefined ? UNKNOWN : String(r.grpcStatus)) : '',
       response_flags: flags,
-      connection_security_policy: securityPolicy(r.mtls),
+      connection_security_policy: securityPolicy(r.reporter, r.mtls),
     });
     // Series are keyed by their label values, not by the cache key: inputs that differ but
     // label alike (an http request given a grpcStatus) share one series.
@@ -395,9 +403,6 @@ function v(value: string | undefined): string {
   return value ? value : UNKNOWN;
 }
 
-function securityPolicy(mtls: boolean | undefined): string {
-  return mtls === undefined ? UNKNOWN : mtls ? 'mutual_tls' : 'none';
-}
 
 function nonNegative(n: number): number {
   return n > 0 ? n : 0;

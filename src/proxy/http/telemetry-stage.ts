@@ -1,6 +1,8 @@
 import { serviceHost } from '../../mesh/model';
 import type { AccessLog } from '../../telemetry/access-log';
-import type { IstioMetrics } from '../../telemetry/istio-metrics';
+import type { DestinationServiceInfo, IstioMetrics } from '../../telemetry/istio-metrics';
+import { reporterForLeg, type Reporter } from '../../telemetry/reporter';
+import type { WorkloadInfo } from '../../mesh/workload-identity';
 import { ensureRequestId, ensureTraceContext } from '../../telemetry/trace-context';
 import type { HeaderRecord } from './headers';
 import type { HttpStage, StageContext } from './staged-pipeline';
@@ -44,7 +46,9 @@ export function newTelemetryContext(ex: DownstreamExchange, conn: ConnectionInfo
  * sees it, and when the request is over, records the Istio metrics and the access log
  * line from what the other stages decided. Outbound it reports as the source (the pod
  * that sent the request); inbound as the destination, the source being who the
- * connection proved (`conn.peer`).
+ * connection proved (`conn.peer`). An outbound request handed over in-process to a pod of
+ * this node is also reported as the destination, once per attempt that reached the pod
+ * (`state.handOvers`): that pass was both proxies (src/telemetry/reporter.ts).
  */
 export class TelemetryStage<C extends TelemetryContext> implements HttpStage<C> {
   readonly name = 'telemetry';
@@ -60,55 +64,119 @@ export class TelemetryStage<C extends TelemetryContext> implements HttpStage<C> 
   }
 
   finish(req: C): void {
-    const { conn, config, ex, state, method, path, grpc } = req;
+    const { conn, config, state } = req;
     const durationMs = performance.now() - state.started;
-    const flags = state.flags.length ? [...new Set(state.flags)].join(',') : '-';
     const inbound = conn.direction === 'inbound';
     const source = inbound ? conn.peer?.workload : conn.pod ? config.workload(conn.pod) : undefined;
-    // Source side: how the destination received it is not known here (Istio: "unknown").
-    const mtls = inbound ? conn.peer?.principal !== undefined : undefined;
-    const destination = conn.direction === 'inbound' && conn.pod ? config.workload(conn.pod) : state.destWorkload;
-    const svc = state.destService;
+    const svc = state.destService ?? (inbound ? conn.service : undefined);
     const destinationService = svc ? { name: svc.name, namespace: svc.namespace, host: serviceHost(svc) } : undefined;
+    this.report(req, {
+      reporter: reporterForLeg(conn.direction),
+      source,
+      destination: inbound && conn.pod ? config.workload(conn.pod) : state.destWorkload,
+      destinationService,
+      // Inbound: what the connection proved (a tunnel stream's certificate). Outbound: how
+      // the last attempt went (the tunnel: mutual TLS); nothing sent: not known.
+      mtls: inbound ? conn.peer?.principal !== undefined : state.upstreamMtls,
+      flags: state.flags.length ? [...new Set(state.flags)].join(',') : '-',
+      durationMs,
+      responseCode: state.responseCode,
+      grpcStatus: state.grpcStatus,
+      responseBytes: state.responseBytes,
+      upstreamHost: state.upstreamHost,
+      attempts: Math.max(1, state.attempts),
+    });
+    // The same-node hand-over: this pass was the destination's proxy too (reporter.ts).
+    if (state.handOvers) {
+      for (const h of state.handOvers) {
+        this.report(req, {
+          reporter: 'destination',
+          source,
+          destination: h.destination,
+          destinationService,
+          mtls: h.mtls,
+          flags: h.ended ? h.ended.flags : destinationFlags(state.flags),
+          durationMs: h.ended ? h.ended.durationMs : performance.now() - h.started,
+          responseCode: h.ended ? h.ended.responseCode : state.responseCode,
+          grpcStatus: h.ended ? undefined : state.grpcStatus,
+          responseBytes: h.ended ? 0 : state.responseBytes,
+          upstreamHost: h.upstreamHost,
+          attempts: 1,
+        });
+      }
+    }
+  }
+
+  /** One leg's metrics and access-log line. */
+  private report(req: C, leg: Leg): void {
+    const { conn, ex, state, method, path, grpc } = req;
+    const { source, destination, destinationService, mtls, grpcStatus, upstreamHost } = leg;
     this.metrics.recordRequest({
-      reporter: conn.direction === 'outbound' ? 'source' : 'destination',
+      reporter: leg.reporter,
       ...(source ? { source } : {}),
       ...(destination ? { destination } : {}),
       ...(destinationService ? { destinationService } : {}),
       protocol: grpc ? 'grpc' : 'http',
-      responseCode: state.responseCode,
-      ...(state.grpcStatus !== undefined ? { grpcStatus: state.grpcStatus } : {}),
-      responseFlags: flags,
-      durationMs,
+      responseCode: leg.responseCode,
+      ...(grpcStatus !== undefined ? { grpcStatus } : {}),
+      responseFlags: leg.flags,
+      durationMs: leg.durationMs,
       requestBytes: ex.bodyBytesRead,
-      responseBytes: state.responseBytes,
+      responseBytes: leg.responseBytes,
       ...(mtls !== undefined ? { mtls } : {}),
     });
     this.accessLog?.http({
       startTime: state.startedAt,
-      durationMs,
-      reporter: conn.direction === 'outbound' ? 'source' : 'destination',
+      durationMs: leg.durationMs,
+      reporter: leg.reporter,
       ...(source ? { source } : {}),
       sourceAddress: conn.sourceAddress,
       ...(mtls !== undefined ? { mtls } : {}),
       ...(destination ? { destination } : {}),
       ...(destinationService ? { destinationService: destinationService.host } : {}),
-      ...(state.upstreamHost ? { upstreamHost: state.upstreamHost } : {}),
+      ...(upstreamHost ? { upstreamHost } : {}),
       ...(state.route ? { route: state.route } : {}),
-      responseFlags: flags,
+      responseFlags: leg.flags,
       ...(state.details ? { details: state.details } : {}),
       ...(state.audited ? { audited: state.audited } : {}),
       bytesReceived: ex.bodyBytesRead,
-      bytesSent: state.responseBytes,
-      attempts: Math.max(1, state.attempts),
+      bytesSent: leg.responseBytes,
+      attempts: leg.attempts,
       method,
       path,
       protocol: conn.protocol === 'h2' ? 'HTTP/2' : 'HTTP/1.1',
-      responseCode: state.responseCode,
-      ...(state.grpcStatus !== undefined ? { grpcStatus: state.grpcStatus } : {}),
+      responseCode: leg.responseCode,
+      ...(grpcStatus !== undefined ? { grpcStatus } : {}),
       requestId: req.requestId,
       traceparent: req.traceparent,
       ...(ex.headers['user-agent'] ? { userAgent: String(ex.headers['user-agent']) } : {}),
     });
   }
+}
+
+/** What one reporter says about a request. */
+interface Leg {
+  reporter: Reporter;
+  source: WorkloadInfo | undefined;
+  destination: WorkloadInfo | undefined;
+  destinationService: DestinationServiceInfo | undefined;
+  mtls: boolean | undefined;
+  flags: string;
+  durationMs: number;
+  responseCode: number;
+  grpcStatus: number | undefined;
+  responseBytes: number;
+  upstreamHost: string | undefined;
+  attempts: number;
+}
+
+/**
+ * The flags a destination's proxy would have set for the attempt it served: the client
+ * went away (DC), the app's connection failed (UF) or broke (UC). The source's own
+ * (routing, retries, limits, faults, timeouts) are not the destination's.
+ */
+const DESTINATION_FLAGS = new Set(['DC', 'UF', 'UC']);
+function destinationFlags(flags: readonly string[]): string {
+  const kept = [...new Set(flags.filter((f) => DESTINATION_FLAGS.has(f)))];
+  return kept.length ? kept.join(',') : '-';
 }

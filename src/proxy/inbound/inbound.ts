@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describeError } from '../../errors';
+import { serviceHost, type ServiceInfo } from '../../mesh/model';
 import type { WorkloadInfo } from '../../mesh/workload-identity';
+import { inboundService } from './destination-service';
 import { authorizeUpgrade } from '../authz/authorize-upgrade';
 import { reportDenial } from '../authz/report-denial';
 import type { ConnectionInfo } from '../connection-info';
@@ -47,8 +49,9 @@ export class Inbound {
     this.http = new HttpFrontend(pipeline, (conn, upgrade) => this.upgrade(conn, upgrade), inputs.logger);
     this.tunnelServer = new TunnelServer({
       deliver: (target, meta) => {
+        const config = inputs.config.current;
         const facts = this.tunnelFacts(target, meta);
-        const decision = decideInbound(inputs.config.current, facts);
+        const decision = decideInbound(config, facts);
         const sourceAddress = formatAddress({ address: meta.peer, port: meta.peerPort });
         if (decision.kind === 'refuse') {
           if (decision.authz && facts.localPod) reportDenial(inputs, facts.localPod, decision.authz, 'l4', { source: sourceAddress, principal: meta.peerIdentity, port: target.port });
@@ -59,15 +62,19 @@ export class Inbound {
           return Promise.reject(Object.assign(new Error(`${target.address} is ${decision.destination.principal ?? 'unknown'}, not ${meta.listenerIdentity} whose certificate this session saw`), { status: 403 }));
         }
         const local = inputs.pods.byAddress(target.address)!;
+        const service = inboundService(config, local.pod, target.port, meta.originalDestination);
         const open = (): Promise<Duplex> => connectIn(local.network, target, DELIVER_CONNECT_MS, true).then((s) => {
-          inputs.istio.tcpOpened(streamLabels(decision.source, decision.destination));
+          inputs.istio.tcpOpened(streamLabels(decision.source, decision.destination, service?.service));
           return s;
         });
-        if (decision.authorization === 'connection') return open();
-        const conn = this.inboundConnection(local, target, sourceAddress, meta.peerIdentity, decision.source);
+        // Bytes the source relays unparsed, on a port authorized as a connection: relayed as
+        // they are. Anything else is sniffed: HTTP is parsed, so that this side reports its
+        // requests (reporter="destination") as a destination sidecar does.
+        if (decision.authorization === 'connection' && meta.sourceProtocol === 'tcp') return open();
+        const conn = this.inboundConnection(local, target, sourceAddress, meta.peerIdentity, decision.source, service?.service);
         const served: ServedStream = {
           serve: async (stream) => {
-            const outcome = await this.serveParsed(stream, conn, facts);
+            const outcome = await this.serveParsed(stream, conn, facts, decision.authorization);
             if (outcome === 'served') return undefined;
             if (outcome === 'tcp') return open();
             reportDenial(inputs, local.pod, outcome.authz!, 'l4', { source: sourceAddress, principal: meta.peerIdentity, port: target.port });
@@ -80,15 +87,17 @@ export class Inbound {
         inputs.metrics.tlsFailures.inc({ side: 'server', reason: reason.includes('certificate') ? 'no_client_certificate' : 'handshake' });
       },
       onStream: (info) => {
-        // The destination's half of the story (Istio's reporter="destination"): the
-        // source node's proxy reported the requests; this side reports the connection.
+        // A stream relayed as bytes (not HTTP: HTTP streams are parsed and their requests
+        // reported by the pipeline), as the destination reports TCP (reporter="destination").
         const config = inputs.config.current;
         const facts = this.tunnelFacts(info.target, info);
         const source = inboundSource(config, facts);
         const destination = facts.localPod ? config.workload(facts.localPod) : undefined;
-        const labels = streamLabels(source, destination);
+        const service = facts.localPod ? inboundService(config, facts.localPod, info.target.port, info.originalDestination)?.service : undefined;
+        const labels = streamLabels(source, destination, service);
         const flags = info.error ? 'UC' : '-';
-        inputs.istio.tcpClosed({ ...labels, responseFlags: flags, sentBytes: info.bytesIn, receivedBytes: info.bytesOut });
+        // Sent: toward the source (from the pod); received: from the source.
+        inputs.istio.tcpClosed({ ...labels, responseFlags: flags, sentBytes: info.bytesOut, receivedBytes: info.bytesIn });
         inputs.accessLog?.tcp({
           startTime: info.startedAt,
           durationMs: info.durationMs,
@@ -97,6 +106,7 @@ export class Inbound {
           sourceAddress: info.peer,
           mtls: true,
           ...(destination ? { destination } : {}),
+          ...(labels.destinationService ? { destinationService: labels.destinationService.host } : {}),
           upstreamHost: `${info.target.address}:${info.target.port}`,
           responseFlags: flags,
           bytesReceived: info.bytesIn,
@@ -111,9 +121,9 @@ export class Inbound {
     return { target, localPod: this.inputs.pods.byAddress(target.address)?.pod, peer: meta.peer, peerIdentity: meta.peerIdentity };
   }
 
-  private inboundConnection(local: LocalPod, original: { address: string; port: number }, sourceAddress: string, principal: string | undefined, source: WorkloadInfo | undefined): ConnectionInfo {
+  private inboundConnection(local: LocalPod, original: { address: string; port: number }, sourceAddress: string, principal: string | undefined, source: WorkloadInfo | undefined, service: ServiceInfo | undefined): ConnectionInfo {
     const family = original.address.includes(':') ? 6 : 4;
-    return { direction: 'inbound', pod: local.pod, podKey: local.key, original: { family, address: original.address, port: original.port }, sourceAddress, protocol: 'http1', peer: { principal, workload: source } };
+    return { direction: 'inbound', pod: local.pod, podKey: local.key, original: { family, address: original.address, port: original.port }, sourceAddress, protocol: 'http1', peer: { principal, workload: source }, ...(service ? { service } : {}) };
   }
 
   /** A connection accepted on a pod's inbound listener (15006): delivered to the pod's app. */
@@ -137,7 +147,8 @@ export class Inbound {
       this.refuse(client, facts, original, decision);
       return;
     }
-    const conn: ConnectionInfo = { ...facts, original, protocol: 'http1', peer: { principal: undefined, workload: decision.source } };
+    const served = inboundService(this.inputs.config.current, pod, original.port);
+    const conn: ConnectionInfo = { ...facts, original, protocol: 'http1', peer: { principal: undefined, workload: decision.source }, ...(served ? { service: served.service } : {}) };
     const relay = () => {
       const toApp: UpstreamTransport = { kind: 'local', key: `local:${key}`, open: (target, timeoutMs): Promise<Duplex> => connectIn(network, target, timeoutMs, true) };
       forwardTcp(this.inputs, client, conn, {
@@ -146,13 +157,17 @@ export class Inbound {
         resolution: 'local app',
         destination: decision.destination,
         ...(decision.source ? { source: decision.source } : {}),
+        ...(served ? { service: served.service } : {}),
       }, toApp, track);
     };
-    if (decision.authorization === 'connection') {
+    // A port whose Service declares TCP (or TLS) is relayed at once; anything else is
+    // sniffed, and HTTP parsed to report its requests (a server-first protocol on an
+    // undeclared port waits for the sniff timeout first, as on the outbound side).
+    if (decision.authorization === 'connection' && served?.declared !== undefined && served.declared !== 'http1' && served.declared !== 'h2') {
       relay();
       return;
     }
-    void this.serveParsed(client, conn, inboundFacts).then((outcome) => {
+    void this.serveParsed(client, conn, inboundFacts, decision.authorization).then((outcome) => {
       if (outcome === 'tcp') relay();
       else if (outcome !== 'served') this.refuse(client, facts, original, outcome);
     });
@@ -167,11 +182,12 @@ export class Inbound {
   }
 
   /**
-   * A connection or tunnel stream for a port whose policies need L7: sniffed, then served
-   * by the inbound HTTP pipeline (each request authorized), or, when it is not HTTP,
-   * authorized once as a connection (HTTP rules then fail closed): 'tcp' to relay it.
+   * A connection or tunnel stream: sniffed, then served by the inbound HTTP pipeline
+   * (telemetry per request, each request authorized), or, when it is not HTTP, relayed
+   * ('tcp'): on a port whose policies need L7 once it is authorized as a connection (HTTP
+   * rules then fail closed); on one already authorized as a connection, at once.
    */
-  private async serveParsed(stream: Duplex, conn: ConnectionInfo, facts: InboundFacts): Promise<'served' | 'tcp' | InboundRefusal> {
+  private async serveParsed(stream: Duplex, conn: ConnectionInfo, facts: InboundFacts, authorization: 'connection' | 'per-request'): Promise<'served' | 'tcp' | InboundRefusal> {
     const sniffed = await sniff(stream, this.options.sniffTimeoutMs);
     if (stream.destroyed) return 'served';
     // The frontend's servers take any byte stream (a tunnel stream as much as a socket); the
@@ -184,6 +200,7 @@ export class Inbound {
       this.http.serveH2(stream as Socket, conn);
       return 'served';
     }
+    if (authorization === 'connection') return 'tcp';
     return authorizeConnection(this.inputs.config.current, conn.pod!, { ...facts, ...(sniffed.sni ? { sni: sniffed.sni } : {}) }) ?? 'tcp';
   }
 
@@ -240,6 +257,12 @@ export class Inbound {
 }
 
 /** The labels of a tunnel stream: always mutual TLS (15008 accepts nothing else). */
-function streamLabels(source: WorkloadInfo | undefined, destination: WorkloadInfo | undefined) {
-  return { reporter: 'destination' as const, ...(source ? { source } : {}), ...(destination ? { destination } : {}), mtls: true };
+function streamLabels(source: WorkloadInfo | undefined, destination: WorkloadInfo | undefined, service: ServiceInfo | undefined) {
+  return {
+    reporter: 'destination' as const,
+    ...(source ? { source } : {}),
+    ...(destination ? { destination } : {}),
+    ...(service ? { destinationService: { name: service.name, namespace: service.namespace, host: serviceHost(service) } } : {}),
+    mtls: true,
+  };
 }

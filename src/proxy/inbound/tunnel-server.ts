@@ -6,7 +6,7 @@ import { describeError } from '../../errors';
 import { peerSpiffeId, TUNNEL_ALPN } from '../../identity/mtls-options';
 import type { Logger } from '../../log';
 import { SessionSet } from '../http2-close';
-import { parseAuthority } from '../tunnel/tunnel-protocol';
+import { HEADER_ORIGINAL_DESTINATION, HEADER_PROTOCOL, parseAuthority } from '../tunnel/tunnel-protocol';
 
 /** Who is at either end of an authenticated tunnel session. */
 export interface TunnelPeer {
@@ -17,6 +17,10 @@ export interface TunnelPeer {
   /** The peer address (the source pod's IP). */
   peer: string;
   peerPort?: number;
+  /** What the source says of the stream (its CONNECT headers): the address its app asked for, "ip:port"; telemetry only. */
+  originalDestination?: string;
+  /** "tcp" when the source relays unparsed bytes (HEADER_PROTOCOL); telemetry only. */
+  sourceProtocol?: 'tcp';
 }
 
 /**
@@ -115,7 +119,15 @@ export class TunnelServer {
       stream.session?.destroy();
       return;
     }
-    const who: TunnelPeer = { peerIdentity, listenerIdentity, peer: tls.remoteAddress ?? '?', ...(tls.remotePort !== undefined ? { peerPort: tls.remotePort } : {}) };
+    const original = headers[HEADER_ORIGINAL_DESTINATION];
+    const who: TunnelPeer = {
+      peerIdentity,
+      listenerIdentity,
+      peer: tls.remoteAddress ?? '?',
+      ...(tls.remotePort !== undefined ? { peerPort: tls.remotePort } : {}),
+      ...(typeof original === 'string' ? { originalDestination: original } : {}),
+      ...(headers[HEADER_PROTOCOL] === 'tcp' ? { sourceProtocol: 'tcp' as const } : {}),
+    };
     if (headers[h2c.HTTP2_HEADER_METHOD] !== 'CONNECT') {
       stream.respond({ [h2c.HTTP2_HEADER_STATUS]: 405 }, { endStream: true });
       return;

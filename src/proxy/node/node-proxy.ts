@@ -40,6 +40,8 @@ export interface NodeProxyOptions {
   trustDomain?: string;
   /** Istio's root namespace for mesh-wide PeerAuthentication (default nodemesh-system). */
   meshRootNamespace?: string;
+  /** source_cluster/destination_cluster in telemetry (Istio's CLUSTER_ID; default Kubernetes). */
+  clusterId?: string;
 }
 
 /** How long the access log may take to flush its last lines at shutdown (a full disk, a stuck pipe). */
@@ -73,7 +75,7 @@ export class NodeProxy {
       ...(options.meshRootNamespace !== undefined ? { meshRootNamespace: options.meshRootNamespace } : {}),
     });
     this.metrics = new ProxyMetrics(registry);
-    this.istio = new IstioMetrics(registry);
+    this.istio = new IstioMetrics(registry, options.clusterId ? { clusterId: options.clusterId } : {});
     this.accessLog = options.accessLog ? new AccessLog({ destination: options.accessLog }) : undefined;
     const inputs: ProxyInputs = {
       config: this.config,

@@ -61,7 +61,10 @@ export class OutboundTransports {
     switch (decision.kind) {
       case 'local': {
         const local = pods.byAddress(endpoint.address)!;
-        return { kind: 'local', key: `local:${local.key}`, open: (target, timeoutMs) => connectIn(local.network, target, timeoutMs, true) };
+        // With a CA, pods are served only once they have their certificates, so this proxy
+        // holds both ends' and has authenticated both workloads: the hand-over counts as
+        // mutual TLS, as the tunnel between them would be (and as ztunnel's local path reports).
+        return { kind: 'local', mtls: this.inputs.identity !== undefined, key: `local:${local.key}`, open: (target, timeoutMs) => connectIn(local.network, target, timeoutMs, true) };
       }
       case 'tunnel': {
         const source = pods.get(conn.podKey)!;
@@ -69,9 +72,10 @@ export class OutboundTransports {
         const { identity } = this.inputs;
         return {
           kind: 'tunnel',
+          mtls: true,
           // The authorization generation: see ProxyConfig.authorizationGeneration.
           key: `tunnel:${conn.podKey}:${decision.node}:${decision.via.address}:a${this.inputs.config.current.authorizationGeneration}`,
-          open: (target, timeoutMs): Promise<Duplex> => {
+          open: (target, timeoutMs, carries): Promise<Duplex> => {
             // The source's certificate, as it is now: a renewal moves new streams to a new session.
             const credential = decision.present.principal ? identity?.current(decision.present.principal) : undefined;
             if (!credential || !decision.expect.principal) {
@@ -82,7 +86,7 @@ export class OutboundTransports {
             }
             const poolKey = `tunnel:${conn.podKey}:g${credential.generation}:${decision.node}:${decision.via.address}`;
             return this.tunnel
-              .open(poolKey, decision.via, () => connectIn(source.network, decision.via, timeoutMs, false), target, meta, timeoutMs, { context: credential.context, expectedServerId: decision.expect.principal })
+              .open(poolKey, decision.via, () => connectIn(source.network, decision.via, timeoutMs, false), target, carries ? { ...meta, protocol: carries } : meta, timeoutMs, { context: credential.context, expectedServerId: decision.expect.principal })
               .catch((err: unknown) => {
                 if (hasCode(err, 'ERR_NM_TUNNEL_TLS')) this.inputs.metrics.tlsFailures.inc({ side: 'client', reason: 'handshake' });
                 // No proxy answering on that node (not installed, restarting): go direct

@@ -4,7 +4,7 @@ import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:
 import { NodemeshError } from '../../errors';
 import { tunnelClientOptions } from '../../identity/mtls-options';
 import { SessionPool } from '../session-pool';
-import { HEADER_ORIGINAL_DESTINATION, authorityOf } from '../tunnel/tunnel-protocol';
+import { HEADER_ORIGINAL_DESTINATION, HEADER_PROTOCOL, authorityOf } from '../tunnel/tunnel-protocol';
 
 /** Who the source is (its credential) and who must answer (the destination's SPIFFE ID). */
 export interface TunnelTls {
@@ -34,7 +34,7 @@ export class TunnelClient {
     tunnelAddress: { address: string; port: number },
     openSocket: () => Promise<Duplex>,
     target: { address: string; port: number },
-    meta: { originalDestination?: string },
+    meta: { originalDestination?: string; protocol?: 'tcp' },
     timeoutMs: number,
     tls: TunnelTls,
   ): Promise<Duplex> {
@@ -44,6 +44,7 @@ export class TunnelClient {
       [h2c.HTTP2_HEADER_AUTHORITY]: authorityOf(target.address, target.port),
     };
     if (meta.originalDestination) headers[HEADER_ORIGINAL_DESTINATION] = meta.originalDestination;
+    if (meta.protocol) headers[HEADER_PROTOCOL] = meta.protocol;
     const stream = session.request(headers, { endStream: false });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

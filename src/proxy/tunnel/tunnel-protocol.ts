@@ -12,6 +12,15 @@ export const TUNNEL_PORT_DEFAULT = 15008;
 /** The original destination the app asked for (a ClusterIP:port, or the pod's own). */
 export const HEADER_ORIGINAL_DESTINATION = 'x-nodemesh-original-destination';
 
+/**
+ * "tcp" when the source relays bytes it did not parse as HTTP (its sniffing said TCP, or
+ * the port is declared TCP): the destination relays them without sniffing again, which
+ * would make a server-first protocol wait for the sniff timeout a second time. Absent
+ * (the source's HTTP pipeline, or an older source): the destination sniffs the stream and
+ * parses HTTP to report its requests. Telemetry only: authorization never trusts it.
+ */
+export const HEADER_PROTOCOL = 'x-nodemesh-protocol';
+
 export function authorityOf(address: string, port: number): string {
   return formatHostPort(address, port);
 }

@@ -14,10 +14,21 @@ import type { Duplex } from 'node:stream';
  */
 export interface UpstreamTransport {
   readonly kind: 'direct' | 'local' | 'tunnel';
+  /**
+   * Whether what it carries crosses the mesh in mutual TLS (telemetry: principals and
+   * connection_security_policy): the tunnel; the same-node hand-over when the proxy holds
+   * both workloads' certificates. Unset: plaintext (direct, the inbound side's own hop to
+   * the app).
+   */
+  readonly mtls?: boolean;
   /** Distinguishes pools: connections of different transports are never shared. */
   readonly key: string;
-  /** Opens a new connection to the endpoint; it emits 'connect' (sockets) or is ready at once. */
-  open(target: { address: string; port: number }, timeoutMs: number): Promise<Duplex>;
+  /**
+   * Opens a new connection to the endpoint; it emits 'connect' (sockets) or is ready at
+   * once. `carries: 'tcp'`: bytes the proxy relays without parsing (the tunnel tells the
+   * destination, HEADER_PROTOCOL); otherwise HTTP from the pipeline's pools.
+   */
+  open(target: { address: string; port: number }, timeoutMs: number, carries?: 'tcp'): Promise<Duplex>;
 }
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_NM_TUNNEL_REFUSED', 'ERR_NM_TUNNEL_CLOSED']);

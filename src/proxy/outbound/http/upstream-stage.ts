@@ -9,6 +9,8 @@ import type { AttemptRequest } from '../../http/forward';
 import { ProxyResponseError } from '../../http/proxy-response-error';
 import type { HttpStage } from '../../http/staged-pipeline';
 import type { ConnectionInfo } from '../../connection-info';
+import type { HandOverAttempt, RequestState } from '../../http/request-state';
+import type { WorkloadInfo } from '../../../mesh/workload-identity';
 import { isConnectFailure } from '../../upstream/transport';
 import { authorizeHandOver } from './local-authorization';
 import { mirrorRequest } from './mirror';
@@ -82,6 +84,8 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
         const pod = target.endpoint?.podKey ? config.snapshot.pods.get(target.endpoint.podKey) : config.snapshot.podByIP(target.address);
         if (pod) state.destWorkload = config.workload(pod);
         const transport = this.deps.transportFor(conn, target);
+        state.upstreamMtls = transport.mtls === true;
+        const handOver = transport.kind === 'local' && pod ? handOverAttempt(state, config.workload(pod), target.key, transport.mtls === true) : undefined;
         if (!authorizeHandOver(this.deps.authz, req, request, transport, pod, target)) return;
         // Only a per-attempt timeout needs a token of its own; otherwise the request's
         // (client gone, request timeout) serves the attempt.
@@ -109,6 +113,9 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
           (status !== undefined && retry !== undefined && retry.codes.includes(status)) || connectFailed || (timedOut && retry !== undefined);
         const canRetry = retryable && attempt < maxRetries && resendable && (idempotent || connectFailed || retry !== undefined) && !cancel.cancelled;
         if (canRetry && (connectFailed && !retry ? true : budget?.tryRetry() ?? true)) {
+          // What the destination's proxy would say of this attempt: the app's answer; its
+          // app unreachable (503 UF); or the source gave up on it (a per-try timeout: DC).
+          if (handOver) handOver.ended = status !== undefined ? { responseCode: status, flags: '-', durationMs: latency } : { responseCode: connectFailed ? 503 : 0, flags: connectFailed ? 'UF' : 'DC', durationMs: latency };
           policy?.lb.onEnd(lbEp, latency, false);
           clearTimeout(attemptTimer);
           child?.detach();
@@ -152,6 +159,13 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
       clearTimeout(requestTimer);
     }
   }
+}
+
+/** Records an attempt handed over in-process: telemetry reports it as the destination too (request-state.ts). */
+function handOverAttempt(state: RequestState, destination: WorkloadInfo, upstreamHost: string, mtls: boolean): HandOverAttempt {
+  const h: HandOverAttempt = { destination, upstreamHost, mtls, started: performance.now() };
+  (state.handOvers ??= []).push(h);
+  return h;
 }
 
 /** Upstream protocol for a Service port: HTTP/2 for grpc/h2c appProtocol, HTTP/1.1 for http, else like downstream. */
