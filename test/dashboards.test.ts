@@ -131,6 +131,12 @@ function openDashboard(d: GrafanaDashboard, chosen: Record<string, string>, repo
   return { label, panels, notes };
 }
 
+/** The targets that returned nothing in panels that did show data (one line each, for the log). */
+function emptyTargets(o: ViewOutcome): string {
+  return o.panels.filter((p) => p.hasData).flatMap((p) => p.targets.filter((t) => t.answer.series === 0)
+    .map((t) => `${p.panel.id}/${t.refId} "${p.panel.title}": ${t.expr.slice(0, 160)}`)).join('\n');
+}
+
 function summary(o: ViewOutcome): string {
   const targets = o.panels.flatMap((p) => p.targets);
   return `${o.label}: ${o.panels.filter((p) => p.hasData).length}/${o.panels.length} panels, ` +
@@ -290,6 +296,7 @@ describe('Istio\'s Grafana dashboards on nodemesh\'s metrics', { concurrency: fa
         const o = openDashboard(dashboard(view.file), view.chosen, reporter, scrapes, nowMs);
         results.push(summary(o));
         t.diagnostic(summary(o));
+        t.diagnostic(`targets without data in panels with data:\n${emptyTargets(o)}`);
         assert.ok(o.panels.every((p) => p.hasData) && o.notes.length === 0, `${summary(o)}\n${emptyPanels(o)}`);
       });
     }
