@@ -532,6 +532,40 @@ describe('helm chart, CRD, examples and image', { timeout: 15 * 60_000 }, () => 
     assert.ok(!ep0.relabelings.some((r: Obj) => r.targetLabel === '__address__'));
   });
 
+  test('Grafana dashboards: absent by default; one ConfigMap per shipped Istio dashboard, with the sidecar\'s label, when enabled', (t) => {
+    if (!needHelm(t)) return;
+    const isDashboard = (o: Obj) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard !== undefined;
+    assert.deepEqual(render().filter(isDashboard), []);
+    const files = readdirSync(join(CHART, 'dashboards')).filter((f) => f.endsWith('.json')).sort();
+    assert.deepEqual(files, ['istio-mesh-dashboard.json', 'istio-service-dashboard.json', 'istio-workload-dashboard.json']);
+
+    const maps = render(['dashboards.enabled=true']).filter(isDashboard);
+    assert.deepEqual(maps.map((m) => m.metadata.name).sort(), files.map((f) => `nodemesh-agent-${f.replace(/\.json$/, '')}`));
+    for (const m of maps) {
+      assert.equal(m.metadata.namespace, NAMESPACE);
+      assert.equal(m.metadata.labels.grafana_dashboard, '1', 'the label the Grafana sidecar selects by default, as a string');
+      assert.equal(m.metadata.labels['app.kubernetes.io/part-of'], 'nodemesh');
+      const [key, ...more] = Object.keys(m.data);
+      assert.deepEqual(more, [], `${m.metadata.name} carries one dashboard`);
+      assert.equal(m.data[key!], readFileSync(join(CHART, 'dashboards', key!), 'utf8'), `${m.metadata.name} carries ${key} byte for byte`);
+      assert.ok(typeof JSON.parse(m.data[key!]).title === 'string', `${key} is a Grafana dashboard`);
+      // The API server refuses a ConfigMap over 1 MiB.
+      assert.ok(Buffer.byteLength(JSON.stringify(m)) < 1024 * 1024, `${m.metadata.name} fits in a ConfigMap`);
+    }
+
+    const placed = render(['dashboards.enabled=true', 'dashboards.namespace=monitoring', 'dashboards.labels.team=obs', 'dashboards.annotations.grafana_folder=Istio']).filter(isDashboard);
+    assert.equal(placed.length, files.length);
+    for (const m of placed) {
+      assert.equal(m.metadata.namespace, 'monitoring');
+      assert.equal(m.metadata.labels.team, 'obs');
+      assert.equal(m.metadata.labels.grafana_dashboard, '1');
+      assert.equal(m.metadata.annotations.grafana_folder, 'Istio');
+    }
+    const bad = template(['dashboards.namespace=Not_A_Namespace']);
+    assert.notEqual(bad.status, 0, 'a namespace that is not a DNS label is refused');
+    assert.match(bad.stderr, /\/dashboards\/namespace/);
+  });
+
   test('workload identity: the CA Deployment with its key source, its least-privilege RBAC, and the agents\' projected token and trust bundle', (t) => {
     if (!needHelm(t)) return;
     const objects = render();
