@@ -76,6 +76,8 @@ export class H1ServerConnection {
   private idleSince: number;
   private clientEnded = false;
   private pausedForHold = false;
+  /** Set during an agent hand-over: once idle, the connection is given to this instead of served on. */
+  private handOff: ((socket: Socket) => void) | undefined;
   /** An Upgrade or CONNECT waiting for the upstream's answer; the client's later bytes are held. */
   private upgrading: { abandon: () => void } | undefined;
   closed = false;
@@ -179,6 +181,39 @@ export class H1ServerConnection {
     this.socket.removeListener('close', this.onClose);
     this.onGone(this);
     return this.socket;
+  }
+
+  /**
+   * Agent hand-over: gives the connection to `take`, detached, as soon as it is idle (now,
+   * or when its current response is written out). False when it is closed already.
+   */
+  handOffWhenIdle(take: (socket: Socket) => void): boolean {
+    if (this.closed) return false;
+    this.handOff = take;
+    this.tryHandOff();
+    return true;
+  }
+
+  /** The hand-over gave up waiting: the connection is served (or drained) here as usual. */
+  keep(): void {
+    this.handOff = undefined;
+  }
+
+  /** Waiting to be handed over (not yet idle, still open). */
+  get handingOff(): boolean {
+    return this.handOff !== undefined && !this.closed;
+  }
+
+  private tryHandOff(): void {
+    const take = this.handOff;
+    if (!take || this.closed) return;
+    if (this.idle) {
+      this.handOff = undefined;
+      take(this.detach());
+      return;
+    }
+    // The response's last bytes still queued here: idle once they are written.
+    if (!this.active && !this.buf && this.socket.writableLength > 0) this.socket.once('drain', () => this.tryHandOff());
   }
 
   /** Drain: idle connections close now, busy ones after their response. */
@@ -445,7 +480,7 @@ export class H1ServerConnection {
     this.idleSince = performance.now();
     // A body the pipeline did not read to its end leaves the connection out of step.
     const bodyLeft = this.streaming !== undefined;
-    if (!keepAlive || bodyLeft || this.clientEnded || this.draining) {
+    if (!keepAlive || bodyLeft || this.clientEnded || (this.draining && !this.handOff)) {
       this.streaming = undefined;
       this.close();
       return;
@@ -456,6 +491,7 @@ export class H1ServerConnection {
     }
     // Pipelined requests: next turn (not from inside the response's own call stack).
     if (this.buf) setImmediate(() => this.parse());
+    else if (this.handOff) setImmediate(() => this.tryHandOff());
   }
 }
 

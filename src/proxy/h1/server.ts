@@ -50,9 +50,24 @@ export class H1Server {
     }
   }
 
-  /** Detaches every idle connection (agent hand-over) and returns their sockets, still open. */
-  takeIdle(): Socket[] {
-    return [...this.connections].filter((c) => c.idle).map((c) => c.detach());
+  /**
+   * Agent hand-over: every open connection goes to `take`, detached, once it is idle (the
+   * idle ones now, busy ones when their response is written out), until `keepAll`.
+   */
+  handOffWhenIdle(take: (socket: Socket) => void): void {
+    for (const c of [...this.connections]) c.handOffWhenIdle(take);
+  }
+
+  /** How many connections are still waiting to be handed off. */
+  handingOff(): number {
+    let n = 0;
+    for (const c of this.connections) if (c.handingOff) n += 1;
+    return n;
+  }
+
+  /** The hand-over stops waiting: connections not handed yet are served here. */
+  keepAll(): void {
+    for (const c of this.connections) c.keep();
   }
 
   /** Stops taking connections; idle ones close now, busy ones after their current response. */

@@ -94,27 +94,35 @@ export class HttpFrontend {
     });
   }
 
-  /** Takes over a sniffed HTTP/1.x connection. */
   /**
-   * The idle HTTP/1.1 connections (between requests), detached and stopped reading, with
-   * what the proxy knows of each, for the next agent (`serveHttp1` there).
+   * Agent hand-over: each HTTP/1.1 connection goes to `take` (detached, stopped reading)
+   * as soon as it is between requests; `pendingHttp1` says how many still wait.
    */
-  takeIdleHttp1(): Array<{ socket: Socket; conn: ConnectionInfo }> {
-    return this.h1.takeIdle().flatMap((socket) => {
+  handOffHttp1(take: (socket: Socket, conn: ConnectionInfo) => void): void {
+    this.h1.handOffWhenIdle((socket) => {
       const conn = this.info.get(socket);
       stopReading(socket);
-      if (conn) return [{ socket, conn }];
-      socket.destroy();
-      return [];
+      if (conn) take(socket, conn);
+      else socket.destroy();
     });
   }
 
-  /** A connection `takeIdleHttp1` gave that the next agent did not take: served here again. */
+  pendingHttp1(): number {
+    return this.h1.handingOff();
+  }
+
+  /** The hand-over stops waiting: what is not handed yet is served (or drained) here. */
+  keepHttp1(): void {
+    this.h1.keepAll();
+  }
+
+  /** A connection `handOffHttp1` gave that the next agent did not take: served here again. */
   serveHttp1Again(socket: Socket, conn: ConnectionInfo): void {
     resumeReading(socket);
     this.serveHttp1(socket, conn);
   }
 
+  /** Takes over a sniffed HTTP/1.x connection. */
   serveHttp1(socket: Socket, conn: ConnectionInfo): void {
     this.info.set(socket, { ...conn, protocol: 'http1' });
     this.h1.serve(socket);

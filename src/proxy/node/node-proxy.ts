@@ -200,18 +200,26 @@ export class NodeProxy {
     return true;
   }
 
-  /** The idle HTTP/1.1 connections of these pods' outbound listeners, detached for the next agent. */
-  takeIdleHttp1(podKeys: ReadonlySet<string>): HandedHttp1[] {
-    const out: HandedHttp1[] = [];
-    for (const { socket, conn } of this.outbound.http.takeIdleHttp1()) {
-      if (!conn.pod || !podKeys.has(conn.podKey)) {
-        this.outbound.http.serveHttp1Again(socket, conn);
-        continue;
-      }
+  /**
+   * The HTTP/1.1 connections of these pods' outbound listeners, each given to `take` as
+   * soon as it is between requests (busy ones once their response is written out).
+   */
+  handOffHttp1(podKeys: ReadonlySet<string>, take: (handed: HandedHttp1) => void): void {
+    this.outbound.http.handOffHttp1((socket, conn) => {
+      if (!conn.pod || !podKeys.has(conn.podKey)) return this.outbound.http.serveHttp1Again(socket, conn);
       const { pod: _pod, ...rest } = conn;
-      out.push({ socket, meta: { podKey: conn.podKey, podUid: conn.pod.uid, conn: rest } });
-    }
-    return out;
+      take({ socket, meta: { podKey: conn.podKey, podUid: conn.pod.uid, conn: rest } });
+    });
+  }
+
+  /** HTTP/1.1 connections still waiting to be handed off. */
+  pendingHttp1(): number {
+    return this.outbound.http.pendingHttp1();
+  }
+
+  /** The hand-over stops waiting for busy HTTP/1.1 connections: they are served here. */
+  stopHandingOffHttp1(): void {
+    this.outbound.http.keepHttp1();
   }
 
   /** The next agent did not take it: serve it here again. */

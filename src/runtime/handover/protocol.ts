@@ -42,3 +42,5 @@ export const ADOPT_WAIT_MS = 30_000;
 export const MAX_RELAYS_PER_BATCH = 100;
 /** Idle HTTP/1.1 connections per batch at most (one descriptor each). */
 export const MAX_HTTP1_PER_BATCH = 200;
+/** How long the old agent waits for busy HTTP/1.1 connections to finish their request before it keeps them to drain. */
+export const HTTP1_HANDOFF_MS = 3000;

@@ -9,7 +9,7 @@ import type { OfferedListener } from '../../proxy/handover/listeners';
 import type { NodeProxy } from '../../proxy/node/node-proxy';
 import { withDeadline } from '../../util/deadline';
 import { expectMessage } from './channel-steps';
-import { ADOPT_WAIT_MS, LISTENING_WAIT_MS, MAX_HTTP1_PER_BATCH, MAX_RELAYS_PER_BATCH, PROTOCOL_VERSION, STEP_MS, type ToReceiver, type ToSender } from './protocol';
+import { ADOPT_WAIT_MS, HTTP1_HANDOFF_MS, LISTENING_WAIT_MS, MAX_HTTP1_PER_BATCH, MAX_RELAYS_PER_BATCH, PROTOCOL_VERSION, STEP_MS, type ToReceiver, type ToSender } from './protocol';
 import type { HandoverStatus } from './status';
 
 export interface SenderDeps {
@@ -57,6 +57,8 @@ export class HandoverSender {
     let podsPaused = false;
     let inFlight: HandableRelay[] = [];
     let http1InFlight: HandedHttp1[] = [];
+    // HTTP/1.1 connections handed off (detached) and not yet sent to the new agent.
+    const waiting: HandedHttp1[] = [];
     try {
       const { message: hello } = await expectMessage<ToSender, 'hello'>(channel, 'hello', STEP_MS);
       if (hello.version !== PROTOCOL_VERSION) throw new Error(`the new agent speaks hand-over protocol ${hello.version}, this one ${PROTOCOL_VERSION}`);
@@ -107,11 +109,29 @@ export class HandoverSender {
         seq += 1;
         show();
       }
-      // Idle HTTP/1.1 connections (between requests): the next request goes to the new agent.
-      // Busy ones finish here and close after their response (`connection: close`).
-      http1InFlight = proxy.takeIdleHttp1(pods).filter((h) => !h.socket.destroyed);
-      while (http1InFlight.length > 0) {
-        const batch = http1InFlight.slice(0, MAX_HTTP1_PER_BATCH);
+      // HTTP/1.1 connections, each once it is between requests (idle ones now, busy ones when
+      // their response is written out): the next request goes to the new agent. Those still
+      // busy after HTTP1_HANDOFF_MS finish here and close after their response.
+      let wake: (() => void) | undefined;
+      proxy.handOffHttp1(pods, (h) => {
+        waiting.push(h);
+        wake?.();
+      });
+      const giveUpAt = Date.now() + HTTP1_HANDOFF_MS;
+      for (;;) {
+        if (waiting.length === 0) {
+          if (proxy.pendingHttp1() === 0 || Date.now() >= giveUpAt) break;
+          // Woken by the next connection handed off, or after a short poll of pendingHttp1.
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 20);
+            wake = () => { clearTimeout(timer); resolve(); };
+          });
+          wake = undefined;
+          continue;
+        }
+        http1InFlight = waiting.splice(0, MAX_HTTP1_PER_BATCH).filter((h) => !h.socket.destroyed);
+        if (http1InFlight.length === 0) continue;
+        const batch = http1InFlight;
         await channel.send({ type: 'http1', seq, connections: batch.map((h) => h.meta) } satisfies ToReceiver, batch.map((h) => fdOf(h.socket)), STEP_MS);
         const { message: ack } = await expectMessage<ToSender, 'adopted'>(channel, 'adopted', ADOPT_WAIT_MS);
         const adopted = new Set(ack.seq === seq ? ack.adopted : []);
@@ -119,11 +139,14 @@ export class HandoverSender {
           if (adopted.has(index)) released.push(releaseSocket(h.socket));
           else proxy.keepHttp1(h);
         });
-        http1InFlight = http1InFlight.slice(batch.length);
+        http1InFlight = [];
         status.connections += adopted.size;
         seq += 1;
         show();
       }
+      proxy.stopHandingOffHttp1();
+      // Handed off while the loop ended: served here (the last batch went already).
+      for (const h of waiting.splice(0)) proxy.keepHttp1(h);
       // What stays here to drain: sockets still open once the released ones have closed.
       await withDeadline(Promise.all(released), STEP_MS, 'the handed sockets to close here').catch(() => undefined);
       status.kept = proxy.activeConnections();
@@ -140,7 +163,8 @@ export class HandoverSender {
     } catch (err) {
       // The new agent died or misbehaved: everything we still hold serves again.
       for (const r of inFlight) resume(r);
-      for (const h of http1InFlight) proxy.keepHttp1(h);
+      proxy.stopHandingOffHttp1();
+      for (const h of [...http1InFlight, ...waiting.splice(0)]) proxy.keepHttp1(h);
       if (podsPaused) await proxy.resumeListeners();
       if (healthPaused) await health?.resume();
       if (adminPaused) await admin?.resume();
