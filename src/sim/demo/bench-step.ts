@@ -11,12 +11,12 @@ import type { BenchFigures, BenchRow } from './result';
 /**
  * (f) The comparison: `nodemesh bench` as a user runs it (its own simulation, removed when
  * it ends), at a size that fits the demo: one placement (client and server on two nodes,
- * where mTLS counts), one connection count, 1.5 s measured per mode. The bench is a
+ * where mTLS counts), one connection count, 3 s measured per mode. The bench is a
  * command of a higher layer than the simulator, so the demo runs it as a process and
  * reads its report.json (schema deploy/bench/report.schema.json).
  */
 
-export const DEMO_BENCH_ARGS = ['--quick', '--placements', 'cross-node', '--connections', '8', '--duration', '1.5', '--warmup', '0.5', '--max-duration', '0'];
+export const DEMO_BENCH_ARGS = ['--quick', '--placements', 'cross-node', '--connections', '8', '--duration', '3', '--warmup', '0.5', '--max-duration', '0'];
 const BENCH_TIMEOUT_MS = 240_000;
 
 interface ReportRow {

@@ -66,7 +66,7 @@ export interface AuthzFigures {
 export interface MetricFigure { name: string; labels: Labels; value: number }
 
 export interface MetricsFigures {
-  /** istio_requests_total series read from node1's and node2's /metrics (node in `labels.node`... see `agent`). */
+  /** istio_requests_total series of namespace shop, read from node1's and node2's /metrics; `agent` names the agent. */
   requests: Array<MetricFigure & { agent: string }>;
   /** Series of istio_* families with connection_security_policy="mutual_tls". */
   mutualTls: Array<MetricFigure & { agent: string }>;
