@@ -47,7 +47,7 @@ test('the demo: canary share, retries and an ejection, SPIFFE IDs and STRICT, a 
   assert.ok((res.ratingsStatuses['200'] ?? 0) > res.requests * 0.9, `retries and the ejection kept the frontend's calls working: ${JSON.stringify(res.ratingsStatuses)}`);
 
   // (c) Each workload's SPIFFE ID from its certificate; STRICT refuses plaintext from outside, the mesh flows.
-  const sa: Record<string, string> = { 'shop/loadgen': 'loadgen', 'shop/frontend': 'frontend', 'shop/reviews-v1': 'reviews', 'shop/reviews-v2': 'reviews', 'shop/ratings-1': 'ratings', 'shop/ratings-2': 'ratings' };
+  const sa: Record<string, string> = { 'shop/loadgen': 'loadgen', 'shop/frontend-1': 'frontend', 'shop/reviews-v1': 'reviews', 'shop/reviews-v2': 'reviews', 'shop/ratings-1': 'ratings', 'shop/ratings-2': 'ratings' };
   assert.deepEqual(Object.fromEntries(result.identities.map((i) => [i.pod, i.identity])), Object.fromEntries(Object.entries(sa).map(([pod, account]) => [pod, `spiffe://cluster.local/ns/shop/sa/${account}`])));
   const mtls = result.mtls!;
   assert.ok(mtls.mutualTlsStreams >= 1, 'node2 accepted the frontend\'s tunnel streams with mutual_tls');
@@ -67,7 +67,7 @@ test('the demo: canary share, retries and an ejection, SPIFFE IDs and STRICT, a 
 
   // (e) istio_requests_total from the agents, and mutual_tls among the series.
   const metrics = result.metrics!;
-  assert.ok(metrics.requests.some((m) => m.labels.source_workload === 'frontend' && m.labels.destination_workload === 'reviews-v2' && m.value >= (canary.versions.v2 ?? 1)), 'the canary\'s calls to reviews-v2 are counted');
+  assert.ok(metrics.requests.some((m) => m.labels.source_principal === 'spiffe://cluster.local/ns/shop/sa/frontend' && m.labels.destination_workload === 'reviews-v2' && m.value >= (canary.versions.v2 ?? 1)), 'the canary\'s calls to reviews-v2 are counted');
   assert.ok(metrics.mutualTls.some((m) => m.value > 0 && m.labels.source_principal === 'spiffe://cluster.local/ns/shop/sa/frontend'), `a mutual_tls series: ${JSON.stringify(metrics.mutualTls.slice(0, 3))}`);
   assert.ok(lines.some((l) => l.includes('connection_security_policy="mutual_tls"')), 'printed');
 

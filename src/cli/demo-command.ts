@@ -25,6 +25,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
   if (!['auto', 'ebpf', 'iptables'].includes(values.capture!)) throw new NodemeshError('ERR_NM_USAGE', `--capture must be auto, ebpf or iptables`);
   if (process.getuid?.() !== 0) throw new NodemeshError('ERR_NM_USAGE', 'the demo builds network namespaces and loads BPF programs: run it as root');
-  await runDemo({ capture: values.capture!, keep: values.keep!, skipBench: values['no-bench']! });
+  try {
+    await runDemo({ capture: values.capture!, keep: values.keep!, skipBench: values['no-bench']! });
+  } catch (err) {
+    // Ctrl-C: the demo has cleaned up and said so; the shell's convention for SIGINT.
+    if ((err as { code?: string }).code === 'ERR_NM_INTERRUPTED') return 130;
+    throw err;
+  }
   return 0;
 }

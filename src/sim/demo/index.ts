@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NodemeshError } from '../../errors';
 import { SimFixture, waitFor, type AgentHandle } from '../harness';
 import { benchStep } from './bench-step';
 import { consoleOutput, copyDemoConfig, SHOP_APP, type DemoContext, type DemoOutput } from './context';
@@ -31,7 +32,7 @@ export interface DemoOptions {
   out?: DemoOutput;
 }
 
-const NODE1_PODS = ['shop/loadgen', 'shop/frontend'];
+const NODE1_PODS = ['shop/loadgen', 'shop/frontend-1'];
 const NODE2_PODS = ['shop/reviews-v1', 'shop/reviews-v2', 'shop/ratings-1', 'shop/ratings-2'];
 /** A pod's certificate comes from the simulation's CA after enrolment: a few seconds on a busy machine. */
 const ENROL_TIMEOUT_MS = 45_000;
@@ -68,7 +69,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   // A signal ends the demo where it is: stop what runs, then the finally below removes it all.
   let interrupted: (() => void) | undefined;
   const interruption = new Promise<never>((_, reject) => {
-    interrupted = () => reject(new Error('interrupted'));
+    interrupted = () => reject(new NodemeshError('ERR_NM_INTERRUPTED', 'the demo was interrupted; everything it made is removed'));
   });
   interruption.catch(() => undefined);
   const onSignal = () => {
@@ -81,12 +82,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const run = <T>(work: Promise<T>): Promise<T> => Promise.race([work, interruption]);
   try {
     out.heading('The application: deploy/examples/sim/demo (namespace shop, two simulated nodes)');
-    out.line('loadgen -> frontend -> reviews (reviews-v1, reviews-v2) and ratings (ratings-1, ratings-2); outside is not in the mesh');
+    out.line('loadgen -> frontend (frontend-1) -> reviews (reviews-v1, reviews-v2) and ratings (ratings-1, ratings-2); outside is not in the mesh');
     out.line('pods opted in by the annotation nodemesh.dev/mode: ambient; each workload has its own service account');
     await run(sim.up());
     out.line(`simulation ${name}: ${sim.state.nodes.map((n) => n.name).join(', ')}; ${sim.state.pods.length} pods; the simulation's CA signs the workload certificates`);
     await run(Promise.all([
-      sim.startApp('shop/frontend', [SHOP_APP, 'frontend', '--name', 'frontend', '--backends', 'reviews,ratings'], 'frontend'),
+      sim.startApp('shop/frontend-1', [SHOP_APP, 'frontend', '--name', 'frontend-1', '--backends', 'reviews,ratings'], 'frontend'),
       sim.startApp('shop/reviews-v1', [SHOP_APP, 'backend', '--name', 'reviews-v1', '--version', 'v1'], 'reviews-v1'),
       sim.startApp('shop/reviews-v2', [SHOP_APP, 'backend', '--name', 'reviews-v2', '--version', 'v2'], 'reviews-v2'),
       sim.startApp('shop/ratings-1', [SHOP_APP, 'backend', '--name', 'ratings-1', '--version', 'v1'], 'ratings-1'),
@@ -114,9 +115,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     out.heading(`Done in ${result.elapsedS} s`);
     if (options.keep) {
       out.line('The simulation stays up while this command runs (--keep). In another terminal, as root:');
-      out.line(`  node dist/src/cli/main.js sim exec shop/loadgen -- node dist/src/sim/apps/shop-app.js get http://frontend/`);
+      out.line(`  node dist/src/cli/main.js sim exec --name ${name} shop/loadgen -- node dist/src/sim/apps/shop-app.js get http://frontend.shop.svc.cluster.local/`);
       out.line(`  node dist/src/cli/main.js status --instance ${node1.instance}        (and ${node2.instance})`);
-      out.line(`  node dist/src/cli/main.js authz check --instance ${node2.instance} --from shop/frontend --to shop/ratings-1:8080 --path /`);
+      out.line(`  node dist/src/cli/main.js authz check --instance ${node2.instance} --from shop/frontend-1 --to shop/ratings-1:8080 --path /`);
       out.line(`  curl -s --unix-socket /run/nodemesh/${node2.instance}/admin.sock http://agent/metrics | grep istio_requests_total`);
       out.line(`  the configuration the agents watch: ${source} (edit it; deploy/examples/sim/demo/steps has more)`);
       out.line('Press Ctrl-C here to remove everything (or run `node dist/src/cli/main.js sim down --name ' + name + '`).');
