@@ -110,9 +110,16 @@ export class SimFixture {
    * `['--name', 'b1']` (ports default to http 8080, h2c 8081, grpc 9090, ws 8082, tls 8443,
    * tcp 9000); resolves once it prints `listening {...ports}`.
    */
-  async startL7App(pod: string, args: string[] = []): Promise<void> {
-    const app = join(ROOT, 'dist', 'src', 'sim', 'apps', 'l7-app.js');
-    const child = execInPod(this.state, pod, ['node', app, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  startL7App(pod: string, args: string[] = []): Promise<void> {
+    return this.startApp(pod, [join(ROOT, 'dist', 'src', 'sim', 'apps', 'l7-app.js'), ...args], 'l7 app');
+  }
+
+  /**
+   * Starts a Node.js app of src/sim/apps inside a pod (`script` and its arguments); resolves
+   * once it prints `listening`, fails if it exits first.
+   */
+  async startApp(pod: string, argv: string[], what = argv[0] ?? 'app'): Promise<void> {
+    const child = execInPod(this.state, pod, ['node', ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
     this.children.push(child);
     await new Promise<void>((resolveReady, reject) => {
       let out = '';
@@ -121,7 +128,7 @@ export class SimFixture {
         out += d;
         if (out.includes('listening')) resolveReady();
       });
-      child.once('exit', (code) => reject(new Error(`l7 app in ${pod} exited with ${code}`)));
+      child.once('exit', (code) => reject(new Error(`${what} in ${pod} exited with ${code}`)));
     });
   }
 
