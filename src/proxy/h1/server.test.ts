@@ -861,3 +861,58 @@ test('drain: close() ends idle connections at once and busy ones after their res
   assert.equal(late.data.length, 0);
   assert.equal(s.exchanges.length, 2);
 });
+
+test('hand-off: a busy keep-alive connection is given away once its response is written, and its next request is served by the taker, not closed', T, async (t) => {
+  let answer: (() => void) | undefined;
+  const s = await startServer(t, {
+    request(ex) {
+      // The first request is held until the hand-off was asked for.
+      answer = () => reply(ex, 200, 'old', {});
+    },
+  });
+  const c = await RawClient.connect(t, s.port);
+  c.write(GET('/busy'));
+  await until(() => answer !== undefined, 'the first request dispatched');
+
+  const taken: net.Socket[] = [];
+  s.h1.handOffWhenIdle((socket) => taken.push(socket));
+  assert.equal(s.h1.handingOff(), 1, 'the busy connection waits for its response');
+  assert.equal(taken.length, 0);
+  answer!();
+  const r1 = await readResponse(c);
+  assert.equal(r1.raw, 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nold', 'no connection: close on the response');
+  await until(() => taken.length === 1, 'the connection handed off after its response');
+  assert.equal(s.h1.handingOff(), 0);
+
+  // The taker (the next agent) serves the next request on the same client connection.
+  const next = new H1Server({ request(ex) { reply(ex, 200, 'new', {}); }, upgrade(p) { p.refuse(503, 'none'); } }, LIMITS, log);
+  t.after(() => next.close());
+  next.serve(taken[0]!);
+  taken[0]!.resume();
+  c.write(GET('/next'));
+  const r2 = await readResponse(c);
+  assert.equal(r2.raw, 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nnew');
+  assert.equal(s.exchanges.length, 1, 'the old server saw only the first request');
+  assert.equal(c.closed || c.ended, false, 'the client connection stayed open throughout');
+});
+
+test('hand-off: keepAll stops waiting, and the busy connection is served on here', T, async (t) => {
+  const held: Array<() => void> = [];
+  const s = await startServer(t, {
+    request(ex) {
+      if (ex.path === '/held') held.push(() => reply(ex, 200, 'held', {}));
+      else reply(ex, 200, 'here', {});
+    },
+  });
+  const c = await RawClient.connect(t, s.port);
+  c.write(GET('/held'));
+  await until(() => held.length === 1, 'the request dispatched');
+  s.h1.handOffWhenIdle(() => assert.fail('not handed after keepAll'));
+  s.h1.keepAll();
+  assert.equal(s.h1.handingOff(), 0);
+  held[0]!();
+  await readResponse(c);
+  c.write(GET('/next'));
+  const r = await readResponse(c);
+  assert.equal(r.raw, 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nhere');
+});

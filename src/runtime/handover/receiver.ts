@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { closeFds, FdChannel } from '../../datapath/fd-channel';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
@@ -39,7 +40,11 @@ export class HandoverReceiver {
    */
   static async connect(path: string, log: Logger, setStatus: (s: HandoverStatus) => void): Promise<HandoverReceiver | undefined> {
     const channel = FdChannel.connect(path);
-    if (!channel) return undefined;
+    if (!channel) {
+      // Which of the two it was tells a failed rolling restart apart from a first start.
+      log.info({ socket: path, socketFile: existsSync(path) ? 'present, nobody listening' : 'absent' }, 'no running agent to take over from: starting on our own');
+      return undefined;
+    }
     const offers: Array<{ meta: ListenerMeta; fd: number }> = [];
     try {
       await channel.send({ type: 'hello', version: PROTOCOL_VERSION, pid: process.pid } satisfies ToSender, [], STEP_MS);
