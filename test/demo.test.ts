@@ -50,7 +50,7 @@ test('the demo: canary share, retries and an ejection, SPIFFE IDs and STRICT, a 
   const sa: Record<string, string> = { 'shop/loadgen': 'loadgen', 'shop/frontend-1': 'frontend', 'shop/reviews-v1': 'reviews', 'shop/reviews-v2': 'reviews', 'shop/ratings-1': 'ratings', 'shop/ratings-2': 'ratings' };
   assert.deepEqual(Object.fromEntries(result.identities.map((i) => [i.pod, i.identity])), Object.fromEntries(Object.entries(sa).map(([pod, account]) => [pod, `spiffe://cluster.local/ns/shop/sa/${account}`])));
   const mtls = result.mtls!;
-  assert.ok(mtls.mutualTlsStreams >= 1, 'node2 accepted the frontend\'s tunnel streams with mutual_tls');
+  assert.ok(mtls.mutualTlsStreams >= 1, 'node2 counted the frontend\'s calls as mutual_tls');
   assert.equal(mtls.plaintextFromOutside.status, undefined, `STRICT: plaintext from outside got no answer: ${JSON.stringify(mtls.plaintextFromOutside)}`);
   assert.ok(mtls.plaintextFromOutside.error, 'the connection failed');
   assert.ok(mtls.refusedCount >= 1, 'node2 counted the refusal');

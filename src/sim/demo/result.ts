@@ -40,7 +40,7 @@ export interface ResilienceFigures {
 
 export interface MtlsFigures {
   identities: WorkloadIdentity[];
-  /** Cross-node tunnel streams that node2 counted with mutual_tls and the caller's SPIFFE ID. */
+  /** Requests and TCP connections node2 counted as the destination with mutual_tls and the frontend's SPIFFE ID. */
   mutualTlsStreams: number;
   /** What the pod outside the mesh got in plaintext under STRICT (an error: refused). */
   plaintextFromOutside: { status?: number; error?: string };

@@ -16,8 +16,11 @@ export async function mtlsStep(ctx: DemoContext, identities: WorkloadIdentity[])
   ctx.out.heading('(c) mTLS: every workload has a SPIFFE identity; PeerAuthentication STRICT refuses plaintext from outside');
   for (const id of identities) ctx.out.line(`${id.pod.padEnd(18)} ${id.node}  ${id.identity}  (certificate until ${id.certificateExpiry ?? '?'})`);
   const m2 = await ctx.node2.metrics();
-  const mutualTlsStreams = metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', connection_security_policy: 'mutual_tls', source_principal: 'spiffe://cluster.local/ns/shop/sa/frontend' });
-  ctx.out.line(`node2 accepted ${mutualTlsStreams} tunnel streams from the frontend's certificate (mutual_tls): calls between nodes are already mTLS`);
+  // node2 parses the HTTP inside each tunnel stream and reports it as the destination (TCP
+  // streams as istio_tcp_*): both count what arrived over mTLS with the caller's SPIFFE ID.
+  const fromFrontend = { reporter: 'destination', connection_security_policy: 'mutual_tls', source_principal: 'spiffe://cluster.local/ns/shop/sa/frontend' };
+  const mutualTlsStreams = metricSum(m2, 'istio_requests_total', fromFrontend) + metricSum(m2, 'istio_tcp_connections_opened_total', fromFrontend);
+  ctx.out.line(`node2 received ${mutualTlsStreams} requests and connections over mTLS with the frontend's certificate (connection_security_policy="mutual_tls"): calls between nodes are already mTLS`);
 
   const before = await get(ctx, 'shop/outside', `http://${REVIEWS_V1}:8080/`);
   ctx.out.line(`outside (not in the mesh) -> reviews-v1 in plaintext, PERMISSIVE (no policy): ${before.status ?? before.error}`);
