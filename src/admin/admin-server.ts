@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { NodemeshError } from '../errors';
 import { logger } from '../log';
 import { closeHttpServer } from './close-http-server';
-import { listenAtSharedPath, removeIfOwn } from '../util/unix-socket-path';
+import { listenAtSharedPath, removeIfOwn, type SocketFileId } from '../util/unix-socket-path';
 import { handleFd } from '../datapath/pod-network';
 import { PausedListener, type OfferedListener } from '../proxy/handover/listeners';
 
@@ -36,7 +36,7 @@ export class AdminServer {
   private paused: PausedListener | undefined;
   private readonly log = logger('admin');
 
-  private readonly bound = new Map<string, number>();
+  private readonly bound = new Map<string, SocketFileId>();
 
   constructor(private readonly options: AdminServerOptions) {}
 
@@ -134,7 +134,7 @@ export class AdminServer {
     this.release();
     await Promise.all(this.servers.map((s) => closeHttpServer(s)));
     // Only our own socket files: a successor may have bound its own at the common path.
-    for (const [path, ino] of this.bound) removeIfOwn(path, ino);
+    for (const [path, id] of this.bound) removeIfOwn(path, id);
     this.bound.clear();
   }
 }

@@ -97,12 +97,16 @@ export function dupFd(fd: number): number {
  */
 export async function listenFdChannels(path: string, onChannel: (channel: FdChannel) => void): Promise<{ close(): void }> {
   const server = createServer({ pauseOnConnect: true }, (socket) => onChannel(FdChannel.fromSocket(socket)));
-  const ino = await listenAtSharedPath(server, path);
+  const id = await listenAtSharedPath(server, path);
+  let closed = false;
   return {
     close: () => {
+      // Once: a second call could find the successor's file at the path by then.
+      if (closed) return;
+      closed = true;
       server.close();
       // A successor that took over has its own socket there: only ours is removed.
-      removeIfOwn(path, ino);
+      removeIfOwn(path, id);
     },
   };
 }
