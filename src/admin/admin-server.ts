@@ -129,6 +129,11 @@ export class AdminServer {
     }
   }
 
+  /** A successor agent took over: the common socket path is its own (only `admin-<pid>.sock` is removed at close). */
+  disownSharedPath(): void {
+    if (this.options.socketPath) this.bound.delete(this.options.socketPath);
+  }
+
   /** Closes now: keep-alive and in-flight admin connections (a scrape, `status`) are cut, never waited for. */
   async close(): Promise<void> {
     this.release();

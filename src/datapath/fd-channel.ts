@@ -95,10 +95,11 @@ export function dupFd(fd: number): number {
  * Listens for channels at `path` (a stale socket file, or the previous agent's, is replaced). Each accepted
  * connection is paused before Node reads a byte, then handed to `onChannel` as a channel.
  */
-export async function listenFdChannels(path: string, onChannel: (channel: FdChannel) => void): Promise<{ close(): void }> {
+export async function listenFdChannels(path: string, onChannel: (channel: FdChannel) => void): Promise<{ close(): void; disown(): void }> {
   const server = createServer({ pauseOnConnect: true }, (socket) => onChannel(FdChannel.fromSocket(socket)));
   const id = await listenAtSharedPath(server, path);
   let closed = false;
+  let owned = true;
   return {
     close: () => {
       // Once: a second call could find the successor's file at the path by then.
@@ -106,7 +107,14 @@ export async function listenFdChannels(path: string, onChannel: (channel: FdChan
       closed = true;
       server.close();
       // A successor that took over has its own socket there: only ours is removed.
-      removeIfOwn(path, id);
+      if (owned) removeIfOwn(path, id);
+    },
+    /**
+     * A successor took over: the path is its own now, whatever is there. (Checking the
+     * file and removing it are two steps: the successor's rename can fall between them.)
+     */
+    disown: () => {
+      owned = false;
     },
   };
 }

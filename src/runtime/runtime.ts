@@ -117,7 +117,7 @@ export class Runtime {
   private stoppingNow = false;
   private readonly trimmer: IdleMemoryTrimmer;
   private handoverStatus: HandoverStatus = idleStatus();
-  private handoverServer: { close(): void } | undefined;
+  private handoverServer: { close(): void; disown(): void } | undefined;
   private readonly handoverLog = logger('handover');
 
   constructor(
@@ -187,7 +187,12 @@ export class Runtime {
       admin: this.admin,
       log: this.handoverLog,
       setStatus,
-      onDone: () => this.options.onHandedOver?.(),
+      onDone: () => {
+        // The successor binds the instance's shared socket paths now: never remove them.
+        this.handoverServer?.disown();
+        this.admin?.disownSharedPath();
+        this.options.onHandedOver?.();
+      },
     });
     this.handoverServer = await listenFdChannels(path, (channel) => {
       if (this.stoppingNow) channel.close();
