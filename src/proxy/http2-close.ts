@@ -1,5 +1,35 @@
-import type { Http2Session } from 'node:http2';
+import { constants as h2c, type Http2Session } from 'node:http2';
 import { sleep } from '../util/deadline';
+
+/** The highest stream id there is: a GOAWAY naming it refuses nothing (RFC 9113 §6.8). */
+const ANY_STREAM_ID = 2 ** 31 - 1;
+/** How long a drain waits for the peer to hear the first GOAWAY (one round trip) at most. */
+const GOAWAY_ROUND_TRIP_MAX_MS = 1000;
+
+/**
+ * A GOAWAY that loses no stream. A GOAWAY naming the last stream processed refuses the
+ * streams the peer sent before it heard of it (they cross on the wire), and a refused
+ * stream with a body the proxy streamed cannot be sent again: a gRPC call fails
+ * UNAVAILABLE. So, as RFC 9113 §6.8 advises: first a GOAWAY that refuses nothing (the
+ * peer stops opening streams here), then, once a PING has gone there and back (every
+ * stream it sent before is in) or `waitAtMostMs` passed, the final one (`close()`): the
+ * streams in flight finish, then the session closes.
+ */
+export function goAwayWithoutRefusing(session: Http2Session, waitAtMostMs = GOAWAY_ROUND_TRIP_MAX_MS): void {
+  if (session.closed || session.destroyed) return;
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    if (!session.closed && !session.destroyed) session.close();
+  };
+  const timer = setTimeout(finish, Math.max(0, waitAtMostMs));
+  session.once('close', () => clearTimeout(timer));
+  session.goaway(h2c.NGHTTP2_NO_ERROR, ANY_STREAM_ID);
+  // ping() is false when too many are unanswered already: no round trip to wait for then.
+  if (!session.ping(() => finish())) finish();
+}
 
 /**
  * Closing HTTP/2 sessions within a deadline. `session.close()` sends GOAWAY and waits for
@@ -49,9 +79,13 @@ export class SessionSet {
     session.once('close', () => this.sessions.delete(session));
   }
 
-  /** GOAWAY to each: streams in flight finish, no new ones start. */
-  goAway(): void {
-    for (const s of this.sessions) if (!s.closed && !s.destroyed) s.close();
+  /**
+   * GOAWAY to each, refusing no stream already sent: streams in flight finish, no new ones
+   * start. `deadlineAt` (a Date.now() time) bounds the wait for the peer's round trip.
+   */
+  goAway(deadlineAt = Date.now() + GOAWAY_ROUND_TRIP_MAX_MS): void {
+    const waitAtMost = Math.min(GOAWAY_ROUND_TRIP_MAX_MS, deadlineAt - Date.now());
+    for (const s of this.sessions) goAwayWithoutRefusing(s, waitAtMost);
   }
 
   /** Destroys whatever is left. */

@@ -1,4 +1,5 @@
-import { constants as h2c, type IncomingHttpHeaders as H2Headers } from 'node:http2';
+import { constants as h2c, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers } from 'node:http2';
+import { NodemeshError } from '../../errors';
 import type { H2Sessions } from '../upstream/h2-sessions';
 import type { Http1Pools } from '../upstream/http1-pools';
 import type { UpstreamTransport } from '../upstream/transport';
@@ -44,7 +45,14 @@ export async function forwardH2(sessions: H2Sessions, transport: UpstreamTranspo
     if (v !== undefined) headers[name] = v;
   }
   const body = req.body;
-  const stream = session.request(headers, { endStream: body === undefined || (Buffer.isBuffer(body) && body.length === 0), signal: req.cancel.signal });
+  let stream: ClientHttp2Stream;
+  try {
+    stream = session.request(headers, { endStream: body === undefined || (Buffer.isBuffer(body) && body.length === 0), signal: req.cancel.signal });
+  } catch (err) {
+    // The pooled session heard a GOAWAY (or closed) since it was handed out: nothing was
+    // sent; the pool has forgotten it and the next attempt opens a new one.
+    throw refusedStream(address, port, err);
+  }
   if (Buffer.isBuffer(body)) {
     if (body.length > 0) stream.end(body);
   } else if (body) {
@@ -61,6 +69,24 @@ export async function forwardH2(sessions: H2Sessions, transport: UpstreamTranspo
         body: ended ? undefined : readableSource(stream, () => trailers),
       });
     });
-    stream.once('error', reject);
+    stream.once('error', (err) => reject(stream.rstCode === h2c.NGHTTP2_REFUSED_STREAM ? refusedStream(address, port, err) : err));
+    // Closed before an answer without an error (the session destroyed at a drain's
+    // deadline): fail now rather than wait for a timeout that may not be configured.
+    stream.once('close', () => reject(stream.rstCode === h2c.NGHTTP2_REFUSED_STREAM
+      ? refusedStream(address, port)
+      : new NodemeshError('ERR_NM_UPSTREAM_STREAM_CLOSED', `the HTTP/2 stream to ${formatHostPort(address, port)} closed before it answered (code ${stream.rstCode ?? 0})`, {
+        hint: 'the upstream (or the node proxy in front of it) reset the stream or went away; its logs say why',
+      })));
+  });
+}
+
+/**
+ * A stream the peer never processed (RFC 9113 §8.7: REFUSED_STREAM, or one that could not
+ * be opened on a session going away): safe to send again, like a connect failure.
+ */
+function refusedStream(address: string, port: number, cause?: unknown): NodemeshError {
+  return new NodemeshError('ERR_NM_UPSTREAM_REFUSED_STREAM', `the HTTP/2 session to ${formatHostPort(address, port)} refused the stream before processing it`, {
+    hint: 'the upstream was draining (GOAWAY); the request is retried on a new session when its body can be sent again',
+    ...(cause !== undefined ? { cause } : {}),
   });
 }

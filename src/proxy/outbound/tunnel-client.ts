@@ -1,4 +1,4 @@
-import { connect, constants as h2c, type ClientHttp2Session } from 'node:http2';
+import { connect, constants as h2c, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
 import { NodemeshError } from '../../errors';
@@ -45,7 +45,17 @@ export class TunnelClient {
     };
     if (meta.originalDestination) headers[HEADER_ORIGINAL_DESTINATION] = meta.originalDestination;
     if (meta.protocol) headers[HEADER_PROTOCOL] = meta.protocol;
-    const stream = session.request(headers, { endStream: false });
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request(headers, { endStream: false });
+    } catch (err) {
+      // The pooled session heard a GOAWAY since it was handed out: nothing was sent, and
+      // the next attempt opens a new session (a connect failure, retried).
+      throw new NodemeshError('ERR_NM_TUNNEL_CLOSED', `the tunnel session to ${authorityOf(tunnelAddress.address, tunnelAddress.port)} is going away; no stream for ${authorityOf(target.address, target.port)} was opened`, {
+        hint: 'the node proxy there is restarting or draining; the connection is retried on a new session',
+        cause: err,
+      });
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         stream.close(h2c.NGHTTP2_CANCEL);

@@ -31,9 +31,10 @@ export interface UpstreamTransport {
   open(target: { address: string; port: number }, timeoutMs: number, carries?: 'tcp'): Promise<Duplex>;
 }
 
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_NM_TUNNEL_REFUSED', 'ERR_NM_TUNNEL_CLOSED']);
+/** A refused HTTP/2 stream counts too: the peer processed nothing of it (RFC 9113 §8.7). */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_NM_TUNNEL_REFUSED', 'ERR_NM_TUNNEL_CLOSED', 'ERR_NM_UPSTREAM_REFUSED_STREAM']);
 
-/** True for errors of opening an upstream connection (Envoy's UF): nothing was sent yet. */
+/** True for errors of opening an upstream connection or stream (Envoy's UF): nothing was sent yet. */
 export function isConnectFailure(err: unknown): boolean {
   let e: unknown = err;
   for (let depth = 0; e && depth < 4; depth++) {
