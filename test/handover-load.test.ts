@@ -92,6 +92,7 @@ for (const capture of ['ebpf', 'iptables'] as const) {
       for (const p of ['c1', 's1']) await agents.node1!.waitPod(`demo/${p}`, 'enrolled', 30_000);
       await agents.node2!.waitPod('demo/b1', 'enrolled', 30_000);
       assert.equal((await agents.node1!.capture()).backend, capture);
+      const everyAgent: AgentHandle[] = [agents.node1!, agents.node2!];
 
       const loads = startLoads(sim);
       await Promise.all(Object.values(loads).map((l) => l.running()));
@@ -101,6 +102,7 @@ for (const capture of ['ebpf', 'iptables'] as const) {
         for (const node of NODES) {
           const r = await rollingRestart(sim, agents[node]!);
           agents[node] = r.agent;
+          everyAgent.push(r.agent);
           t.diagnostic(`restart ${round} of ${node}: new agent serving after ${r.readyMs} ms, old agent (pid ${r.oldPid}) gone after ${r.oldExitMs} ms; hand-over ${JSON.stringify(r.handover.new ?? null)}`);
           assert.equal(r.oldExitCode, 0, `the old agent of ${node} (pid ${r.oldPid}) exited with ${r.oldExitCode}; its log:\n${r.agent.log.slice(-1500)}`);
           assert.equal(r.handover.new?.state, 'done', `the new agent of ${node} does not report the hand-over done: ${JSON.stringify(r.handover.new)}`);
@@ -133,10 +135,17 @@ for (const capture of ['ebpf', 'iptables'] as const) {
       check(ws.answered === ws.sent, `ws: ${ws.sent - ws.answered} of ${ws.sent} messages unanswered`);
       check(ws.servedBy === 's1', `ws: served by ${ws.servedBy}`);
       // gRPC: every bidirectional call completed OK, every message answered, across nodes.
-      check(grpc.failed === 0 && json(grpc.errors) === '{}', `grpc: ${grpc.failed} of ${grpc.calls} calls failed ${json(grpc.errors)}`);
+      check(grpc.failed === 0 && json(grpc.errors) === '{}', `grpc: ${grpc.failed} of ${grpc.calls} calls failed ${json(grpc.errors)}: ${json(grpc.failures)}`);
       check(grpc.inOrder, 'grpc: replies out of order or not the messages sent');
       check(grpc.answered === grpc.sent, `grpc: ${grpc.sent - grpc.answered} of ${grpc.sent} messages unanswered`);
       check(json(Object.keys(grpc.servedBy)) === '["b1"]', `grpc: served by ${json(grpc.servedBy)}`);
+      if (problems.length > 0) {
+        // Every agent's warnings, old and new, to say which hop broke what.
+        for (const a of everyAgent) {
+          const lines = a.log.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15);
+          if (lines.length > 0) t.diagnostic(`agent pid ${a.child.pid} (${a.instance}) warnings:\n${lines.join('\n')}`);
+        }
+      }
       assert.deepEqual(problems, [], 'what the restarts broke');
 
       // The HTTP load crossed nodes as well as staying on node1 (both servers counted it).

@@ -19,6 +19,7 @@ import { IptablesCapture } from '../src/capture/iptables/iptables-capture';
 import { simUp } from '../src/sim/up';
 import { netnsPrefix } from '../src/sim/names';
 import type { SidecarPodRecord } from '../src/admin/debug-replies';
+import type { HttpSteadyResult } from '../src/sim/apps/steady-client';
 
 const ROOT = resolve(__dirname, '..', '..');
 const TOPOLOGY = join(ROOT, 'test', 'fixtures', 'sidecar', 'topology.yaml');
@@ -187,6 +188,34 @@ describe('sidecar mode on the simulator', { concurrency: false, timeout: 300_000
     child.kill('SIGTERM');
     assert.equal(await waitExit(child), 0, log.slice(-1500));
     assert.match(log, /stopping: draining open connections/);
+  });
+
+  test('a sidecar restarted in place hands its connections over: keep-alive requests carry on, the old process leaves', async (t: TestContext) => {
+    if (!requireRoot(t)) return;
+    // A new source is what makes `up` restart the sidecar (its flags change); then back.
+    const other = mkdtempSync(join(tmpdir(), 'nm-sidecar-src-'));
+    t.after(() => rmSync(other, { recursive: true, force: true }));
+    chmodSync(other, 0o755);
+    copyFileSync(join(dir!, 'topology.yaml'), join(other, 'topology.yaml'));
+    const load = sim!.steadyClient<HttpSteadyResult>('demo/c1', ['http', 'http://server.demo/', '--rate', '100', '--connections', '2', '--max-seconds', '120']);
+    await load.running();
+    await load.advance(50);
+    for (const source of [other, dir!]) {
+      const before = sim!.pod('demo/c1').sidecarPid!;
+      sim!.state = await simUp({ name: sim!.name, source });
+      const after = sim!.pod('demo/c1').sidecarPid!;
+      assert.notEqual(after, before, 'a new sidecar process');
+      assert.ok(!alive(before), `the old sidecar (pid ${before}) left by itself once it held nothing`);
+      const handover = await adminGet<{ state: string; role?: string; peerPid?: number; connections: number }>(sim!.pod('demo/c1').sidecarAdminSocket!, '/debug/handover');
+      assert.deepEqual([handover.state, handover.role, handover.peerPid], ['done', 'receiver', before], JSON.stringify(handover));
+      await load.advance(50); // requests flow through the new sidecar
+    }
+    sidecarPid = sim!.pod('demo/c1').sidecarPid;
+    const http = await load.stop();
+    assert.equal(http.failed, 0, `failed requests ${JSON.stringify(http.errors)}`);
+    assert.equal(http.resets, 0);
+    assert.deepEqual(http.closedByPeer, {}, 'no keep-alive connection closed under the client');
+    assert.equal(http.connectionsOpened, 2, 'the same two connections throughout: handed over, not re-opened');
   });
 
   test('up again keeps the running sidecar; a pod leaving sidecar mode loses its proxy and rules', async (t: TestContext) => {

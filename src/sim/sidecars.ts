@@ -5,6 +5,7 @@ import { IptablesCapture } from '../capture/iptables/iptables-capture';
 import { NodemeshError, describeError } from '../errors';
 import { logger } from '../log';
 import type { SidecarPodRecord } from '../admin/debug-replies';
+import type { HandoverStatus } from '../runtime/handover/status';
 import { cgroupProcs } from './cgroup';
 import { cmdline, endProcess, logTail as tail, pidAlive } from './processes';
 import { spawnIn } from './exec';
@@ -88,7 +89,6 @@ export async function stopSidecar(store: StateStore, pod: SimPod): Promise<void>
 export async function ensureSidecar(store: StateStore, pod: SimPod): Promise<void> {
   const { state } = store;
   const sock = sidecarAdminSocketPath(state.name, pod.namespace, pod.name);
-  const logFile = sidecarLogPath(state.name, pod.namespace, pod.name);
   mkdirSync(sidecarDir(state.name), { recursive: true });
 
   // 1. The init step, every time: idempotent, and it repairs rules that someone removed.
@@ -105,12 +105,52 @@ export async function ensureSidecar(store: StateStore, pod: SimPod): Promise<voi
     store.save();
     return;
   }
+  const old = pod.sidecarPid !== undefined && cgroupProcs(pod.cgroup).includes(pod.sidecarPid) ? pod.sidecarPid : undefined;
+  if (old !== undefined) {
+    // A sidecar of an older source: the new one starts beside it and takes its listeners
+    // and connections over (the hand-over socket), as an in-place restart of a sidecar
+    // container would; the old one leaves by itself. Failing that, the old way: end it, start anew.
+    try {
+      await replaceSidecar(store, pod, old);
+      return;
+    } catch (err) {
+      log.warn({ sim: state.name, pod: pod.key, err: describeError(err) }, 'the new sidecar did not take over from the old one: ending the old one and starting afresh');
+      if (pidAlive(old)) await endProcess(old);
+    }
+  }
   if (pod.sidecarPid !== undefined) {
-    if (cgroupProcs(pod.cgroup).includes(pod.sidecarPid)) await endProcess(pod.sidecarPid); // an older source
     forgetPid(store, pod.sidecarPid);
     delete pod.sidecarPid;
   }
-  const fd = openSync(logFile, 'a');
+  const pid = spawnSidecar(store, pod);
+  await waitServing(store, pod, pid, (record) => record.status === 'enrolled');
+  log.info({ sim: state.name, pod: pod.key, pid, adminSocket: sock }, 'sidecar started');
+}
+
+/**
+ * A new sidecar beside the running one (`old`), same hand-over socket: it takes the
+ * listeners and connections over and the old one exits once it holds nothing. Resolves
+ * when the new one serves the pod and the old one is gone.
+ */
+async function replaceSidecar(store: StateStore, pod: SimPod, old: number): Promise<void> {
+  const sock = sidecarAdminSocketPath(store.state.name, pod.namespace, pod.name);
+  const pid = spawnSidecar(store, pod);
+  await waitServing(store, pod, pid, (record, handover) => record.status === 'enrolled' && handover?.role === 'receiver' && handover.state === 'done' && handover.peerPid === old);
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (pidAlive(old) && cgroupProcs(pod.cgroup).includes(old)) {
+    if (Date.now() > deadline) throw new NodemeshError('ERR_NM_SIM_SIDECAR', `the old sidecar of pod ${pod.key} (pid ${old}) did not exit within ${READY_TIMEOUT_MS} ms of the hand-over`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  forgetPid(store, old);
+  store.save();
+  log.info({ sim: store.state.name, pod: pod.key, pid, oldPid: old, adminSocket: sock }, 'sidecar restarted with a hand-over');
+}
+
+/** Starts `nodemesh sidecar` inside the pod (its namespace and cgroup); records its pid. */
+function spawnSidecar(store: StateStore, pod: SimPod): number {
+  const { state } = store;
+  const sock = sidecarAdminSocketPath(state.name, pod.namespace, pod.name);
+  const fd = openSync(sidecarLogPath(state.name, pod.namespace, pod.name), 'a');
   let pid: number | undefined;
   try {
     const identity = simSidecarIdentityArgs(state, pod);
@@ -130,7 +170,13 @@ export async function ensureSidecar(store: StateStore, pod: SimPod): Promise<voi
   pod.sidecarPid = pid;
   pod.sidecarAdminSocket = sock;
   store.save();
+  return pid;
+}
 
+/** Until the sidecar `pid` answers on its admin socket as `ready` says (its record, its hand-over state), within READY_TIMEOUT_MS. */
+async function waitServing(store: StateStore, pod: SimPod, pid: number, ready: (record: SidecarPodRecord, handover: HandoverStatus | undefined) => boolean): Promise<void> {
+  const sock = sidecarAdminSocketPath(store.state.name, pod.namespace, pod.name);
+  const logFile = sidecarLogPath(store.state.name, pod.namespace, pod.name);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last = 'no answer yet';
   for (;;) {
@@ -139,8 +185,9 @@ export async function ensureSidecar(store: StateStore, pod: SimPod): Promise<voi
     }
     try {
       const [record] = await adminGet<SidecarPodRecord[]>(sock, '/debug/pods', 2000);
-      if (record?.status === 'enrolled') break;
-      last = `${record?.status}: ${record?.reason ?? ''}`;
+      const handover = await adminGet<HandoverStatus>(sock, '/debug/handover', 2000).catch(() => undefined);
+      if (record && ready(record, handover)) return;
+      last = `${record?.status}: ${record?.reason ?? ''}; hand-over ${JSON.stringify(handover ?? null)}`;
       if (record?.status === 'failed') {
         throw new NodemeshError('ERR_NM_SIM_SIDECAR', `the sidecar of pod ${pod.key} cannot serve it: ${record.reason}`, { hint: `its log: ${logFile}` });
       }
@@ -153,7 +200,6 @@ export async function ensureSidecar(store: StateStore, pod: SimPod): Promise<voi
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  log.info({ sim: state.name, pod: pod.key, pid, adminSocket: sock }, 'sidecar started');
 }
 
 /** Brings every pod's sidecar in line with the plan: started for sidecar pods, stopped for the others. */

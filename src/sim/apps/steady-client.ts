@@ -105,6 +105,8 @@ export interface GrpcSteadyResult extends SteadyCounts {
   answered: number;
   inOrder: boolean;
   servedBy: Record<string, number>;
+  /** The first failed calls: when, the status, grpc-js's details, how many replies had come. */
+  failures: Array<{ at: string; status: string; details: string; message: number }>;
 }
 
 export interface HoldSteadyResult extends SteadyCounts {
@@ -413,7 +415,14 @@ async function oneBidiCall(client: EchoClient, o: SteadyOptions, prefix: string,
   let status: string | undefined;
   let ended = false;
   call.on('data', (r: EchoReply) => { replies.push(r); wake?.(); });
-  call.on('error', (err: grpc.ServiceError) => { status = `grpc ${grpc.status[err.code] ?? err.code}`; ended = true; wake?.(); });
+  call.on('error', (err: grpc.ServiceError) => {
+    status = `grpc ${grpc.status[err.code] ?? err.code}`;
+    // What grpc-js saw (an RST_STREAM code, a dropped connection, the proxy's trailers) and
+    // when: the key stays the status, the details go beside it for the test's message.
+    if (result.failures.length < 20) result.failures.push({ at: new Date().toISOString(), status, details: String(err.details ?? err.message).slice(0, 200), message: replies.length });
+    ended = true;
+    wake?.();
+  });
   call.on('end', () => { ended = true; wake?.(); });
   const waitFor = async (pred: () => boolean) => {
     const until = performance.now() + o.timeoutMs;
@@ -438,7 +447,7 @@ async function oneBidiCall(client: EchoClient, o: SteadyOptions, prefix: string,
 }
 
 export async function runGrpc(o: SteadyOptions, ctl: Control, counts: SteadyCounts): Promise<GrpcSteadyResult> {
-  const result: GrpcSteadyResult = { mode: 'grpc', ...counts, calls: 0, sent: 0, answered: 0, inOrder: true, servedBy: {} };
+  const result: GrpcSteadyResult = { mode: 'grpc', ...counts, calls: 0, sent: 0, answered: 0, inOrder: true, servedBy: {}, failures: [] };
   const Echo = loadEchoService();
   const client = new Echo(o.target, grpc.credentials.createInsecure(), { 'grpc.max_reconnect_backoff_ms': 1000 }) as unknown as EchoClient;
   try {
