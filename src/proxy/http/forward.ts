@@ -69,7 +69,8 @@ export async function forwardH2(sessions: H2Sessions, transport: UpstreamTranspo
         body: ended ? undefined : readableSource(stream, () => trailers),
       });
     });
-    stream.once('error', (err) => reject(stream.rstCode === h2c.NGHTTP2_REFUSED_STREAM ? refusedStream(address, port, err) : err));
+    // 'on', not 'once': a reset stream can report more than one error (a write after it).
+    stream.on('error', (err) => reject(stream.rstCode === h2c.NGHTTP2_REFUSED_STREAM ? refusedStream(address, port, err) : err));
     // Closed before an answer without an error (the session destroyed at a drain's
     // deadline): fail now rather than wait for a timeout that may not be configured.
     stream.once('close', () => reject(stream.rstCode === h2c.NGHTTP2_REFUSED_STREAM

@@ -4,7 +4,8 @@ import { cachedServiceKey, type ServiceInfo } from '../../../mesh/model';
 import { isIdempotent, shouldMirror, type RouteMatch } from '../../../routing';
 import { collectBody } from '../../http/body-adapters';
 import { sleep } from '../../http/cancellation';
-import type { RequestBody, UpstreamResponse } from '../../http/exchange';
+import type { BodySource, RequestBody, UpstreamResponse } from '../../http/exchange';
+import { RetainedBody } from '../../http/retained-body';
 import type { AttemptRequest } from '../../http/forward';
 import { ProxyResponseError } from '../../http/proxy-response-error';
 import type { HttpStage } from '../../http/staged-pipeline';
@@ -22,6 +23,8 @@ import { sendAttempt, type UpstreamRequestHead } from './upstream-request';
 /** Bodies up to this size are buffered when a retry or a mirror may need to resend them. */
 const MAX_BUFFERED_BODY = 1024 * 1024;
 const NO_MIRRORS: RouteMatch['mirrors'] = [];
+/** A streamed body's first bytes held for a retry after a refused stream (RetainedBody). */
+const MAX_RETAINED_BODY = 64 * 1024;
 /** Retries on connection failure when the route configures none (nothing was sent). */
 const DEFAULT_CONNECT_RETRIES = 2;
 
@@ -59,6 +62,10 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
       body = await collectBody(body, MAX_BUFFERED_BODY);
     }
     const resendable = body === undefined || Buffer.isBuffer(body);
+    // A streamed body is held back until the upstream answers: what a refused stream took
+    // can be sent again (connect failures only: the upstream processed nothing).
+    const retained = resendable ? undefined : new RetainedBody(body as BodySource, MAX_RETAINED_BODY);
+    if (retained) body = retained.first();
     const idempotent = isIdempotent(request.method);
     const budget = targetService ? this.deps.config.retryBudget(cachedServiceKey(targetService)) : undefined;
     budget?.recordRequest();
@@ -111,8 +118,10 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
         policy?.outliers?.record(target.key, status !== undefined ? { status } : { connectFailure: true });
         const retryable =
           (status !== undefined && retry !== undefined && retry.codes.includes(status)) || connectFailed || (timedOut && retry !== undefined);
-        const canRetry = retryable && attempt < maxRetries && resendable && (idempotent || connectFailed || retry !== undefined) && !cancel.cancelled;
+        const again = retryable && !resendable && connectFailed && attempt < maxRetries && !cancel.cancelled ? retained?.again() : undefined;
+        const canRetry = retryable && attempt < maxRetries && (resendable || again !== undefined) && (idempotent || connectFailed || retry !== undefined) && !cancel.cancelled;
         if (canRetry && (connectFailed && !retry ? true : budget?.tryRetry() ?? true)) {
+          if (again) body = again;
           // What the destination's proxy would say of this attempt: the app's answer; its
           // app unreachable (503 UF); or the source gave up on it (a per-try timeout: DC).
           if (handOver) handOver.ended = status !== undefined ? { responseCode: status, flags: '-', durationMs: latency } : handOverFailure(connectFailed, latency);
@@ -145,6 +154,7 @@ export class UpstreamStage implements HttpStage<OutboundRequest> {
           if (connectFailed) throw new ProxyResponseError(503, 'UF', `upstream connect error: ${describeError(failure)}`);
           throw new ProxyResponseError(503, 'UC', `upstream connection error: ${describeError(failure)}`);
         }
+        retained?.answered();
         for (const m of mirrors) mirrorRequest(this.deps, this.picker, req, m.backend.serviceKey, m.backend.port, request, body as Buffer | undefined, family);
         try {
           await relayResponse(ex, response, match, state, attemptCancel);
