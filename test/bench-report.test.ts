@@ -497,6 +497,10 @@ describe('nodemesh bench --scale-only --quick on the simulator', { concurrency: 
     const none = scale.rows.find((r) => r.series === 'services' && r.services === 0)!;
     const most = scale.rows.find((r) => r.series === 'services' && r.services === Math.max(...scale.settings.services))!;
     assert.ok(most.idleRssMiB! > none.idleRssMiB!, `the Services cost memory: ${none.idleRssMiB} -> ${most.idleRssMiB} MiB`);
+    // The --kube row: an agent with the Kubernetes client, against the test API server, enrolled its pod.
+    const kube = scale.rows.find((r) => r.series === 'kube');
+    assert.ok(kube && kube.enrolledPods === 1 && (kube.readyS ?? 0) > 0, `a --kube row: ${JSON.stringify(kube)}`);
+    assert.equal(scale.settings.kube, true);
     t.diagnostic(scaleTable(scale));
   });
 });
