@@ -11,7 +11,9 @@
  *   - one long TCP stream carrying a known byte sequence, echoed by s1;
  *   - one WebSocket to s1, numbered messages echoed in order;
  *   - gRPC bidirectional streams to b1 (the other node), one after another, every
- *     message answered.
+ *     message answered;
+ *   - and, from o1 on node2 (outside the mesh), keep-alive HTTP/1.1 at 100 req/s to s1's
+ *     pod IP: plain connections on s1's inbound listener, handed over like the outbound ones.
  * What a user relies on: 0 failed requests, 0 connections reset, the TCP stream's bytes
  * complete and in order, every stream intact.
  *
@@ -32,6 +34,7 @@ const TOPOLOGY = join(ROOT, 'test', 'fixtures', 'handover-load', 'topology.yaml'
 const WEB = '10.96.1.40';
 const S_STREAM = '10.96.1.41';
 const B_GRPC = '10.96.1.42';
+const S1_POD = '10.244.1.31';
 const NODES = ['node1', 'node2'] as const;
 const RESTARTS = 5;
 const RATE = 500;
@@ -45,6 +48,7 @@ interface Loads {
   tcp: SteadyClient<TcpSteadyResult>;
   ws: SteadyClient<WsSteadyResult>;
   grpc: SteadyClient<GrpcSteadyResult>;
+  inbound: SteadyClient<HttpSteadyResult>;
 }
 
 function startLoads(sim: SimFixture): Loads {
@@ -54,12 +58,13 @@ function startLoads(sim: SimFixture): Loads {
     tcp: sim.steadyClient<TcpSteadyResult>('demo/c1', ['tcp', S_STREAM, '9000', '--rate', String(64 * 1024), ...bound]),
     ws: sim.steadyClient<WsSteadyResult>('demo/c1', ['ws', `ws://${S_STREAM}:8082/`, '--interval', '20', ...bound]),
     grpc: sim.steadyClient<GrpcSteadyResult>('demo/c1', ['grpc', `${B_GRPC}:9090`, '--per-call', '10', '--interval', '20', ...bound]),
+    inbound: sim.steadyClient<HttpSteadyResult>('demo/o1', ['http', `http://${S1_POD}:8080/`, '--rate', '100', '--connections', '2', ...bound]),
   };
 }
 
 /** Every load made progress: the next restart happens under live traffic, not after a stall. */
 async function allFlowing(loads: Loads): Promise<void> {
-  await Promise.all([loads.http.advance(RATE / 2), loads.tcp.advance(32 * 1024), loads.ws.advance(10), loads.grpc.advance(2)]);
+  await Promise.all([loads.http.advance(RATE / 2), loads.tcp.advance(32 * 1024), loads.ws.advance(10), loads.grpc.advance(2), loads.inbound.advance(20)]);
 }
 
 for (const capture of ['ebpf', 'iptables'] as const) {
@@ -102,16 +107,17 @@ for (const capture of ['ebpf', 'iptables'] as const) {
         }
       }
 
-      const [http, tcp, ws, grpc] = await Promise.all([loads.http.stop(), loads.tcp.stop(), loads.ws.stop(), loads.grpc.stop()]);
+      const [http, tcp, ws, grpc, inbound] = await Promise.all([loads.http.stop(), loads.tcp.stop(), loads.ws.stop(), loads.grpc.stop(), loads.inbound.stop()]);
       t.diagnostic(`http: ${http.requests} requests, p50 ${http.latencyMs.p50} ms, p99 ${http.latencyMs.p99} ms, ${http.connectionsOpened} connections opened`);
       t.diagnostic(`tcp: ${tcp.sent} bytes sent, ${tcp.received} echoed; ws: ${ws.sent} messages; grpc: ${grpc.calls} calls, ${grpc.sent} messages`);
+      t.diagnostic(`inbound http (o1 -> s1 15006): ${inbound.requests} requests, ${inbound.connectionsOpened} connections opened`);
 
       // Every check is collected before the test fails, so that one broken stream does not hide another.
       const problems: string[] = [];
       const check = (ok: boolean, what: string) => { if (!ok) problems.push(what); };
       const json = (v: unknown) => JSON.stringify(v);
       // HTTP/1.1: every request answered 2xx, no keep-alive connection cut under the client.
-      check(http.failed === 0 && json(http.errors) === '{}', `http: ${http.failed} failed requests ${json(http.errors)}, scheduled at ${http.failedAt.slice(0, 10).map((at) => new Date(at).toISOString()).join(', ')}`);
+      check(http.failed === 0 && json(http.errors) === '{}', `http: ${http.failed} failed requests ${json(http.errors)}, scheduled at ${http.failedAt.slice(0, 10).map((at) => new Date(at).toISOString()).join(', ')}; answers ${json(http.failures)}`);
       check(http.resets === 0, `http: ${http.resets} connections reset`);
       check(json(http.closedByPeer) === '{}', `http: keep-alive connections closed under the client ${json(http.closedByPeer)} (a hand-over carries them over)`);
       check(http.requests >= RATE * 5, `http: only ${http.requests} requests in the run`);
@@ -131,6 +137,10 @@ for (const capture of ['ebpf', 'iptables'] as const) {
       check(grpc.inOrder, 'grpc: replies out of order or not the messages sent');
       check(grpc.answered === grpc.sent, `grpc: ${grpc.sent - grpc.answered} of ${grpc.sent} messages unanswered`);
       check(json(Object.keys(grpc.servedBy)) === '["b1"]', `grpc: served by ${json(grpc.servedBy)}`);
+      // Inbound HTTP/1.1 from outside the mesh: every request answered over the same two connections.
+      check(inbound.failed === 0 && json(inbound.errors) === '{}', `inbound http: ${inbound.failed} failed requests ${json(inbound.errors)}`);
+      check(json(inbound.closedByPeer) === '{}' && inbound.resets === 0, `inbound http: keep-alive connections closed under the client ${json(inbound.closedByPeer)}, ${inbound.resets} resets`);
+      check(inbound.connectionsOpened === 2, `inbound http: ${inbound.connectionsOpened} connections opened for 2 (a hand-over carries them over)`);
       if (problems.length > 0) {
         // Every agent's warnings, old and new, to say which hop broke what.
         for (const a of everyAgent) {

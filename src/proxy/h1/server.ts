@@ -51,11 +51,12 @@ export class H1Server {
   }
 
   /**
-   * Agent hand-over: every open connection goes to `take`, detached, once it is idle (the
-   * idle ones now, busy ones when their response is written out), until `keepAll`.
+   * Agent hand-over: every open connection `which` accepts goes to `take`, detached, once
+   * it is idle (the idle ones now, busy ones when their response is written out), until
+   * `keepAll`. The others are left alone.
    */
-  handOffWhenIdle(take: (socket: Socket) => void): void {
-    for (const c of [...this.connections]) c.handOffWhenIdle(take);
+  handOffWhenIdle(take: (socket: Socket) => void, which: (socket: Socket) => boolean = () => true): void {
+    for (const c of [...this.connections]) if (which(c.socket)) c.handOffWhenIdle(take);
   }
 
   /** How many connections are still waiting to be handed off. */

@@ -26,6 +26,8 @@ export interface RelayMeta {
 export interface Http1Meta {
   podKey: string;
   podUid: string;
+  /** Which listener's connection: the pod's outbound (15001, the default) or inbound (15006). */
+  direction?: 'outbound' | 'inbound';
   conn: Omit<ConnectionInfo, 'pod'>;
 }
 

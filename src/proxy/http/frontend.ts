@@ -98,12 +98,15 @@ export class HttpFrontend {
    * Agent hand-over: each HTTP/1.1 connection goes to `take` (detached, stopped reading)
    * as soon as it is between requests; `pendingHttp1` says how many still wait.
    */
-  handOffHttp1(take: (socket: Socket, conn: ConnectionInfo) => void): void {
+  handOffHttp1(take: (socket: Socket, conn: ConnectionInfo) => void, which: (socket: Socket, conn: ConnectionInfo) => boolean = () => true): void {
     this.h1.handOffWhenIdle((socket) => {
       const conn = this.info.get(socket);
       stopReading(socket);
       if (conn) take(socket, conn);
       else socket.destroy();
+    }, (socket) => {
+      const conn = this.info.get(socket);
+      return conn !== undefined && which(socket, conn);
     });
   }
 
@@ -112,7 +115,7 @@ export class HttpFrontend {
   }
 
   /** The hand-over stops waiting: what is not handed yet is served (or drained) here. */
-  keepHttp1(): void {
+  stopHandingOffHttp1(): void {
     this.h1.keepAll();
   }
 

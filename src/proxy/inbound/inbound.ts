@@ -40,7 +40,8 @@ export interface InboundOptions {
  */
 export class Inbound {
   private readonly tunnelServer: TunnelServer;
-  private readonly http: HttpFrontend;
+  /** The inbound HTTP frontend (15006 connections and tunnel streams); the hand-over takes its plain connections. */
+  readonly http: HttpFrontend;
   private readonly pools = new Http1Pools();
   private readonly sessions = new H2Sessions();
 

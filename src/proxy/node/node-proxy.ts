@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { PodListenerFds } from '../../capture/backend';
 import type { CaptureSettings } from '../../capture/settings';
@@ -24,6 +25,7 @@ import { closeFds, socketFromFd } from '../../datapath/fd-channel';
 import { HandableRelays, type HandableRelay, type HandedHttp1, type Http1Meta, type RelayMeta } from '../handover/handable-relays';
 import type { InheritedListeners, OfferedListener } from '../handover/listeners';
 import { adoptTcp } from '../tcp-forward';
+import type { HttpFrontend } from '../http/frontend';
 
 export interface NodeProxyOptions {
   /** The node this proxy serves; pods elsewhere are reached through their node's tunnel. */
@@ -201,25 +203,32 @@ export class NodeProxy {
   }
 
   /**
-   * The HTTP/1.1 connections of these pods' outbound listeners, each given to `take` as
-   * soon as it is between requests (busy ones once their response is written out).
+   * The HTTP/1.1 connections of these pods' listeners (outbound 15001 and inbound 15006),
+   * each given to `take` as soon as it is between requests (busy ones once their response
+   * is written out). Inbound, only plain sockets go: a tunnel stream lives in its TLS session.
    */
   handOffHttp1(podKeys: ReadonlySet<string>, take: (handed: HandedHttp1) => void): void {
-    this.outbound.http.handOffHttp1((socket, conn) => {
-      if (!conn.pod || !podKeys.has(conn.podKey)) return this.outbound.http.serveHttp1Again(socket, conn);
-      const { pod: _pod, ...rest } = conn;
-      take({ socket, meta: { podKey: conn.podKey, podUid: conn.pod.uid, conn: rest } });
-    });
+    for (const direction of ['outbound', 'inbound'] as const) {
+      this.frontend(direction).handOffHttp1((socket, conn) => {
+        const { pod, ...rest } = conn;
+        take({ socket, meta: { podKey: conn.podKey, podUid: pod!.uid, direction, conn: rest } });
+      }, (socket, conn) => conn.pod !== undefined && podKeys.has(conn.podKey) && isPlainSocket(socket));
+    }
+  }
+
+  private frontend(direction: 'outbound' | 'inbound'): HttpFrontend {
+    return direction === 'inbound' ? this.inbound.http : this.outbound.http;
   }
 
   /** HTTP/1.1 connections still waiting to be handed off. */
   pendingHttp1(): number {
-    return this.outbound.http.pendingHttp1();
+    return this.outbound.http.pendingHttp1() + this.inbound.http.pendingHttp1();
   }
 
   /** The hand-over stops waiting for busy HTTP/1.1 connections: they are served here. */
   stopHandingOffHttp1(): void {
-    this.outbound.http.keepHttp1();
+    this.outbound.http.stopHandingOffHttp1();
+    this.inbound.http.stopHandingOffHttp1();
   }
 
   /** The next agent did not take it: serve it here again. */
@@ -229,7 +238,7 @@ export class NodeProxy {
       handed.socket.destroy();
       return;
     }
-    this.outbound.http.serveHttp1Again(handed.socket, { ...handed.meta.conn, pod: local.pod });
+    this.frontend(handed.meta.direction ?? 'outbound').serveHttp1Again(handed.socket, { ...handed.meta.conn, pod: local.pod });
   }
 
   /** Serves an idle HTTP/1.1 connection a previous agent handed over; false when this proxy does not serve its pod. */
@@ -240,11 +249,12 @@ export class NodeProxy {
       closeFds([fd]);
       return false;
     }
+    const direction = meta.direction ?? 'outbound';
     const socket = socketFromFd(fd);
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
-    proxy.adoptTrack()(socket, 'outbound');
-    this.outbound.http.serveHttp1(socket, { ...meta.conn, pod: local.pod });
+    proxy.adoptTrack()(socket, direction);
+    this.frontend(direction).serveHttp1(socket, { ...meta.conn, pod: local.pod });
     return true;
   }
 
@@ -295,4 +305,11 @@ export class NodeProxy {
       });
     }
   }
+}
+
+/** A kernel socket of its own (not a tunnel stream, not TLS): what can travel as a descriptor. */
+function isPlainSocket(socket: Socket): boolean {
+  if (!(socket instanceof Socket) || (socket as { encrypted?: boolean }).encrypted === true) return false;
+  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0;
 }

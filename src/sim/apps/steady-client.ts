@@ -75,6 +75,8 @@ export interface HttpSteadyResult extends SteadyCounts {
   samples?: Array<[number, number]>;
   /** Scheduled epoch ms of each failed request (which hand-over it fell in). */
   failedAt: number[];
+  /** The first answers other than 2xx: when, the status, the body's start. */
+  failures: Array<{ at: string; status: number; flags: string; body: string }>;
 }
 
 export interface TcpSteadyResult extends SteadyCounts {
@@ -209,14 +211,19 @@ export async function runHttp(o: SteadyOptions, ctl: Control, counts: SteadyCoun
   const histogram = hdr.build({ bitBucketSize: 32, numberOfSignificantValueDigits: 3, useWebAssembly: false });
   const samples: Array<[number, number]> = [];
   const failedAt: number[] = [];
+  const failures: HttpSteadyResult['failures'] = [];
   const path = `${url.pathname}${url.search}`;
   const offset = epochMs() - performance.now();
   const send = async (scheduled: number) => {
     let failure: string | undefined;
     try {
       const res = await pool.request({ path, method: 'GET', signal: AbortSignal.timeout(o.timeoutMs) });
-      await res.body.arrayBuffer();
-      if (res.statusCode < 200 || res.statusCode > 299) failure = `HTTP ${res.statusCode}`;
+      const body = Buffer.from(await res.body.arrayBuffer());
+      if (res.statusCode < 200 || res.statusCode > 299) {
+        failure = `HTTP ${res.statusCode}`;
+        // What the proxy said of it (its error body, its response flags header when it set one).
+        if (failures.length < 20) failures.push({ at: new Date().toISOString(), status: res.statusCode, flags: String(res.headers['x-nodemesh-flags'] ?? ''), body: body.toString('utf8', 0, 200) });
+      }
     } catch (err) {
       failure = failureCode(err);
     }
@@ -259,6 +266,7 @@ export async function runHttp(o: SteadyOptions, ctl: Control, counts: SteadyCoun
     connectionsOpened,
     closedByPeer,
     failedAt,
+    failures,
     ...(o.samples ? { samples } : {}),
   };
 }
