@@ -103,6 +103,8 @@ for (const capture of ['ebpf', 'iptables'] as const) {
           t.diagnostic(`restart ${round} of ${node}: new agent serving after ${r.readyMs} ms, old agent (pid ${r.oldPid}) gone after ${r.oldExitMs} ms; hand-over ${JSON.stringify(r.handover.new ?? null)}`);
           assert.equal(r.oldExitCode, 0, `the old agent of ${node} (pid ${r.oldPid}) exited with ${r.oldExitCode}; its log:\n${r.agent.log.slice(-1500)}`);
           assert.equal(r.handover.new?.state, 'done', `the new agent of ${node} does not report the hand-over done: ${JSON.stringify(r.handover.new)}`);
+          // node1's pools hold keep-alive connections to s1 (c1's requests, o1's on 15006): handed too.
+          if (node === 'node1') assert.ok(Number(r.handover.new?.upstreams ?? 0) > 0, `no idle upstream HTTP/1.1 connection handed on ${node}: ${JSON.stringify(r.handover.new)}`);
           await allFlowing(loads);
         }
       }

@@ -1,3 +1,4 @@
+import { constants as h2c } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Cancellation } from '../http/cancellation';
 import type { BodySource, RequestBody, UpstreamResponse } from '../http/exchange';
@@ -264,7 +265,11 @@ export class H1ClientConnection {
     if (!this.stream.destroyed) this.stream.destroy();
     if (job && !this.responded) {
       const resendable = job.req.body === undefined || Buffer.isBuffer(job.req.body);
-      const staleKeepAlive = this.served > 0 && !job.retried && resendable && !job.cancel?.cancelled && STALE_CODES.has((err as { code?: string }).code ?? '');
+      // A kept-alive connection the server closed as we wrote (the classic race), or a
+      // tunnel stream the peer refused unprocessed (RST_STREAM REFUSED_STREAM, RFC 9113
+      // §8.7: a draining node proxy): nothing was processed, one fresh try.
+      const refused = (this.stream as { rstCode?: number }).rstCode === h2c.NGHTTP2_REFUSED_STREAM;
+      const staleKeepAlive = (refused || (this.served > 0 && STALE_CODES.has((err as { code?: string }).code ?? ''))) && !job.retried && resendable && !job.cancel?.cancelled;
       if (staleKeepAlive) {
         job.retried = true;
         this.markGone();
@@ -282,6 +287,21 @@ export class H1ClientConnection {
     if (this.gone) return;
     this.gone = true;
     this.owner.dead(this);
+  }
+
+  /**
+   * An idle connection leaves this codec with its stream still open (an agent hand-over
+   * gives its descriptor to the next agent): no listener of ours stays on it. The owner
+   * has already taken it out of its idle list.
+   */
+  detach(): Duplex {
+    const s = this.stream;
+    s.off('data', this.onData);
+    s.off('end', this.onEnd);
+    s.off('error', this.onError);
+    s.off('close', this.onClose);
+    this.gone = true;
+    return s;
   }
 
   /** Closes an idle connection (keep-alive expiry, pool closing). */

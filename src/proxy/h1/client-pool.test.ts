@@ -497,3 +497,35 @@ test('close(): idle connections close, waiting requests fail, later requests are
   await until(() => up.closed() === 2 && pool.connections === 0, 'all connections closed');
   assert.deepEqual(up.seen.map((s) => s.head.target), ['/idle', '/slow', '/slow']);
 });
+
+test('a request whose tunnel stream the peer refuses unprocessed goes again on a new one', T, async () => {
+  // The upstream connections are HTTP/2 streams (as over the tunnel); the first one is
+  // refused (RST_STREAM REFUSED_STREAM, a draining node proxy), the next one answers.
+  const { connect: h2connect, createServer: h2server, constants: h2c } = await import('node:http2');
+  const server = h2server();
+  let streams = 0;
+  server.on('stream', (stream) => {
+    streams += 1;
+    stream.on('error', () => undefined);
+    if (streams === 1) {
+      stream.once('data', () => stream.close(h2c.NGHTTP2_REFUSED_STREAM));
+      return;
+    }
+    stream.respond({ [h2c.HTTP2_HEADER_STATUS]: 200 });
+    stream.once('data', () => stream.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const session = h2connect(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+  const pool = new H1ClientPool(async () => session.request({ [h2c.HTTP2_HEADER_METHOD]: 'POST', [h2c.HTTP2_HEADER_PATH]: '/tunnel' }, { endStream: false }), { maxConnections: 4, keepAliveMs: 10_000 });
+  try {
+    const res = await pool.request({ method: 'POST', path: '/', authority: 'up', headers: {}, body: Buffer.from('once') });
+    assert.equal(res.status, 200);
+    assert.equal((await readBody(res.body)).data, 'ok');
+    assert.equal(streams, 2, 'sent again on a second stream');
+  } finally {
+    pool.close();
+    session.destroy();
+    server.close();
+  }
+});

@@ -112,6 +112,24 @@ export class H1ClientPool implements ConnectionOwner {
     this.dispatch(job);
   }
 
+  /** Agent hand-over: every idle connection leaves the pool, detached (its stream open, nobody reading). */
+  takeIdle(): Duplex[] {
+    const taken = this.idle.splice(0);
+    this.total -= taken.length;
+    return taken.map((c) => c.detach());
+  }
+
+  /** Agent hand-over: a kept-alive connection the previous agent had idle joins the pool as idle. */
+  adoptIdle(stream: Duplex): void {
+    if (this.closed || stream.destroyed) {
+      stream.destroy();
+      return;
+    }
+    this.total++;
+    const conn = new H1ClientConnection(stream, this);
+    this.release(conn);
+  }
+
   /** Closes connections idle for longer than the keep-alive time. */
   sweep(now: number): void {
     for (const conn of [...this.idle]) if (now - conn.idleSince > this.options.keepAliveMs) conn.close();

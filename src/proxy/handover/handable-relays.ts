@@ -31,6 +31,22 @@ export interface Http1Meta {
   conn: Omit<ConnectionInfo, 'pod'>;
 }
 
+/** An idle upstream HTTP/1.1 connection of a pool (a plain socket: direct, or into a pod on this node). */
+export interface UpstreamHttp1Meta {
+  /** Whose pools: the outbound side's (to Services) or the inbound side's (to the pod's app). */
+  side: 'outbound' | 'inbound';
+  /** The pool's key (transport key, address, port): the next agent's pool of the same key takes it. */
+  poolKey: string;
+  /** The pod whose namespace the socket lives in (the pool key's). */
+  podKey: string;
+}
+
+/** An idle upstream connection taken out of its pool, stopped reading, on offer. */
+export interface HandedUpstream {
+  socket: Socket;
+  meta: UpstreamHttp1Meta;
+}
+
 /** An idle HTTP/1.1 connection detached from this proxy's codec, stopped reading, on offer. */
 export interface HandedHttp1 {
   socket: Socket;

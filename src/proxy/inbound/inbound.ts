@@ -42,7 +42,8 @@ export class Inbound {
   private readonly tunnelServer: TunnelServer;
   /** The inbound HTTP frontend (15006 connections and tunnel streams); the hand-over takes its plain connections. */
   readonly http: HttpFrontend;
-  private readonly pools = new Http1Pools();
+  /** Upstream HTTP/1.1 pools; the hand-over moves their idle connections (NodeProxy). */
+  readonly pools = new Http1Pools();
   private readonly sessions = new H2Sessions();
 
   constructor(private readonly inputs: ProxyInputs, private readonly options: InboundOptions) {

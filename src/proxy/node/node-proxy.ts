@@ -21,8 +21,8 @@ import { Outbound } from '../outbound/outbound';
 import type { PodNetwork } from '../../datapath/pod-network';
 import { ProxyConfigStore } from '../proxy-config';
 import { PodProxy } from './pod-proxy';
-import { closeFds, socketFromFd } from '../../datapath/fd-channel';
-import { HandableRelays, type HandableRelay, type HandedHttp1, type Http1Meta, type RelayMeta } from '../handover/handable-relays';
+import { closeFds, socketFromFd, stopReading } from '../../datapath/fd-channel';
+import { HandableRelays, type HandableRelay, type HandedHttp1, type HandedUpstream, type Http1Meta, type RelayMeta, type UpstreamHttp1Meta } from '../handover/handable-relays';
 import type { InheritedListeners, OfferedListener } from '../handover/listeners';
 import { adoptTcp } from '../tcp-forward';
 import type { HttpFrontend } from '../http/frontend';
@@ -241,6 +241,44 @@ export class NodeProxy {
     this.frontend(handed.meta.direction ?? 'outbound').serveHttp1Again(handed.socket, { ...handed.meta.conn, pod: local.pod });
   }
 
+  /**
+   * The idle upstream HTTP/1.1 connections of these pods' pools (plain sockets only: direct
+   * ones and those into a pod on this node; a tunnel stream lives in its TLS session), out
+   * of their pools and stopped reading, for the next agent. What cannot travel is closed:
+   * it is idle, nothing is lost.
+   */
+  takeIdleUpstreams(podKeys: ReadonlySet<string>): HandedUpstream[] {
+    const out: HandedUpstream[] = [];
+    for (const side of ['outbound', 'inbound'] as const) {
+      const pools = side === 'inbound' ? this.inbound.pools : this.outbound.pools;
+      for (const { key, stream } of pools.takeIdle((k) => podKeys.has(podOfPoolKey(k) ?? ''))) {
+        const podKey = podOfPoolKey(key)!;
+        if (!(stream instanceof Socket) || !isPlainSocket(stream)) {
+          stream.destroy();
+          continue;
+        }
+        stopReading(stream);
+        // Bytes read already (an unsolicited answer, a close) would not travel: not this one.
+        if (stream.readableLength > 0) stream.destroy();
+        else out.push({ socket: stream, meta: { side, poolKey: key, podKey } });
+      }
+    }
+    return out;
+  }
+
+  /** An idle upstream connection a previous agent handed over, into the pool of its key; false when this proxy does not serve its pod. */
+  adoptUpstream(meta: UpstreamHttp1Meta, fd: number): boolean {
+    if (!this.pods.get(meta.podKey) || podOfPoolKey(meta.poolKey) !== meta.podKey) {
+      closeFds([fd]);
+      return false;
+    }
+    const socket = socketFromFd(fd);
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    (meta.side === 'inbound' ? this.inbound.pools : this.outbound.pools).adoptIdle(meta.poolKey, socket);
+    return true;
+  }
+
   /** Serves an idle HTTP/1.1 connection a previous agent handed over; false when this proxy does not serve its pod. */
   adoptHttp1(meta: Http1Meta, fd: number): boolean {
     const proxy = this.listeners.get(meta.podKey);
@@ -312,4 +350,9 @@ function isPlainSocket(socket: Socket): boolean {
   if (!(socket instanceof Socket) || (socket as { encrypted?: boolean }).encrypted === true) return false;
   const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
   return typeof fd === 'number' && fd >= 0;
+}
+
+/** The pod of an upstream pool key (`direct:<pod>|...`, `local:<pod>|...`); undefined for other transports (the tunnel's). */
+function podOfPoolKey(key: string): string | undefined {
+  return /^(?:direct|local):([^|]+)\|/.exec(key)?.[1];
 }

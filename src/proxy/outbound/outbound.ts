@@ -38,7 +38,8 @@ const PASS_THROUGH_CONNECT_MS = 5000;
  */
 export class Outbound {
   readonly http: HttpFrontend;
-  private readonly pools = new Http1Pools();
+  /** Upstream HTTP/1.1 pools; the hand-over moves their idle connections (NodeProxy). */
+  readonly pools = new Http1Pools();
   private readonly sessions = new H2Sessions();
   private readonly transports: OutboundTransports;
 

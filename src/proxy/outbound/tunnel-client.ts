@@ -85,6 +85,14 @@ export class TunnelClient {
       });
       stream.once('error', (err) => {
         clearTimeout(timer);
+        // Refused unprocessed (a draining node proxy): a connect failure, retried elsewhere or anew.
+        if (stream.rstCode === h2c.NGHTTP2_REFUSED_STREAM) {
+          reject(new NodemeshError('ERR_NM_TUNNEL_CLOSED', `the node proxy at ${authorityOf(tunnelAddress.address, tunnelAddress.port)} refused the stream for ${authorityOf(target.address, target.port)} unprocessed`, {
+            hint: 'the node proxy there is restarting or draining; the connection is retried on a new session',
+            cause: err,
+          }));
+          return;
+        }
         reject(err);
       });
       // A stream closed before its answer (the session destroyed at a drain's deadline, a

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import { H1ClientPool } from '../h1/client-pool';
 import type { UpstreamTransport } from './transport';
 import { getOrCreate, newMap } from '../../util/get-or-create';
@@ -12,6 +13,11 @@ const KEEP_ALIVE_MS = 30_000;
  */
 export class Http1Pools {
   private readonly pools = new Map<string, H1ClientPool>();
+  /**
+   * Idle connections a previous agent handed over, by pool key, until a request here
+   * makes that pool (which takes them) or the keep-alive time passes (closed).
+   */
+  private readonly parked = new Map<string, Array<{ stream: Duplex; since: number }>>();
   private readonly byTransport = new WeakMap<UpstreamTransport, Map<string, Map<number, H1ClientPool>>>();
   private sweep: NodeJS.Timeout | undefined;
 
@@ -37,12 +43,52 @@ export class Http1Pools {
         keepAliveMs: this.keepAliveMs,
       });
       this.pools.set(key, pool);
-      this.sweep ??= setInterval(() => {
-        const now = performance.now();
-        for (const p of this.pools.values()) p.sweep(now);
-      }, Math.max(1000, this.keepAliveMs / 4)).unref();
+      const parked = this.parked.get(key);
+      if (parked) {
+        this.parked.delete(key);
+        for (const p of parked) pool.adoptIdle(p.stream);
+      }
+      this.startSweep();
     }
     return pool;
+  }
+
+  private startSweep(): void {
+    this.sweep ??= setInterval(() => {
+      const now = performance.now();
+      for (const p of this.pools.values()) p.sweep(now);
+      for (const [key, list] of [...this.parked]) {
+        const fresh = list.filter((p) => now - p.since <= this.keepAliveMs && !p.stream.destroyed);
+        for (const p of list) if (!fresh.includes(p)) p.stream.destroy();
+        if (fresh.length > 0) this.parked.set(key, fresh);
+        else this.parked.delete(key);
+      }
+    }, Math.max(1000, this.keepAliveMs / 4)).unref();
+  }
+
+  /**
+   * Agent hand-over, old side: the idle connections of the pools whose key `matches`
+   * leave, detached (each stream open, nobody reading), with their pool's key.
+   */
+  takeIdle(matches: (key: string) => boolean): Array<{ key: string; stream: Duplex }> {
+    const out: Array<{ key: string; stream: Duplex }> = [];
+    for (const [key, pool] of this.pools) {
+      if (matches(key)) for (const stream of pool.takeIdle()) out.push({ key, stream });
+    }
+    return out;
+  }
+
+  /** Agent hand-over, new side: an idle connection for the pool `key` (taken when a request here needs that pool). */
+  adoptIdle(key: string, stream: Duplex): void {
+    const pool = this.pools.get(key);
+    if (pool && !pool.isClosed) {
+      pool.adoptIdle(stream);
+      return;
+    }
+    // Nobody reads it while parked: what the server sends (a close) waits in the kernel,
+    // and the codec sees it once a pool takes the connection.
+    getOrCreate(this.parked, key, () => []).push({ stream, since: performance.now() });
+    this.startSweep();
   }
 
   /** Drops the pools of one transport (a pod released: its connections must go). */
@@ -51,6 +97,11 @@ export class Http1Pools {
       if (!k.startsWith(`${transportKey}|`)) continue;
       this.pools.delete(k);
       p.close();
+    }
+    for (const [k, list] of [...this.parked]) {
+      if (!k.startsWith(`${transportKey}|`)) continue;
+      this.parked.delete(k);
+      for (const p of list) p.stream.destroy();
     }
   }
 
@@ -61,5 +112,7 @@ export class Http1Pools {
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = undefined;
     for (const p of pools) p.close();
+    for (const list of this.parked.values()) for (const p of list) p.stream.destroy();
+    this.parked.clear();
   }
 }

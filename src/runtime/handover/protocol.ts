@@ -1,5 +1,5 @@
 import type { ListenerMeta } from '../../proxy/handover/listeners';
-import type { Http1Meta, RelayMeta } from '../../proxy/handover/handable-relays';
+import type { Http1Meta, RelayMeta, UpstreamHttp1Meta } from '../../proxy/handover/handable-relays';
 
 /**
  * The hand-over dialogue on `/run/nodemesh/<instance>/handover.sock` (a unix stream socket,
@@ -12,6 +12,7 @@ import type { Http1Meta, RelayMeta } from '../../proxy/handover/handable-relays'
  *   receiver → listening                                first configuration applied, pods' listeners adopted
  *   sender   → relays (+ 2 fds each)   receiver → adopted   batch by batch, TCP relays
  *   sender   → http1 (+ 1 fd each)     receiver → adopted   idle HTTP/1.1 connections
+ *   sender   → upstream1 (+ 1 fd each) receiver → adopted   idle upstream HTTP/1.1 connections
  *   sender   → done                                      sender drains the rest and exits
  *
  * Until it got `listening` the sender accepts on every listener as before; until a
@@ -30,6 +31,7 @@ export type ToReceiver =
   | { type: 'listeners'; pid: number; listeners: ListenerMeta[]; last: boolean }
   | { type: 'relays'; seq: number; relays: RelayMeta[] }
   | { type: 'http1'; seq: number; connections: Http1Meta[] }
+  | { type: 'upstream1'; seq: number; connections: UpstreamHttp1Meta[] }
   | { type: 'done'; listeners: number; connections: number; kept: number; ms: number }
   | { type: 'refused'; reason: string };
 

@@ -109,6 +109,14 @@ export class HandoverReceiver {
           this.log.info({ peerPid: this.status.peerPid, listeners: this.status.listeners, connections: this.status.connections, keptByOld: message.kept, ms: Date.now() - this.started }, 'hand-over done: serving everything handed over');
           return;
         }
+        if (message.type === 'upstream1' && fds.length === message.connections.length) {
+          const adopted = message.connections.flatMap((meta, i) => (proxy.adoptUpstream(meta, fds[i]!) ? [i] : []));
+          await this.channel.send({ type: 'adopted', seq: message.seq, adopted } satisfies ToSender, [], STEP_MS);
+          this.status.connections += adopted.length;
+          this.status.upstreams = (this.status.upstreams ?? 0) + adopted.length;
+          this.show();
+          continue;
+        }
         if (message.type === 'http1' && fds.length === message.connections.length) {
           const adopted = message.connections.flatMap((meta, i) => (proxy.adoptHttp1(meta, fds[i]!) ? [i] : []));
           await this.channel.send({ type: 'adopted', seq: message.seq, adopted } satisfies ToSender, [], STEP_MS);

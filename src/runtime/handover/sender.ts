@@ -3,7 +3,7 @@ import type { HealthServer } from '../../admin/health-server';
 import { MAX_FDS_PER_MESSAGE, type FdChannel } from '../../datapath/fd-channel';
 import { describeError } from '../../errors';
 import type { Logger } from '../../log';
-import { quiesce, release, releaseSocket, relayFds, resume, type HandableRelay, type HandedHttp1 } from '../../proxy/handover/handable-relays';
+import { quiesce, release, releaseSocket, relayFds, resume, type HandableRelay, type HandedHttp1, type HandedUpstream } from '../../proxy/handover/handable-relays';
 import { fdOf } from '../../datapath/fd';
 import type { OfferedListener } from '../../proxy/handover/listeners';
 import type { NodeProxy } from '../../proxy/node/node-proxy';
@@ -59,6 +59,9 @@ export class HandoverSender {
     let http1InFlight: HandedHttp1[] = [];
     // HTTP/1.1 connections handed off (detached) and not yet sent to the new agent.
     const waiting: HandedHttp1[] = [];
+    // Idle upstream connections out of their pools, not yet (or not yet acknowledged as) taken.
+    let upstreams: HandedUpstream[] = [];
+    let upstreamsInFlight: HandedUpstream[] = [];
     try {
       const { message: hello } = await expectMessage<ToSender, 'hello'>(channel, 'hello', STEP_MS);
       if (hello.version !== PROTOCOL_VERSION) throw new Error(`the new agent speaks hand-over protocol ${hello.version}, this one ${PROTOCOL_VERSION}`);
@@ -147,6 +150,27 @@ export class HandoverSender {
       proxy.stopHandingOffHttp1();
       // Handed off while the loop ended: served here (the last batch went already).
       for (const h of waiting.splice(0)) proxy.keepHttp1(h);
+      // Idle upstream HTTP/1.1 connections (the pools' keep-alive ones to the pods' apps and
+      // to direct endpoints): the new agent's pools of the same keys take them. One not
+      // taken is closed: it is idle, nothing is lost.
+      upstreams = proxy.takeIdleUpstreams(pods);
+      while (upstreams.length > 0) {
+        const batch = upstreams.splice(0, MAX_HTTP1_PER_BATCH).filter((u) => !u.socket.destroyed);
+        if (batch.length === 0) continue;
+        upstreamsInFlight = batch;
+        await channel.send({ type: 'upstream1', seq, connections: batch.map((u) => u.meta) } satisfies ToReceiver, batch.map((u) => fdOf(u.socket)), STEP_MS);
+        const { message: ack } = await expectMessage<ToSender, 'adopted'>(channel, 'adopted', ADOPT_WAIT_MS);
+        const adopted = new Set(ack.seq === seq ? ack.adopted : []);
+        batch.forEach((u, index) => {
+          if (adopted.has(index)) released.push(releaseSocket(u.socket));
+          else u.socket.destroy();
+        });
+        upstreamsInFlight = [];
+        status.connections += adopted.size;
+        status.upstreams = (status.upstreams ?? 0) + adopted.size;
+        seq += 1;
+        show();
+      }
       // What stays here to drain: sockets still open once the released ones have closed.
       await withDeadline(Promise.all(released), STEP_MS, 'the handed sockets to close here').catch(() => undefined);
       status.kept = proxy.activeConnections();
@@ -165,6 +189,8 @@ export class HandoverSender {
       for (const r of inFlight) resume(r);
       proxy.stopHandingOffHttp1();
       for (const h of [...http1InFlight, ...waiting.splice(0)]) proxy.keepHttp1(h);
+      // Idle upstream connections out of their pools: closed (the pools open new ones).
+      for (const u of [...upstreamsInFlight, ...upstreams]) u.socket.destroy();
       if (podsPaused) await proxy.resumeListeners();
       if (healthPaused) await health?.resume();
       if (adminPaused) await admin?.resume();

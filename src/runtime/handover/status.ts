@@ -8,6 +8,8 @@ export interface HandoverStatus {
   durationMs?: number;
   listeners: number;
   connections: number;
+  /** Of `connections`: idle upstream HTTP/1.1 connections (the pools' keep-alive ones) handed. */
+  upstreams?: number;
   /** Sender: sockets it still holds after the hand-over and drains (HTTP, tunnel, relays it could not hand: half-closed, unflushed). */
   kept: number;
   /** The test hook's point the receiver is paused at (NODEMESH_HANDOVER_PAUSE_AT). */
