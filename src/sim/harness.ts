@@ -318,6 +318,8 @@ export class HeldConnection {
   constructor(private readonly child: ChildProcess) {
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (d: string) => { this.out += d; });
+    // Its end of the pipe gone (it exited): roundTrip says so with what it printed.
+    child.stdin!.on('error', (err: Error) => { this.out += `\nerror: stdin ${err.message}`; });
     this.ready = waitFor<boolean>('the held connection to connect', () => {
       if (this.out.startsWith('error')) throw new Error(this.out);
       return this.out.includes('connected');
@@ -327,6 +329,11 @@ export class HeldConnection {
   /** Sends a line and resolves with everything received once it has come back. */
   async roundTrip(line: string): Promise<string> {
     const mark = this.out.length;
+    // A process that has exited (its connection broke) would fail the write with EPIPE:
+    // say what it printed instead.
+    if (this.child.exitCode !== null || this.child.signalCode !== null) {
+      throw new Error(`the held connection's process exited (${this.child.exitCode ?? this.child.signalCode}) before '${line}'; it printed: ${this.out.slice(-500)}`);
+    }
     this.child.stdin!.write(`${line}\n`);
     return waitFor(`'${line}' to come back`, () => {
       const got = this.out.slice(mark);

@@ -140,9 +140,18 @@ export class NodeProxy {
     await this.removePod(key);
     const local = { key, pod, network };
     const proxy = new PodProxy({ local, settings: this.settings, outbound: this.outbound, inbound: this.inbound, tunnel: this.tunnelEnabled, metrics: this.metrics });
-    const fds = await proxy.start(this.inherited);
-    this.listeners.set(key, proxy);
+    // The pod is known before its listeners accept: an inherited listener (hand-over) has
+    // connections queued already, and one accepted before this would find its source pod
+    // "no longer enrolled" (a gRPC call failed UNAVAILABLE so, once in a few hundred).
     this.pods.add(local);
+    let fds: PodListenerFds;
+    try {
+      fds = await proxy.start(this.inherited);
+    } catch (err) {
+      this.pods.remove(key);
+      throw err;
+    }
+    this.listeners.set(key, proxy);
     return fds;
   }
 
