@@ -127,6 +127,9 @@ export class H1ClientPool implements ConnectionOwner {
     }
     this.total++;
     const conn = new H1ClientConnection(stream, this);
+    // Kept alive across requests already (in the previous agent): a request that finds it
+    // closed by the server meanwhile (its own keep-alive timeout) goes again on a fresh one.
+    conn.served = 1;
     this.release(conn);
   }
 

@@ -331,7 +331,9 @@ export class NodeProxy {
     const deadlineAt = Date.now() + graceMs;
     const entries = [...this.listeners.values()];
     this.listeners.clear();
-    this.pods.clear();
+    // The pods stay known until the drain is over: a request in flight may still need a
+    // new upstream connection or stream on its pod's behalf (a gRPC call that came in
+    // just before the GOAWAY), and would otherwise find its source "no longer enrolled".
     await Promise.all(entries.map((e) => e.stop(false)));
     this.outbound.stopAccepting();
     this.inbound.stopAccepting();
@@ -342,6 +344,7 @@ export class NodeProxy {
       this.logger.warn({ open: open.length, connections: open.slice(0, 20), graceMs, cut: cut?.aborted ?? false }, 'drain over: closing the connections still open');
     }
     await Promise.all(entries.map((e) => e.stop(true)));
+    this.pods.clear();
     // Idle pooled sessions get a GOAWAY; at the deadline (already now when the drain ran
     // out or was cut) the rest is destroyed, so a frozen peer cannot hold the process.
     const poolsDeadline = cut?.aborted ? Date.now() : deadlineAt;

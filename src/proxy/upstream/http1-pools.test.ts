@@ -80,3 +80,28 @@ test('parked connections of a pod that is released go with it', async () => {
     server.close();
   }
 });
+
+test('a handed connection the server closed meanwhile costs no request: it goes again on a fresh one', async () => {
+  const server = createServer((_req, res) => res.end('ok'));
+  const serverSockets = new Set<import('node:net').Socket>();
+  server.on('connection', (s) => { serverSockets.add(s); s.on('close', () => serverSockets.delete(s)); });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  const oldPools = new Http1Pools();
+  const newPools = new Http1Pools();
+  try {
+    await get(oldPools, countingTransport(), port);
+    const [taken] = oldPools.takeIdle(() => true);
+    // The server's keep-alive timeout ends the connection while it travels between agents.
+    for (const s of serverSockets) s.destroy();
+    newPools.adoptIdle(taken!.key, taken!.stream);
+    const transport = countingTransport();
+    assert.equal(await get(newPools, transport, port), 'ok');
+    assert.equal(transport.opened, 1, 'one fresh connection for the request');
+  } finally {
+    await Promise.all([oldPools.close(), newPools.close()]);
+    server.closeAllConnections();
+    server.close();
+  }
+});
