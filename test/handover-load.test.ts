@@ -95,6 +95,15 @@ for (const capture of ['ebpf', 'iptables'] as const) {
       await Promise.all(Object.values(loads).map((l) => l.running()));
       await allFlowing(loads);
 
+      // Whatever fails from here, every agent's warnings (old and new) say which hop broke what.
+      const warnings = () => {
+        for (const a of everyAgent) {
+          const lines = a.log.split('\n').filter((l) => /"level":(40|50|60)/.test(l) && !l.includes('no CA')).slice(-15);
+          if (lines.length > 0) t.diagnostic(`agent pid ${a.child.pid} (${a.instance}) warnings:\n${lines.join('\n')}`);
+        }
+      };
+      t.after(() => { if (failed) warnings(); });
+      let failed = true;
       for (let round = 1; round <= RESTARTS; round++) {
         for (const node of NODES) {
           const r = await rollingRestart(sim, agents[node]!);
@@ -143,14 +152,8 @@ for (const capture of ['ebpf', 'iptables'] as const) {
       check(inbound.failed === 0 && json(inbound.errors) === '{}', `inbound http: ${inbound.failed} failed requests ${json(inbound.errors)}`);
       check(json(inbound.closedByPeer) === '{}' && inbound.resets === 0, `inbound http: keep-alive connections closed under the client ${json(inbound.closedByPeer)}, ${inbound.resets} resets`);
       check(inbound.connectionsOpened === 2, `inbound http: ${inbound.connectionsOpened} connections opened for 2 (a hand-over carries them over)`);
-      if (problems.length > 0) {
-        // Every agent's warnings, old and new, to say which hop broke what.
-        for (const a of everyAgent) {
-          const lines = a.log.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15);
-          if (lines.length > 0) t.diagnostic(`agent pid ${a.child.pid} (${a.instance}) warnings:\n${lines.join('\n')}`);
-        }
-      }
       assert.deepEqual(problems, [], 'what the restarts broke');
+      failed = false;
 
       // The HTTP load crossed nodes as well as staying on node1 (both servers counted it).
       const counts = await Promise.all(['s1', 'b1'].map(async (p) => (await sim!.l7Client('demo/c1', ['http', `http://${p === 's1' ? '10.244.1.31' : '10.244.2.11'}:8080/count`])).json as { total: number }));

@@ -73,10 +73,13 @@ export async function closePooledSessionsBy(pending: Iterable<Promise<Http2Sessi
 /** Sessions of a server, to GOAWAY them all when it stops (server.close() leaves them open). */
 export class SessionSet {
   private readonly sessions = new Set<Http2Session>();
+  private goingAway = false;
 
   add(session: Http2Session): void {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
+    // One that arrives during the drain (accepted before it, sniffed meanwhile) goes away too.
+    if (this.goingAway) goAwayWithoutRefusing(session);
   }
 
   /**
@@ -84,6 +87,7 @@ export class SessionSet {
    * start. `deadlineAt` (a Date.now() time) bounds the wait for the peer's round trip.
    */
   goAway(deadlineAt = Date.now() + GOAWAY_ROUND_TRIP_MAX_MS): void {
+    this.goingAway = true;
     const waitAtMost = Math.min(GOAWAY_ROUND_TRIP_MAX_MS, deadlineAt - Date.now());
     for (const s of this.sessions) goAwayWithoutRefusing(s, waitAtMost);
   }

@@ -9,7 +9,15 @@ import type { PodSandbox } from '../datapath/pod-sandbox';
  * only when the connection was captured and its original destination recovered; without
  * capture the connection is refused inside the pod and nothing leaves it.
  */
-export async function probeCapture(sandbox: PodSandbox, podIPs: string[], probePort: number, timeoutMs = 3000): Promise<void> {
+/**
+ * How long the probe's answer may take. A wrong capture fails at once (refused), so this
+ * only bounds a loaded node: 3 s was seen to pass on a 2-core machine running two agents
+ * of a node side by side (a rolling update) under load, and the failed enroll's rollback
+ * then cut the pod's capture under the agent handing it over.
+ */
+export const PROBE_TIMEOUT_MS = 10_000;
+
+export async function probeCapture(sandbox: PodSandbox, podIPs: string[], probePort: number, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
   const address = podIPs.find((ip) => isIPv4(ip)) ?? podIPs[0];
   if (!address) {
     throw new NodemeshError('ERR_NM_CAPTURE_UNVERIFIED', 'the pod has no IP to probe capture with', { hint: 'check status.podIPs' });

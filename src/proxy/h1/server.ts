@@ -19,11 +19,12 @@ export class H1Server {
   ) {}
 
   serve(socket: Socket): void {
-    if (this.closing) {
-      socket.destroy();
-      return;
-    }
     const conn = new H1ServerConnection(socket, this.handlers, this.limits, this.log, (c) => this.forget(c));
+    // Draining already: a connection that still arrives (a tunnel stream accepted before the
+    // GOAWAY, sniffed meanwhile) has its request on the way; closing it unread would fail
+    // that request. It is answered with `connection: close`; one that sends nothing is
+    // ended by the head timeout, or with the rest at the drain's deadline.
+    if (this.closing) conn.draining = true;
     this.connections.add(conn);
     this.sweep ??= setInterval(() => this.check(), this.checkIntervalMs()).unref();
   }
