@@ -62,3 +62,33 @@ export class SessionPool {
     await closePooledSessionsBy(all, deadlineAt);
   }
 }
+
+/**
+ * Resolves with `session` once the peer's SETTINGS arrived (it speaks HTTP/2 and is
+ * alive); rejects with ETIMEDOUT (a connect failure, retried) and destroys it when they do
+ * not come within `timeoutMs`. Pooled before that proof, a session to a peer that accepted
+ * the connection but never serves it (an agent that stopped during a hand-over) would
+ * hold every request for its key until each timed out.
+ */
+export function spokeHttp2(session: ClientHttp2Session, peer: string, timeoutMs: number): Promise<ClientHttp2Session> {
+  // Called at once after connect(): no frame can have arrived yet.
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      session.off('remoteSettings', onSettings);
+      session.off('close', onClose);
+      session.off('error', onError);
+      if (err) {
+        session.destroy();
+        reject(err);
+      } else resolve(session);
+    };
+    const onSettings = () => done();
+    const onClose = () => done(Object.assign(new Error(`${peer} closed the HTTP/2 connection before its settings`), { code: 'ECONNREFUSED' }));
+    const onError = (err: Error) => done(Object.assign(new Error(`${peer}: ${err.message}`), { code: 'ECONNREFUSED', cause: err }));
+    const timer = setTimeout(() => done(Object.assign(new Error(`${peer} sent no HTTP/2 settings within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    session.once('remoteSettings', onSettings);
+    session.once('close', onClose);
+    session.once('error', onError);
+  });
+}

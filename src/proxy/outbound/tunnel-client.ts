@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
 import { NodemeshError } from '../../errors';
 import { tunnelClientOptions } from '../../identity/mtls-options';
-import { SessionPool } from '../session-pool';
+import { SessionPool, spokeHttp2 } from '../session-pool';
 import { HEADER_ORIGINAL_DESTINATION, HEADER_PROTOCOL, authorityOf } from '../tunnel/tunnel-protocol';
 
 /** Who the source is (its credential) and who must answer (the destination's SPIFFE ID). */
@@ -111,7 +111,8 @@ export class TunnelClient {
       const socket = await openSocket();
       const secure = await handshake(socket, tls, tunnelAddress, timeoutMs);
       this.onSession();
-      return connect(`https://${authorityOf(tunnelAddress.address, tunnelAddress.port)}`, { createConnection: () => secure, settings: { enablePush: false } });
+      const session = connect(`https://${authorityOf(tunnelAddress.address, tunnelAddress.port)}`, { createConnection: () => secure, settings: { enablePush: false } });
+      return spokeHttp2(session, `the node proxy at ${authorityOf(tunnelAddress.address, tunnelAddress.port)}`, timeoutMs);
     });
   }
 

@@ -1,7 +1,7 @@
 import { connect, type ClientHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { UpstreamTransport } from './transport';
-import { SessionPool } from '../session-pool';
+import { SessionPool, spokeHttp2 } from '../session-pool';
 import { formatHostPort } from '../../util/host-port';
 
 const CONNECT_TIMEOUT_MS = 5000;
@@ -16,7 +16,8 @@ export class H2Sessions {
 
   get(transport: UpstreamTransport, address: string, port: number): Promise<ClientHttp2Session> {
     return this.pool.get(`${transport.key}|${address}|${port}`, () =>
-      transport.open({ address, port }, CONNECT_TIMEOUT_MS).then((stream: Duplex) => connect(`http://${formatHostPort(address, port)}`, { createConnection: () => stream })));
+      transport.open({ address, port }, CONNECT_TIMEOUT_MS).then((stream: Duplex) =>
+        spokeHttp2(connect(`http://${formatHostPort(address, port)}`, { createConnection: () => stream }), formatHostPort(address, port), CONNECT_TIMEOUT_MS)));
   }
 
   async dropTransport(transportKey: string): Promise<void> {
