@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { collectBody } from '../http/body-adapters';
 import { Http1Pools } from './http1-pools';
 import type { UpstreamTransport } from './transport';
@@ -29,16 +29,32 @@ async function get(pools: Http1Pools, transport: UpstreamTransport, port: number
   return Buffer.isBuffer(body) ? body.toString() : '?';
 }
 
-test('an idle upstream connection taken from one agent\'s pools serves the next agent\'s pool of the same key', async () => {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => res.end(`port ${req.socket.remotePort}`));
+/** A loopback HTTP server (its connections counted and kept), the old and the new agent's pools; all closed after `body`. */
+async function withTwoAgents(answer: (req: IncomingMessage, res: ServerResponse) => void, body: (h: { port: number; oldPools: Http1Pools; newPools: Http1Pools; serverSockets: Set<Socket>; accepted: () => number }) => Promise<void>): Promise<void> {
+  const server = createServer(answer);
+  const serverSockets = new Set<Socket>();
   let accepted = 0;
-  server.on('connection', () => { accepted += 1; });
+  server.on('connection', (s: Socket) => {
+    accepted += 1;
+    serverSockets.add(s);
+    s.on('close', () => serverSockets.delete(s));
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as { port: number }).port;
   const oldPools = new Http1Pools();
   const newPools = new Http1Pools();
   try {
+    await body({ port, oldPools, newPools, serverSockets, accepted: () => accepted });
+  } finally {
+    await Promise.all([oldPools.close(), newPools.close()]);
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
+test('an idle upstream connection taken from one agent\'s pools serves the next agent\'s pool of the same key', () =>
+  withTwoAgents((req, res) => res.end(`port ${req.socket.remotePort}`), async ({ port, oldPools, newPools, accepted }) => {
     const oldTransport = countingTransport();
     const first = await get(oldPools, oldTransport, port);
     // The old agent's side: its idle connection leaves the pool, still open.
@@ -50,47 +66,23 @@ test('an idle upstream connection taken from one agent\'s pools serves the next 
     const newTransport = countingTransport();
     assert.equal(await get(newPools, newTransport, port), first, 'the same connection (the server saw the same client port)');
     assert.equal(newTransport.opened, 0, 'the new pool opened nothing');
-    assert.equal(accepted, 1);
+    assert.equal(accepted(), 1);
     // And the old pool, its idle connection gone, opens a new one when asked.
     await get(oldPools, oldTransport, port);
     assert.equal(oldTransport.opened, 2);
-  } finally {
-    await Promise.all([oldPools.close(), newPools.close()]);
-    server.closeAllConnections();
-    server.close();
-  }
-});
+  }));
 
-test('parked connections of a pod that is released go with it', async () => {
-  const server = createServer((_req, res) => res.end('ok'));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  const oldPools = new Http1Pools();
-  const newPools = new Http1Pools();
-  try {
+test('parked connections of a pod that is released go with it', () =>
+  withTwoAgents((_req, res) => res.end('ok'), async ({ port, oldPools, newPools }) => {
     await get(oldPools, countingTransport(), port);
     const [taken] = oldPools.takeIdle(() => true);
     newPools.adoptIdle(taken!.key, taken!.stream);
     await newPools.dropTransport('direct:demo/c1');
     assert.equal(taken!.stream.destroyed, true);
-  } finally {
-    await Promise.all([oldPools.close(), newPools.close()]);
-    server.closeAllConnections();
-    server.close();
-  }
-});
+  }));
 
-test('a handed connection the server closed meanwhile costs no request: it goes again on a fresh one', async () => {
-  const server = createServer((_req, res) => res.end('ok'));
-  const serverSockets = new Set<import('node:net').Socket>();
-  server.on('connection', (s) => { serverSockets.add(s); s.on('close', () => serverSockets.delete(s)); });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  const oldPools = new Http1Pools();
-  const newPools = new Http1Pools();
-  try {
+test('a handed connection the server closed meanwhile costs no request: it goes again on a fresh one', () =>
+  withTwoAgents((_req, res) => res.end('ok'), async ({ port, oldPools, newPools, serverSockets }) => {
     await get(oldPools, countingTransport(), port);
     const [taken] = oldPools.takeIdle(() => true);
     // The server's keep-alive timeout ends the connection while it travels between agents.
@@ -99,9 +91,4 @@ test('a handed connection the server closed meanwhile costs no request: it goes 
     const transport = countingTransport();
     assert.equal(await get(newPools, transport, port), 'ok');
     assert.equal(transport.opened, 1, 'one fresh connection for the request');
-  } finally {
-    await Promise.all([oldPools.close(), newPools.close()]);
-    server.closeAllConnections();
-    server.close();
-  }
-});
+  }));
