@@ -98,15 +98,7 @@ for (const mode of ['ebpf', 'iptables'] as const) {
 
     /** Starts a new agent for node1 with the pause hook and kills it where it pauses. */
     async function killHalfWay(agentA: AgentHandle, point: string): Promise<HandoverStatus> {
-      const previous = process.env.NODEMESH_HANDOVER_PAUSE_AT;
-      process.env.NODEMESH_HANDOVER_PAUSE_AT = point;
-      let b: AgentHandle;
-      try {
-        b = sim!.spawnAgent('node1', ['--capture', mode]);
-      } finally {
-        if (previous === undefined) delete process.env.NODEMESH_HANDOVER_PAUSE_AT;
-        else process.env.NODEMESH_HANDOVER_PAUSE_AT = previous;
-      }
+      const b = sim!.spawnAgent('node1', ['--capture', mode], undefined, { env: { NODEMESH_HANDOVER_PAUSE_AT: point } });
       const bPid = b.child.pid!;
       await waitFor(`the new agent to pause at ${point} (log: ${b.log.slice(-1500)})`, async () => (await handover(bPid, agentA.instance)).pausedAt === point, 60_000);
       b.child.kill('SIGKILL');

@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 import { adminGet } from '../admin/admin-client';
 import { pidSocketPath } from '../admin/admin-server';
 import type { HandoverStatus } from '../runtime/handover/status';
-import { SimFixture, uniqueSimName, waitFor, type AgentHandle } from '../sim/harness';
+import { SimFixture, uniqueSimName, waitFor } from '../sim/harness';
 import { withDeadline } from '../util/deadline';
 import { runBuiltinLoad } from './load';
 import { machineBusyS, processCpuS } from './procfs';
@@ -114,18 +114,7 @@ async function main(): Promise<void> {
     phases.push(await measure(sim, '1 worker', [one], placement.url, o));
 
     // The second worker: a new agent held after taking the listeners, both accepting.
-    const previous = { at: process.env.NODEMESH_HANDOVER_PAUSE_AT, ms: process.env.NODEMESH_HANDOVER_PAUSE_MS };
-    process.env.NODEMESH_HANDOVER_PAUSE_AT = 'after-listeners';
-    process.env.NODEMESH_HANDOVER_PAUSE_MS = String(PAUSE_MS);
-    let second: AgentHandle;
-    try {
-      second = sim.spawnAgent('node1', AGENT_ARGS);
-    } finally {
-      for (const [k, v] of [['NODEMESH_HANDOVER_PAUSE_AT', previous.at], ['NODEMESH_HANDOVER_PAUSE_MS', previous.ms]] as const) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
+    const second = sim.spawnAgent('node1', AGENT_ARGS, undefined, { env: { NODEMESH_HANDOVER_PAUSE_AT: 'after-listeners', NODEMESH_HANDOVER_PAUSE_MS: String(PAUSE_MS) } });
     const two = { pid: second.child.pid!, socket: pidSocketPath(second.socket, second.child.pid!) };
     await waitFor(`the second agent to hold at after-listeners (log: ${second.log.slice(-1500)})`, async () => (await adminGet<HandoverStatus>(two.socket, '/debug/handover').catch(() => undefined))?.pausedAt === 'after-listeners', 60_000);
     phases.push(await measure(sim, '2 workers', [one, two], placement.url, o));

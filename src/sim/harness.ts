@@ -203,8 +203,12 @@ export class SimFixture {
     return agent;
   }
 
-  /** Starts `nodemesh agent` for a node without waiting for it (to watch an agent that cannot start). */
-  spawnAgent(node: string, args: string[] = [], source = this.source, options: { ca?: boolean } = {}): AgentHandle {
+  /**
+   * Starts `nodemesh agent` for a node without waiting for it (to watch an agent that cannot
+   * start). `env`: variables for this agent alone (a test hook such as
+   * NODEMESH_HANDOVER_PAUSE_AT); a rolling restart of it does not pass them on.
+   */
+  spawnAgent(node: string, args: string[] = [], source = this.source, options: { ca?: boolean; env?: Record<string, string> } = {}): AgentHandle {
     const instance = `sim-${this.name}-${node}`;
     // Every agent gets its pods' certificates from the simulation's CA, unless the test
     // gives its own CA flags, runs it against the Kubernetes API (no local CA there) or
@@ -212,7 +216,7 @@ export class SimFixture {
     const identity = options.ca === false || args.includes('--ca-address') || args.includes('--kube') ? [] : simAgentIdentityArgs(this.state, node);
     const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, CLI, 'agent', '--sim', this.name, '--node', node, '--source', source, ...identity, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODEMESH_LOG_LEVEL: 'info' },
+      env: { ...process.env, NODEMESH_LOG_LEVEL: 'info', ...options.env },
     });
     this.children.push(child);
     return new AgentHandle(child, instance, { node, args, source, ca: options.ca !== false });

@@ -1,4 +1,5 @@
 import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { PodListenerFds } from '../../capture/backend';
 import type { CaptureSettings } from '../../capture/settings';
@@ -26,6 +27,7 @@ import { HandableRelays, type HandableRelay, type HandedHttp1, type HandedUpstre
 import type { InheritedListeners, OfferedListener } from '../handover/listeners';
 import { adoptTcp } from '../tcp-forward';
 import type { HttpFrontend } from '../http/frontend';
+import type { Http1Pools } from '../upstream/http1-pools';
 
 export interface NodeProxyOptions {
   /** The node this proxy serves; pods elsewhere are reached through their node's tunnel. */
@@ -229,6 +231,10 @@ export class NodeProxy {
     return direction === 'inbound' ? this.inbound.http : this.outbound.http;
   }
 
+  private upstreamPools(side: 'outbound' | 'inbound'): Http1Pools {
+    return side === 'inbound' ? this.inbound.pools : this.outbound.pools;
+  }
+
   /** HTTP/1.1 connections still waiting to be handed off. */
   pendingHttp1(): number {
     return this.outbound.http.pendingHttp1() + this.inbound.http.pendingHttp1();
@@ -259,10 +265,9 @@ export class NodeProxy {
   takeIdleUpstreams(podKeys: ReadonlySet<string>): HandedUpstream[] {
     const out: HandedUpstream[] = [];
     for (const side of ['outbound', 'inbound'] as const) {
-      const pools = side === 'inbound' ? this.inbound.pools : this.outbound.pools;
-      for (const { key, stream } of pools.takeIdle((k) => podKeys.has(podOfPoolKey(k) ?? ''))) {
+      for (const { key, stream } of this.upstreamPools(side).takeIdle((k) => podKeys.has(podOfPoolKey(k) ?? ''))) {
         const podKey = podOfPoolKey(key)!;
-        if (!(stream instanceof Socket) || !isPlainSocket(stream)) {
+        if (!isPlainSocket(stream)) {
           stream.destroy();
           continue;
         }
@@ -284,7 +289,7 @@ export class NodeProxy {
     const socket = socketFromFd(fd);
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
-    (meta.side === 'inbound' ? this.inbound.pools : this.outbound.pools).adoptIdle(meta.poolKey, socket);
+    this.upstreamPools(meta.side).adoptIdle(meta.poolKey, socket);
     return true;
   }
 
@@ -358,7 +363,7 @@ export class NodeProxy {
 }
 
 /** A kernel socket of its own (not a tunnel stream, not TLS): what can travel as a descriptor. */
-function isPlainSocket(socket: Socket): boolean {
+function isPlainSocket(socket: Duplex): socket is Socket {
   if (!(socket instanceof Socket) || (socket as { encrypted?: boolean }).encrypted === true) return false;
   const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
   return typeof fd === 'number' && fd >= 0;

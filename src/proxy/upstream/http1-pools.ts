@@ -58,8 +58,11 @@ export class Http1Pools {
       const now = performance.now();
       for (const p of this.pools.values()) p.sweep(now);
       for (const [key, list] of [...this.parked]) {
-        const fresh = list.filter((p) => now - p.since <= this.keepAliveMs && !p.stream.destroyed);
-        for (const p of list) if (!fresh.includes(p)) p.stream.destroy();
+        const fresh: typeof list = [];
+        for (const p of list) {
+          if (now - p.since <= this.keepAliveMs && !p.stream.destroyed) fresh.push(p);
+          else p.stream.destroy();
+        }
         if (fresh.length > 0) this.parked.set(key, fresh);
         else this.parked.delete(key);
       }

@@ -110,31 +110,20 @@ export class HandoverReceiver {
           return;
         }
         if (message.type === 'upstream1' && fds.length === message.connections.length) {
-          const adopted = message.connections.flatMap((meta, i) => (proxy.adoptUpstream(meta, fds[i]!) ? [i] : []));
-          await this.channel.send({ type: 'adopted', seq: message.seq, adopted } satisfies ToSender, [], STEP_MS);
-          this.status.connections += adopted.length;
-          this.status.upstreams = (this.status.upstreams ?? 0) + adopted.length;
+          const adopted = await this.adoptBatch(message.seq, message.connections.map((meta, i) => () => proxy.adoptUpstream(meta, fds[i]!)));
+          this.status.upstreams = (this.status.upstreams ?? 0) + adopted;
           this.show();
           continue;
         }
         if (message.type === 'http1' && fds.length === message.connections.length) {
-          const adopted = message.connections.flatMap((meta, i) => (proxy.adoptHttp1(meta, fds[i]!) ? [i] : []));
-          await this.channel.send({ type: 'adopted', seq: message.seq, adopted } satisfies ToSender, [], STEP_MS);
-          this.status.connections += adopted.length;
-          this.show();
+          await this.adoptBatch(message.seq, message.connections.map((meta, i) => () => proxy.adoptHttp1(meta, fds[i]!)));
           continue;
         }
         if (message.type !== 'relays' || fds.length !== message.relays.length * 2) {
           closeFds(fds);
           throw new Error(`unexpected hand-over message '${message.type}'`);
         }
-        const adopted: number[] = [];
-        message.relays.forEach((meta, i) => {
-          if (proxy.adoptRelay(meta, fds[2 * i]!, fds[2 * i + 1]!)) adopted.push(i);
-        });
-        await this.channel.send({ type: 'adopted', seq: message.seq, adopted } satisfies ToSender, [], STEP_MS);
-        this.status.connections += adopted.length;
-        this.show();
+        await this.adoptBatch(message.seq, message.relays.map((meta, i) => () => proxy.adoptRelay(meta, fds[2 * i]!, fds[2 * i + 1]!)));
         batches += 1;
         if (batches === 1) await pauseAt('after-half-connections', this.log, (p) => this.pause(p));
       }
@@ -143,6 +132,15 @@ export class HandoverReceiver {
     } finally {
       this.close();
     }
+  }
+
+  /** Adopts each of a batch (false: not taken here), tells the old agent which, counts them; how many were taken. */
+  private async adoptBatch(seq: number, adoptions: Array<() => boolean>): Promise<number> {
+    const adopted = adoptions.flatMap((adopt, i) => (adopt() ? [i] : []));
+    await this.channel.send({ type: 'adopted', seq, adopted } satisfies ToSender, [], STEP_MS);
+    this.status.connections += adopted.length;
+    this.show();
+    return adopted.length;
   }
 
   private pause(point: string | undefined): void {

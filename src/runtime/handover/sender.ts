@@ -96,20 +96,26 @@ export class HandoverSender {
       const perBatch = Math.min(MAX_RELAYS_PER_BATCH, Math.max(1, Math.ceil(relays.length / 2)));
       const released: Array<Promise<void>> = [];
       let seq = 0;
+      // One batch out with its descriptors, the new agent's acknowledgement back: which of
+      // the batch it took (by index; an answer to another batch takes none), counted.
+      const exchange = async (message: ToReceiver, fds: number[]): Promise<Set<number>> => {
+        await channel.send(message, fds, STEP_MS);
+        const { message: ack } = await expectMessage<ToSender, 'adopted'>(channel, 'adopted', ADOPT_WAIT_MS);
+        const adopted = new Set(ack.seq === seq ? ack.adopted : []);
+        status.connections += adopted.size;
+        seq += 1;
+        return adopted;
+      };
       for (let i = 0; i < relays.length; i += perBatch) {
         const quiet = await Promise.all(relays.slice(i, i + perBatch).map(async (r) => ((await quiesce(r)) ? r : undefined)));
         inFlight = quiet.filter((r): r is HandableRelay => r !== undefined);
         if (inFlight.length === 0) continue;
-        await channel.send({ type: 'relays', seq, relays: inFlight.map((r) => r.meta) } satisfies ToReceiver, inFlight.flatMap(relayFds), STEP_MS);
-        const { message: ack } = await expectMessage<ToSender, 'adopted'>(channel, 'adopted', ADOPT_WAIT_MS);
-        const adopted = new Set(ack.seq === seq ? ack.adopted : []);
+        const adopted = await exchange({ type: 'relays', seq, relays: inFlight.map((r) => r.meta) }, inFlight.flatMap(relayFds));
         inFlight.forEach((r, index) => {
           if (!adopted.has(index)) return resume(r);
           released.push(release(r));
         });
-        status.connections += adopted.size;
         inFlight = [];
-        seq += 1;
         show();
       }
       // HTTP/1.1 connections, each once it is between requests (idle ones now, busy ones when
@@ -135,16 +141,12 @@ export class HandoverSender {
         http1InFlight = waiting.splice(0, MAX_HTTP1_PER_BATCH).filter((h) => !h.socket.destroyed);
         if (http1InFlight.length === 0) continue;
         const batch = http1InFlight;
-        await channel.send({ type: 'http1', seq, connections: batch.map((h) => h.meta) } satisfies ToReceiver, batch.map((h) => fdOf(h.socket)), STEP_MS);
-        const { message: ack } = await expectMessage<ToSender, 'adopted'>(channel, 'adopted', ADOPT_WAIT_MS);
-        const adopted = new Set(ack.seq === seq ? ack.adopted : []);
+        const adopted = await exchange({ type: 'http1', seq, connections: batch.map((h) => h.meta) }, batch.map((h) => fdOf(h.socket)));
         batch.forEach((h, index) => {
           if (adopted.has(index)) released.push(releaseSocket(h.socket));
           else proxy.keepHttp1(h);
         });
         http1InFlight = [];
-        status.connections += adopted.size;
-        seq += 1;
         show();
       }
       proxy.stopHandingOffHttp1();
@@ -158,17 +160,13 @@ export class HandoverSender {
         const batch = upstreams.splice(0, MAX_HTTP1_PER_BATCH).filter((u) => !u.socket.destroyed);
         if (batch.length === 0) continue;
         upstreamsInFlight = batch;
-        await channel.send({ type: 'upstream1', seq, connections: batch.map((u) => u.meta) } satisfies ToReceiver, batch.map((u) => fdOf(u.socket)), STEP_MS);
-        const { message: ack } = await expectMessage<ToSender, 'adopted'>(channel, 'adopted', ADOPT_WAIT_MS);
-        const adopted = new Set(ack.seq === seq ? ack.adopted : []);
+        const adopted = await exchange({ type: 'upstream1', seq, connections: batch.map((u) => u.meta) }, batch.map((u) => fdOf(u.socket)));
         batch.forEach((u, index) => {
           if (adopted.has(index)) released.push(releaseSocket(u.socket));
           else u.socket.destroy();
         });
         upstreamsInFlight = [];
-        status.connections += adopted.size;
         status.upstreams = (status.upstreams ?? 0) + adopted.size;
-        seq += 1;
         show();
       }
       // What stays here to drain: sockets still open once the released ones have closed.
